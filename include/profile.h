@@ -1,0 +1,138 @@
+/*
+ * profile: a provider profile (one cloud's workload-identity rules) parsed from INI
+ * text, and the ordered set of profiles a webhook serves. Pure: parsing works on memory;
+ * reading files is profile_dir's job. docs/profiles.md is the format's specification.
+ */
+#ifndef PIW_PROFILE_H
+#define PIW_PROFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bounds.h"
+#include "diag.h"
+#include "validate.h"
+
+struct settings;
+
+/* Where an env value (or a `when` condition) comes from. */
+enum source_kind {
+	SOURCE_TRIGGER,
+	SOURCE_TOKEN_PATH,
+	SOURCE_MOUNT_PATH,
+	SOURCE_AUDIENCE,
+	SOURCE_EXPIRATION,
+	SOURCE_SA_ANNOTATION,  /* arg: annotation key */
+	SOURCE_POD_ANNOTATION, /* arg: annotation key */
+	SOURCE_SETTING,        /* arg: setting name */
+	SOURCE_POD_NAME,
+	SOURCE_NAMESPACE,
+	SOURCE_SA_NAME,
+};
+
+struct profile_source {
+	enum source_kind kind;
+	char *arg; /* NULL for kinds without an argument */
+};
+
+/* An ordered list of sources: the first one with a non-empty value wins. */
+struct profile_chain {
+	struct profile_source items[BOUND_SOURCES];
+	size_t n;
+};
+
+enum sanitize_kind {
+	SANITIZE_NONE,
+	SANITIZE_STS_SESSION_NAME, /* [A-Za-z0-9+=,.@_-], 2..64 */
+};
+
+struct profile_env {
+	char *name;
+	char *value;          /* constant, or NULL when `from` is used */
+	struct profile_chain from;
+	char *default_value;  /* fallback for `from`, or NULL: inject only when set */
+	struct profile_chain when; /* n == 0: unconditional */
+	enum value_format format;
+	enum sanitize_kind sanitize;
+	int line; /* line of the [env NAME] header */
+};
+
+struct profile_setting {
+	char *name;
+	char *default_value; /* NULL: unset unless the deployment sets it */
+	enum value_format format;
+	char *description;   /* may be NULL */
+	int line;
+};
+
+enum skip_match {
+	SKIP_MATCH_TRUE,    /* the label/annotation skips when its value is "true" */
+	SKIP_MATCH_PRESENT, /* it skips whatever its value */
+};
+
+struct profile_list {
+	char **items;
+	size_t n;
+};
+
+struct profile {
+	char *source; /* file path, or "built-in" */
+	char *name;
+	char *description; /* may be NULL */
+
+	char *trigger_annotation;
+	enum value_format trigger_format;
+	char *trigger_pod_label; /* may be NULL */
+
+	char *audience;
+	char *audience_annotation; /* may be NULL */
+	int64_t expiration, expiration_min, expiration_max;
+	char *expiration_annotation;     /* ServiceAccount; may be NULL */
+	char *pod_expiration_annotation; /* Pod; may be NULL */
+
+	char *volume_name;
+	char *mount_path;
+	char *token_file;
+	char *file_annotation; /* may be NULL */
+	int default_mode;      /* -1 when unset */
+	char *windows_drive;   /* "C:", or NULL */
+
+	char *skip_containers_annotation;    /* may be NULL */
+	char *include_containers_annotation; /* may be NULL */
+
+	enum skip_match skip_match;
+	struct profile_list skip_pod_labels;
+	struct profile_list skip_pod_annotations;
+	struct profile_list skip_sa_annotations;
+
+	struct profile_setting *settings;
+	size_t n_settings;
+	struct profile_env *env;
+	size_t n_env;
+};
+
+/*
+ * Parses one profile from len bytes of INI text. `source` names it in messages and in
+ * profile->source (a path, or "built-in"). On success *ret_profile owns a new profile
+ * (free with profile_free). On failure nothing is allocated, *ret_profile is NULL and d
+ * holds "source:line: reason"; the return is DIAG_ECONFIG (or DIAG_ENOMEM).
+ */
+int profile_parse(const char *text, size_t len, const char *source,
+		  struct profile **ret_profile, struct diag *d);
+
+/* Frees a profile; accepts NULL. */
+void profile_free(struct profile *p);
+
+/* The setting `name` declared by p, or NULL. */
+const struct profile_setting *profile_find_setting(const struct profile *p,
+						   const char *name);
+
+/*
+ * The effective value of setting `name` for profile p: the deployment's non-empty value,
+ * else the declaration's default, else NULL.
+ */
+const char *profile_setting_value(const struct profile *p,
+				  const struct settings *settings, const char *name);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * settings: deployment-level values (region, STS endpoint...) given on the command line
+ * as NAME=VALUE. Profiles declare which names exist and their formats; the set checks
+ * them (profile_set_check_settings) before anything is served.
+ */
+#ifndef PIW_SETTINGS_H
+#define PIW_SETTINGS_H
+
+#include <stddef.h>
+
+#include "diag.h"
+
+struct settings;
+
+/* Creates an empty collection. 0 or DIAG_ENOMEM. */
+int settings_new(struct settings **ret);
+
+/* Frees it; accepts NULL. */
+void settings_free(struct settings *s);
+
+/*
+ * Sets name to value (copied), replacing an earlier value. DIAG_EINVAL for a name that
+ * is not [a-z0-9-] or a value longer than BOUND_SETTING_VALUE or with control bytes;
+ * DIAG_ELIMIT past BOUND_SETTINGS names.
+ */
+int settings_set(struct settings *s, const char *name, const char *value, struct diag *d);
+
+/* Parses "NAME=VALUE" and sets it. DIAG_EINVAL without '='. */
+int settings_set_pair(struct settings *s, const char *pair, struct diag *d);
+
+/* The value of name, or NULL. s may be NULL. */
+const char *settings_get(const struct settings *s, const char *name);
+
+/* Iteration in insertion order: count and the i-th name/value. */
+size_t settings_count(const struct settings *s);
+const char *settings_name(const struct settings *s, size_t i);
+const char *settings_value(const struct settings *s, size_t i);
+
+#endif

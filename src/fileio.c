@@ -1,0 +1,59 @@
+/*
+ * fileio: bounded whole-file reads. Reading stops one byte past the limit, so a huge
+ * or endless input (a FIFO, /dev/zero) costs at most max + 1 bytes.
+ */
+#include "fileio.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mem.h"
+#include "strbuf.h"
+
+static int read_stream(FILE *f, const char *path, size_t max, struct strbuf *sb,
+		       struct diag *d)
+{
+	char chunk[16384];
+	size_t n;
+
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		int rc = strbuf_add(sb, chunk, n);
+
+		if (rc == DIAG_ELIMIT)
+			return diag_set_at(d, rc, path, 0, "larger than %zu bytes", max);
+		if (rc != 0)
+			return diag_set_at(d, rc, path, 0, "out of memory");
+	}
+	if (ferror(f))
+		return diag_set_at(d, DIAG_EIO, path, 0, "%s", strerror(errno));
+	return 0;
+}
+
+int file_read(const char *path, size_t max, char **ret_buf, size_t *ret_len,
+	      struct diag *d)
+{
+	bool use_stdin = strcmp(path, "-") == 0;
+	struct strbuf sb;
+	FILE *f;
+	int rc;
+
+	*ret_buf = NULL;
+	*ret_len = 0;
+	strbuf_init(&sb, max);
+	f = use_stdin ? stdin : fopen(path, "rb");
+	if (f == NULL)
+		return diag_set_at(d, DIAG_EIO, path, 0, "%s", strerror(errno));
+	rc = read_stream(f, use_stdin ? "standard input" : path, max, &sb, d);
+	if (!use_stdin)
+		fclose(f);
+	if (rc != 0) {
+		strbuf_free(&sb);
+		return rc;
+	}
+	*ret_buf = strbuf_detach(&sb, ret_len);
+	if (*ret_buf == NULL)
+		return diag_set_at(d, DIAG_ENOMEM, path, 0, "out of memory");
+	return 0;
+}

@@ -1,0 +1,1194 @@
+/*
+ * mutate: decides what a pod gets, profile by profile, in load order.
+ *
+ * The pod is read once into a view that has been checked for the shape we rely on, so
+ * the rest of the file never meets a wrong JSON type: a pod we cannot read is admitted
+ * unmutated with a warning. Each applying profile is first planned (token, location,
+ * env values; every configuration error found here denies) and checked against the pod
+ * (reserved names), and only then written out as patch operations. Any denial discards
+ * the whole patch: a pod is mutated by all its profiles or by none.
+ */
+#include "mutate.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+#include "mem.h"
+#include "profile.h"
+#include "profile_set.h"
+#include "service_account.h"
+#include "settings.h"
+#include "strutil.h"
+
+#define CONTAINER_LIST_SEPARATORS ",;"
+#define STS_SESSION_NAME_MAX 64
+
+/* ---- the pod, read once ---- */
+
+struct container_ref {
+	const cJSON *obj;
+	const char *name;
+	const cJSON *env;    /* array or NULL */
+	const cJSON *mounts; /* array or NULL */
+	bool init;
+	size_t index;
+	bool has_env, has_mounts; /* the array exists, in the pod or by an earlier op */
+	bool selected, has_our_mount; /* for the profile being applied */
+};
+
+struct pod_view {
+	const cJSON *metadata, *labels, *annotations, *volumes;
+	const char *name, *namespace, *sa_name;
+	bool windows;
+	bool has_volumes, has_annotations;
+	struct container_ref *containers;
+	size_t n_containers;
+	char problem[200];
+};
+
+/* One profile's resolved values. */
+struct env_value {
+	const struct profile_env *spec;
+	const char *value;
+};
+
+struct plan {
+	const struct profile *p;
+	const char *trigger;
+	const char *audience;
+	int64_t expiration;
+	char expiration_text[24];
+	char mount_dir[BOUND_PATH + 1];
+	char token_file[BOUND_PATH + 1];
+	char token_path[2 * BOUND_PATH + 2];
+	char env_mount_dir[BOUND_PATH + 4];  /* Windows form on Windows pods */
+	char env_token_path[2 * BOUND_PATH + 4];
+	bool volume_exists;
+	bool denied;
+	struct env_value env[BOUND_PROFILE_ENV];
+	char sanitized[BOUND_PROFILE_ENV][STS_SESSION_NAME_MAX + 1];
+	size_t n_env;
+};
+
+/* An env var injected by an applied profile (first one wins). */
+struct injected {
+	const char *name;
+	const char *profile;
+};
+
+struct ctx {
+	const struct mutate_input *in;
+	const struct profile_set *set;
+	const struct settings *settings;
+	struct mutation *m;
+	struct pod_view v;
+	struct plan *plan;
+	struct strbuf path, value;
+	struct injected *injected;
+	size_t n_injected;
+	size_t n_matched, n_skipped;
+	bool denied;
+};
+
+/* ---- results ---- */
+
+void mutation_init(struct mutation *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->allowed = true;
+	m->outcome = MUTATE_NO_MATCH;
+	strbuf_init(&m->message, BOUND_MESSAGE_BYTES);
+	patch_init(&m->patch);
+}
+
+void mutation_free(struct mutation *m)
+{
+	strbuf_free(&m->message);
+	patch_free(&m->patch);
+	for (size_t i = 0; i < m->n_warnings; i++)
+		mem_free(m->warnings[i]);
+	m->n_warnings = 0;
+}
+
+int mutation_warn(struct mutation *m, const char *fmt, ...)
+{
+	char text[BOUND_WARNING_BYTES];
+	static const char more[] = "further warnings omitted";
+	va_list ap;
+
+	if (m->n_warnings > BOUND_WARNINGS)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	m->warnings[m->n_warnings] = mem_strdup(m->n_warnings == BOUND_WARNINGS ? more : text);
+	if (m->warnings[m->n_warnings] == NULL)
+		return DIAG_ENOMEM;
+	m->n_warnings++;
+	return 0;
+}
+
+const char *mutate_outcome_name(enum mutate_outcome outcome)
+{
+	static const char *const names[] = {
+		[MUTATE_PATCHED] = "patched",
+		[MUTATE_UNCHANGED] = "unchanged",
+		[MUTATE_NO_MATCH] = "no-match",
+		[MUTATE_SKIPPED] = "skipped",
+		[MUTATE_DENIED] = "denied",
+		[MUTATE_NOT_UNDERSTOOD] = "not-understood",
+		[MUTATE_SA_NOT_FOUND] = "sa-not-found",
+		[MUTATE_NOT_POD_CREATE] = "not-pod-create",
+	};
+
+	return names[outcome];
+}
+
+/* Appends a denial sentence; the first ones are kept when the message is full. */
+static int deny(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int deny(struct ctx *c, const char *fmt, ...)
+{
+	char text[600];
+	struct strbuf *msg = &c->m->message;
+	va_list ap;
+	int rc = 0;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	c->denied = true;
+	c->plan->denied = true;
+	if (msg->len > 0)
+		rc = strbuf_adds(msg, "; ");
+	if (rc == 0)
+		rc = strbuf_adds(msg, text);
+	return rc == DIAG_ELIMIT ? 0 : rc;
+}
+
+/* ---- reading the pod ---- */
+
+static const char *pod_string(const cJSON *obj, const char *key)
+{
+	const char *s = json_string(obj, key);
+
+	return s ? s : "";
+}
+
+const char *mutate_pod_name(const cJSON *pod)
+{
+	const cJSON *metadata = NULL;
+	const char *name;
+
+	if (json_member(pod, "metadata", cJSON_Object, &metadata) != JSON_FOUND)
+		return "";
+	name = pod_string(metadata, "name");
+	return name[0] ? name : pod_string(metadata, "generateName");
+}
+
+const char *mutate_service_account_name(const cJSON *pod)
+{
+	const cJSON *spec = NULL;
+	const char *name;
+
+	if (json_member(pod, "spec", cJSON_Object, &spec) != JSON_FOUND)
+		return "default";
+	name = pod_string(spec, "serviceAccountName");
+	return name[0] ? name : "default";
+}
+
+static bool set_problem(struct pod_view *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static bool set_problem(struct pod_view *v, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(v->problem, sizeof(v->problem), fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+/* obj[key] must be absent or an object whose values are all strings. */
+static bool read_string_map(struct pod_view *v, const cJSON *obj, const char *key,
+			    const char *where, const cJSON **out)
+{
+	const cJSON *item;
+
+	*out = NULL;
+	switch (json_member(obj, key, cJSON_Object, out)) {
+	case JSON_WRONG_TYPE:
+		return set_problem(v, "%s%s is not an object", where, key);
+	case JSON_MISSING:
+		return true;
+	default:
+		break;
+	}
+	cJSON_ArrayForEach(item, *out) {
+		if (!cJSON_IsString(item))
+			return set_problem(v, "%s%s[%.60s] is not a string", where, key,
+					   item->string);
+	}
+	return true;
+}
+
+/* obj[key] must be absent or an array of objects, each with string members `fields`. */
+static bool read_object_array(struct pod_view *v, const cJSON *obj, const char *key,
+			      const char *where, const char *const *fields,
+			      const cJSON **out)
+{
+	const cJSON *item;
+	size_t i = 0;
+
+	*out = NULL;
+	switch (json_member(obj, key, cJSON_Array, out)) {
+	case JSON_WRONG_TYPE:
+		return set_problem(v, "%s.%s is not an array", where, key);
+	case JSON_MISSING:
+		return true;
+	default:
+		break;
+	}
+	cJSON_ArrayForEach(item, *out) {
+		if (!cJSON_IsObject(item))
+			return set_problem(v, "%s.%s[%zu] is not an object", where, key, i);
+		for (const char *const *f = fields; *f; f++) {
+			if (json_string(item, *f) == NULL)
+				return set_problem(v, "%s.%s[%zu].%s is missing or not a string",
+						   where, key, i, *f);
+		}
+		i++;
+	}
+	return true;
+}
+
+static bool read_container(struct pod_view *v, const cJSON *obj, bool init, size_t index)
+{
+	static const char *const name_only[] = { "name", NULL };
+	static const char *const mount_fields[] = { "name", "mountPath", NULL };
+	struct container_ref *ref = &v->containers[v->n_containers];
+	char where[48];
+
+	snprintf(where, sizeof(where), "spec.%s[%zu]", init ? "initContainers" : "containers",
+		 index);
+	if (!cJSON_IsObject(obj))
+		return set_problem(v, "%s is not an object", where);
+	ref->obj = obj;
+	ref->name = json_string(obj, "name");
+	ref->init = init;
+	ref->index = index;
+	if (ref->name == NULL || ref->name[0] == '\0')
+		return set_problem(v, "%s.name is missing or not a string", where);
+	if (!read_object_array(v, obj, "env", where, name_only, &ref->env) ||
+	    !read_object_array(v, obj, "volumeMounts", where, mount_fields, &ref->mounts))
+		return false;
+	ref->has_env = ref->env != NULL;
+	ref->has_mounts = ref->mounts != NULL;
+	v->n_containers++;
+	return true;
+}
+
+static bool read_containers(struct pod_view *v, const cJSON *spec)
+{
+	const cJSON *init = NULL, *main = NULL, *item;
+	size_t n, i;
+
+	if (json_member(spec, "initContainers", cJSON_Array, &init) == JSON_WRONG_TYPE)
+		return set_problem(v, "spec.initContainers is not an array");
+	if (json_member(spec, "containers", cJSON_Array, &main) != JSON_FOUND)
+		return set_problem(v, "spec.containers is missing or not an array");
+	n = (size_t)cJSON_GetArraySize(main) + (init ? (size_t)cJSON_GetArraySize(init) : 0);
+	if (n > BOUND_CONTAINERS)
+		return set_problem(v, "more than %d containers", BOUND_CONTAINERS);
+	v->containers = mem_calloc(n ? n : 1, sizeof(*v->containers));
+	if (v->containers == NULL)
+		return set_problem(v, "out of memory");
+	i = 0;
+	cJSON_ArrayForEach(item, init) {
+		if (!read_container(v, item, true, i++))
+			return false;
+	}
+	i = 0;
+	cJSON_ArrayForEach(item, main) {
+		if (!read_container(v, item, false, i++))
+			return false;
+	}
+	return true;
+}
+
+static bool is_windows(const cJSON *node_selector)
+{
+	const char *os = json_string(node_selector, "kubernetes.io/os");
+	const char *beta = json_string(node_selector, "beta.kubernetes.io/os");
+
+	return (os && strcmp(os, "windows") == 0) || (beta && strcmp(beta, "windows") == 0);
+}
+
+static bool read_pod(struct ctx *c)
+{
+	static const char *const name_only[] = { "name", NULL };
+	struct pod_view *v = &c->v;
+	const cJSON *pod = c->in->pod, *spec = NULL, *selector = NULL;
+
+	if (!cJSON_IsObject(pod))
+		return set_problem(v, "the object is not a JSON object");
+	if (json_member(pod, "metadata", cJSON_Object, &v->metadata) == JSON_WRONG_TYPE)
+		return set_problem(v, "metadata is not an object");
+	if (!read_string_map(v, v->metadata, "labels", "metadata.", &v->labels) ||
+	    !read_string_map(v, v->metadata, "annotations", "metadata.", &v->annotations))
+		return false;
+	if (json_member(pod, "spec", cJSON_Object, &spec) != JSON_FOUND)
+		return set_problem(v, "spec is missing or not an object");
+	if (!read_string_map(v, spec, "nodeSelector", "spec.", &selector) ||
+	    !read_object_array(v, spec, "volumes", "spec", name_only, &v->volumes))
+		return false;
+	v->windows = is_windows(selector);
+	v->has_volumes = v->volumes != NULL;
+	v->has_annotations = v->annotations != NULL;
+	return read_containers(v, spec);
+}
+
+static void name_pod(struct ctx *c)
+{
+	const cJSON *metadata = NULL;
+	const char *ns = c->in->namespace;
+
+	c->v.name = mutate_pod_name(c->in->pod);
+	c->v.sa_name = mutate_service_account_name(c->in->pod);
+	if (ns == NULL || ns[0] == '\0') {
+		json_member(c->in->pod, "metadata", cJSON_Object, &metadata);
+		ns = pod_string(metadata, "namespace");
+	}
+	if (ns[0] == '\0' && c->in->sa)
+		ns = c->in->sa->namespace;
+	c->v.namespace = ns[0] ? ns : "default";
+}
+
+/* ---- sources of values ---- */
+
+static const char *pod_annotation(const struct ctx *c, const char *key)
+{
+	return json_string(c->v.annotations, key);
+}
+
+static const char *pod_label(const struct ctx *c, const char *key)
+{
+	return json_string(c->v.labels, key);
+}
+
+/* "ServiceAccount "ns/name" annotation "key"" and friends, for denial messages. */
+static void describe_source(const struct ctx *c, const struct profile_source *s,
+			    char *buf, size_t size)
+{
+	const struct plan *pl = c->plan;
+
+	switch (s->kind) {
+	case SOURCE_TRIGGER:
+	case SOURCE_SA_ANNOTATION:
+		snprintf(buf, size, "ServiceAccount \"%s/%s\" annotation \"%s\"",
+			 c->in->sa->namespace, c->in->sa->name,
+			 s->kind == SOURCE_TRIGGER ? pl->p->trigger_annotation : s->arg);
+		return;
+	case SOURCE_POD_ANNOTATION:
+		snprintf(buf, size, "Pod \"%s/%s\" annotation \"%s\"", c->v.namespace,
+			 c->v.name, s->arg);
+		return;
+	case SOURCE_SETTING:
+		snprintf(buf, size, "setting \"%s\"", s->arg);
+		return;
+	default:
+		snprintf(buf, size, "the %s of Pod \"%s/%s\"",
+			 s->kind == SOURCE_POD_NAME ? "name" : "derived value", c->v.namespace,
+			 c->v.name);
+		return;
+	}
+}
+
+static const char *source_value(const struct ctx *c, const struct profile_source *s)
+{
+	const struct plan *pl = c->plan;
+
+	switch (s->kind) {
+	case SOURCE_TRIGGER:
+		return pl->trigger;
+	case SOURCE_TOKEN_PATH:
+		return pl->env_token_path;
+	case SOURCE_MOUNT_PATH:
+		return pl->env_mount_dir;
+	case SOURCE_AUDIENCE:
+		return pl->audience;
+	case SOURCE_EXPIRATION:
+		return pl->expiration_text;
+	case SOURCE_SA_ANNOTATION:
+		return sa_annotation(c->in->sa, s->arg);
+	case SOURCE_POD_ANNOTATION:
+		return pod_annotation(c, s->arg);
+	case SOURCE_SETTING:
+		return profile_setting_value(pl->p, c->settings, s->arg);
+	case SOURCE_POD_NAME:
+		return c->v.name;
+	case SOURCE_NAMESPACE:
+		return c->v.namespace;
+	case SOURCE_SA_NAME:
+		return c->v.sa_name;
+	}
+	return NULL;
+}
+
+/* The first source of the chain with a non-empty value; *origin names it. */
+static const char *chain_value(const struct ctx *c, const struct profile_chain *chain,
+			       const struct profile_source **origin)
+{
+	for (size_t i = 0; i < chain->n; i++) {
+		const char *value = source_value(c, &chain->items[i]);
+
+		if (value && value[0] != '\0') {
+			*origin = &chain->items[i];
+			return value;
+		}
+	}
+	return NULL;
+}
+
+/* ---- planning one profile ---- */
+
+static int deny_value(struct ctx *c, const struct profile_source *origin,
+		      const char *value, const char *expectation)
+{
+	char what[400], shown[BOUND_VALUE_SHOWN + 4];
+
+	describe_source(c, origin, what, sizeof(what));
+	str_shorten(value, BOUND_VALUE_SHOWN, shown, sizeof(shown));
+	return deny(c, "%s: \"%s\" is not %s", what, shown, expectation);
+}
+
+static int plan_expiration(struct ctx *c)
+{
+	struct plan *pl = c->plan;
+	const struct profile *p = pl->p;
+	struct profile_source origin = { SOURCE_POD_ANNOTATION, p->pod_expiration_annotation };
+	const char *value = p->pod_expiration_annotation ?
+				    pod_annotation(c, p->pod_expiration_annotation) : NULL;
+	char what[400];
+	int64_t n;
+	int rc = 0;
+
+	if ((value == NULL || value[0] == '\0') && p->expiration_annotation) {
+		origin = (struct profile_source){ SOURCE_SA_ANNOTATION, p->expiration_annotation };
+		value = sa_annotation(c->in->sa, p->expiration_annotation);
+	}
+	pl->expiration = p->expiration;
+	if (value && value[0] != '\0') {
+		rc = str_to_i64(value, INT64_MIN, INT64_MAX, &n);
+		if (rc == DIAG_EPARSE)
+			return deny_value(c, &origin, value, "a whole number of seconds");
+		pl->expiration = rc == DIAG_ELIMIT ? (value[0] == '-' ? INT64_MIN : INT64_MAX) : n;
+		describe_source(c, &origin, what, sizeof(what));
+		if (pl->expiration < p->expiration_min)
+			rc = mutation_warn(c->m, "%s: token lifetime from %s raised to the minimum "
+					   "of %lld s", p->name, what,
+					   (long long)(pl->expiration = p->expiration_min));
+		else if (pl->expiration > p->expiration_max)
+			rc = mutation_warn(c->m, "%s: token lifetime from %s lowered to the maximum "
+					   "of %lld s", p->name, what,
+					   (long long)(pl->expiration = p->expiration_max));
+		else
+			rc = 0;
+	}
+	snprintf(pl->expiration_text, sizeof(pl->expiration_text), "%lld",
+		 (long long)pl->expiration);
+	return rc;
+}
+
+/* Copies src to dst with '/' turned into '\' after the drive: C:\var\run\... */
+static void windows_form(const char *drive, const char *src, char *dst, size_t size)
+{
+	size_t n = (size_t)snprintf(dst, size, "%s%s", drive, src);
+
+	for (size_t i = 2; i < n && i < size; i++) {
+		if (dst[i] == '/')
+			dst[i] = '\\';
+	}
+}
+
+static int plan_location(struct ctx *c)
+{
+	struct plan *pl = c->plan;
+	const struct profile *p = pl->p;
+	const char *moved = p->file_annotation ? sa_annotation(c->in->sa, p->file_annotation)
+					       : NULL;
+
+	snprintf(pl->mount_dir, sizeof(pl->mount_dir), "%s", p->mount_path);
+	snprintf(pl->token_file, sizeof(pl->token_file), "%s", p->token_file);
+	if (moved && moved[0] != '\0') {
+		const char *slash = strrchr(moved, '/');
+		struct profile_source origin = { SOURCE_SA_ANNOTATION, p->file_annotation };
+
+		if (!validate_abs_path(moved) || slash == moved)
+			return deny_value(c, &origin, moved,
+					  "an absolute file path below a directory");
+		snprintf(pl->mount_dir, sizeof(pl->mount_dir), "%.*s", (int)(slash - moved),
+			 moved);
+		snprintf(pl->token_file, sizeof(pl->token_file), "%s", slash + 1);
+	}
+	snprintf(pl->token_path, sizeof(pl->token_path), "%s/%s", pl->mount_dir,
+		 pl->token_file);
+	if (c->v.windows && p->windows_drive) {
+		windows_form(p->windows_drive, pl->mount_dir, pl->env_mount_dir,
+			     sizeof(pl->env_mount_dir));
+		windows_form(p->windows_drive, pl->token_path, pl->env_token_path,
+			     sizeof(pl->env_token_path));
+	} else {
+		snprintf(pl->env_mount_dir, sizeof(pl->env_mount_dir), "%s", pl->mount_dir);
+		snprintf(pl->env_token_path, sizeof(pl->env_token_path), "%s", pl->token_path);
+	}
+	return 0;
+}
+
+static void sanitize_sts_session_name(const char *in, char *out)
+{
+	size_t n = 0;
+
+	for (; in[n] != '\0' && n < STS_SESSION_NAME_MAX; n++) {
+		char ch = in[n];
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			  (ch >= '0' && ch <= '9') || strchr("+=,.@_-", ch);
+
+		out[n] = ok ? ch : '-';
+	}
+	while (n < 2)
+		out[n++] = '-';
+	out[n] = '\0';
+}
+
+/* Evaluates a `when` chain: *on is true when the first value present says true. */
+static int eval_when(struct ctx *c, const struct profile_env *e, bool *on)
+{
+	const struct profile_source *origin = NULL;
+	const char *value = chain_value(c, &e->when, &origin);
+
+	*on = false;
+	if (value == NULL)
+		return 0;
+	if (str_to_bool(value, on) != 0)
+		return deny_value(c, origin, value, "true or false");
+	return 0;
+}
+
+static int plan_one_env(struct ctx *c, const struct profile_env *e, size_t index)
+{
+	struct plan *pl = c->plan;
+	const struct profile_source *origin = NULL;
+	const char *value = e->value;
+	bool on = true;
+	int rc = e->when.n ? eval_when(c, e, &on) : 0;
+
+	if (rc != 0 || !on || pl->denied)
+		return rc;
+	if (value == NULL)
+		value = chain_value(c, &e->from, &origin);
+	if (value == NULL) {
+		value = e->default_value;
+		origin = NULL;
+	}
+	if (value == NULL)
+		return 0; /* injected only when set */
+	if (e->sanitize == SANITIZE_STS_SESSION_NAME) {
+		sanitize_sts_session_name(value, pl->sanitized[index]);
+		value = pl->sanitized[index];
+	}
+	if (!validate_value(e->format, value)) {
+		if (origin == NULL)
+			return deny(c, "%s: the value for %s is not %s", pl->p->name, e->name,
+				    validate_format_expectation(e->format));
+		return deny_value(c, origin, value, validate_format_expectation(e->format));
+	}
+	pl->env[pl->n_env].spec = e;
+	pl->env[pl->n_env++].value = value;
+	return 0;
+}
+
+/* Drops variables an earlier applied profile injects (the first profile wins). */
+static int drop_injected(struct ctx *c)
+{
+	struct plan *pl = c->plan;
+	size_t kept = 0;
+
+	for (size_t i = 0; i < pl->n_env; i++) {
+		const struct injected *owner = NULL;
+
+		for (size_t k = 0; k < c->n_injected && !owner; k++) {
+			if (strcmp(c->injected[k].name, pl->env[i].spec->name) == 0)
+				owner = &c->injected[k];
+		}
+		if (owner == NULL) {
+			pl->env[kept++] = pl->env[i];
+			continue;
+		}
+		if (mutation_warn(c->m, "%s: %s is already injected by profile %s, which comes "
+				  "first; %s's value is not set", pl->p->name,
+				  pl->env[i].spec->name, owner->profile, pl->p->name) != 0)
+			return DIAG_ENOMEM;
+	}
+	pl->n_env = kept;
+	return 0;
+}
+
+static int plan_profile(struct ctx *c)
+{
+	struct plan *pl = c->plan;
+	const struct profile *p = pl->p;
+	const char *audience = p->audience_annotation ?
+				       sa_annotation(c->in->sa, p->audience_annotation) : NULL;
+	int rc;
+
+	pl->audience = audience && audience[0] ? audience : p->audience;
+	if (!validate_value(FORMAT_ANY, pl->audience)) {
+		struct profile_source origin = { SOURCE_SA_ANNOTATION, p->audience_annotation };
+
+		return deny_value(c, &origin, pl->audience, "a valid audience");
+	}
+	rc = plan_expiration(c);
+	if (rc == 0 && !pl->denied)
+		rc = plan_location(c);
+	for (size_t i = 0; rc == 0 && !pl->denied && i < p->n_env; i++)
+		rc = plan_one_env(c, &p->env[i], i);
+	if (rc == 0 && !pl->denied)
+		rc = drop_injected(c);
+	return rc;
+}
+
+/* ---- checking the pod against the plan ---- */
+
+/* Whether a path equals ours, ignoring one trailing slash. */
+static bool same_path(const char *a, const char *ours)
+{
+	size_t n = strlen(ours);
+
+	return strncmp(a, ours, n) == 0 && (a[n] == '\0' || (a[n] == '/' && a[n + 1] == '\0'));
+}
+
+static bool is_our_volume(const struct plan *pl, const cJSON *volume)
+{
+	const cJSON *projected = NULL, *sources = NULL, *token = NULL, *exp = NULL;
+	const char *audience, *path;
+
+	if (json_member(volume, "projected", cJSON_Object, &projected) != JSON_FOUND ||
+	    json_member(projected, "sources", cJSON_Array, &sources) != JSON_FOUND ||
+	    cJSON_GetArraySize(sources) != 1 ||
+	    json_member(cJSON_GetArrayItem(sources, 0), "serviceAccountToken", cJSON_Object,
+			&token) != JSON_FOUND)
+		return false;
+	audience = json_string(token, "audience");
+	path = json_string(token, "path");
+	if (json_member(token, "expirationSeconds", cJSON_Number, &exp) != JSON_FOUND)
+		return false;
+	return audience && strcmp(audience, pl->audience) == 0 && path &&
+	       strcmp(path, pl->token_file) == 0 && exp->valuedouble == (double)pl->expiration;
+}
+
+static int check_volume(struct ctx *c)
+{
+	struct plan *pl = c->plan;
+	const cJSON *volume;
+
+	cJSON_ArrayForEach(volume, c->v.volumes) {
+		if (strcmp(json_string(volume, "name"), pl->p->volume_name) != 0)
+			continue;
+		if (!is_our_volume(pl, volume))
+			return deny(c, "Pod \"%s/%s\": volume \"%s\" already exists and is not "
+				    "the token %s projects (serviceAccountToken audience \"%s\", "
+				    "path \"%s\", expirationSeconds %lld); rename it",
+				    c->v.namespace, c->v.name, pl->p->volume_name, pl->p->name,
+				    pl->audience, pl->token_file, (long long)pl->expiration);
+		pl->volume_exists = true;
+	}
+	return 0;
+}
+
+static bool container_selected(const struct ctx *c, const struct container_ref *ref)
+{
+	const struct profile *p = c->plan->p;
+	const char *include = p->include_containers_annotation ?
+				      pod_annotation(c, p->include_containers_annotation) : NULL;
+	const char *skip = p->skip_containers_annotation ?
+				   pod_annotation(c, p->skip_containers_annotation) : NULL;
+
+	if (include && !str_list_contains(include, CONTAINER_LIST_SEPARATORS, ref->name))
+		return false;
+	return !(skip && str_list_contains(skip, CONTAINER_LIST_SEPARATORS, ref->name));
+}
+
+/* Denies a mount of our volume elsewhere or of another volume at our path; tells
+ * whether the container already has our mount. */
+static int check_mounts(struct ctx *c, const struct container_ref *ref, bool *has_ours)
+{
+	const struct plan *pl = c->plan;
+	const cJSON *mount;
+
+	*has_ours = false;
+	cJSON_ArrayForEach(mount, ref->mounts) {
+		const char *name = json_string(mount, "name");
+		const char *path = json_string(mount, "mountPath");
+		bool ours = strcmp(name, pl->p->volume_name) == 0;
+
+		if (ours && same_path(path, pl->mount_dir)) {
+			*has_ours = true;
+			continue;
+		}
+		if (ours || same_path(path, pl->mount_dir))
+			return deny(c, "Pod \"%s/%s\": container \"%s\" mounts volume \"%s\" at "
+				    "\"%s\", but profile %s mounts volume \"%s\" at \"%s\"",
+				    c->v.namespace, c->v.name, ref->name, name, path,
+				    pl->p->name, pl->p->volume_name, pl->mount_dir);
+	}
+	return 0;
+}
+
+/* ---- writing the patch ---- */
+
+static int render_volume(struct ctx *c)
+{
+	const struct plan *pl = c->plan;
+	struct strbuf *out = &c->value;
+	int rc = strbuf_adds(out, "{\"name\":");
+
+	if (rc == 0)
+		rc = json_append_string(out, pl->p->volume_name);
+	if (rc == 0)
+		rc = strbuf_adds(out, ",\"projected\":{\"sources\":[{\"serviceAccountToken\":"
+				      "{\"audience\":");
+	if (rc == 0)
+		rc = json_append_string(out, pl->audience);
+	if (rc == 0)
+		rc = strbuf_addf(out, ",\"expirationSeconds\":%lld,\"path\":",
+				 (long long)pl->expiration);
+	if (rc == 0)
+		rc = json_append_string(out, pl->token_file);
+	if (rc == 0)
+		rc = strbuf_adds(out, "}}]");
+	if (rc == 0 && pl->p->default_mode >= 0)
+		rc = strbuf_addf(out, ",\"defaultMode\":%d", pl->p->default_mode);
+	if (rc == 0)
+		rc = strbuf_adds(out, "}}");
+	return rc;
+}
+
+static int emit_volume(struct ctx *c)
+{
+	bool create = !c->v.has_volumes;
+	int rc;
+
+	if (c->plan->volume_exists)
+		return 0;
+	strbuf_reset(&c->value);
+	rc = create ? strbuf_addc(&c->value, '[') : 0;
+	if (rc == 0)
+		rc = render_volume(c);
+	if (rc == 0 && create)
+		rc = strbuf_addc(&c->value, ']');
+	if (rc == 0)
+		rc = patch_add_op(&c->m->patch, "add", create ? "/spec/volumes" : "/spec/volumes/-",
+				  c->value.buf);
+	c->v.has_volumes = true;
+	return rc;
+}
+
+/* Sets c->path to /spec/<containers|initContainers>/<i>/<field>[/-]. */
+static int container_path(struct ctx *c, const struct container_ref *ref,
+			  const char *field, bool append)
+{
+	int rc;
+
+	strbuf_reset(&c->path);
+	rc = strbuf_adds(&c->path, ref->init ? "/spec/initContainers" : "/spec/containers");
+	if (rc == 0)
+		rc = patch_pointer_append_index(&c->path, ref->index);
+	if (rc == 0)
+		rc = patch_pointer_append(&c->path, field);
+	if (rc == 0 && append)
+		rc = strbuf_adds(&c->path, "/-");
+	return rc;
+}
+
+static int emit_mount(struct ctx *c, struct container_ref *ref)
+{
+	bool create = !ref->has_mounts;
+	struct strbuf *out = &c->value;
+	int rc;
+
+	if (ref->has_our_mount)
+		return 0;
+	strbuf_reset(out);
+	rc = strbuf_adds(out, create ? "[{\"name\":" : "{\"name\":");
+	if (rc == 0)
+		rc = json_append_string(out, c->plan->p->volume_name);
+	if (rc == 0)
+		rc = strbuf_adds(out, ",\"mountPath\":");
+	if (rc == 0)
+		rc = json_append_string(out, c->plan->mount_dir);
+	if (rc == 0)
+		rc = strbuf_adds(out, create ? ",\"readOnly\":true}]" : ",\"readOnly\":true}");
+	if (rc == 0)
+		rc = container_path(c, ref, "volumeMounts", !create);
+	if (rc == 0)
+		rc = patch_add_op(&c->m->patch, "add", c->path.buf, out->buf);
+	ref->has_mounts = true;
+	return rc;
+}
+
+static const cJSON *user_env(const struct container_ref *ref, const char *name)
+{
+	const cJSON *item;
+
+	cJSON_ArrayForEach(item, ref->env) {
+		if (strcmp(json_string(item, "name"), name) == 0)
+			return item;
+	}
+	return NULL;
+}
+
+/* Keeps the user's variable; warns when it is not exactly ours. */
+static int keep_user_env(struct ctx *c, const struct container_ref *ref,
+			 const cJSON *existing, const struct env_value *ev)
+{
+	const char *value = json_string(existing, "value");
+
+	if (value && strcmp(value, ev->value) == 0 &&
+	    cJSON_GetObjectItemCaseSensitive(existing, "valueFrom") == NULL)
+		return 0;
+	return mutation_warn(c->m, "%s: container \"%s\" sets %s itself; kept (it differs "
+			     "from the injected value)", c->plan->p->name, ref->name,
+			     ev->spec->name);
+}
+
+static int render_env(struct strbuf *out, const struct env_value *ev)
+{
+	int rc = strbuf_adds(out, "{\"name\":");
+
+	if (rc == 0)
+		rc = json_append_string(out, ev->spec->name);
+	if (rc == 0)
+		rc = strbuf_adds(out, ",\"value\":");
+	if (rc == 0)
+		rc = json_append_string(out, ev->value);
+	if (rc == 0)
+		rc = strbuf_addc(out, '}');
+	return rc;
+}
+
+/* A container without env gets one "add" of the whole array; otherwise one "add" per
+ * variable at the end of its env. */
+static int emit_env(struct ctx *c, struct container_ref *ref)
+{
+	bool create = !ref->has_env;
+	size_t added = 0;
+	int rc = 0;
+
+	strbuf_reset(&c->value);
+	for (size_t i = 0; rc == 0 && i < c->plan->n_env; i++) {
+		const struct env_value *ev = &c->plan->env[i];
+		const cJSON *existing = user_env(ref, ev->spec->name);
+
+		if (existing) {
+			rc = keep_user_env(c, ref, existing, ev);
+			continue;
+		}
+		if (!create)
+			strbuf_reset(&c->value);
+		rc = strbuf_adds(&c->value, !create ? "" : added ? "," : "[");
+		if (rc == 0)
+			rc = render_env(&c->value, ev);
+		if (rc == 0 && !create && (rc = container_path(c, ref, "env", true)) == 0)
+			rc = patch_add_op(&c->m->patch, "add", c->path.buf, c->value.buf);
+		added++;
+	}
+	if (rc == 0 && create && added > 0) {
+		rc = strbuf_addc(&c->value, ']');
+		if (rc == 0)
+			rc = container_path(c, ref, "env", false);
+		if (rc == 0)
+			rc = patch_add_op(&c->m->patch, "add", c->path.buf, c->value.buf);
+		ref->has_env = true;
+	}
+	return rc;
+}
+
+/* Appends an annotations map holding only ours, wrapped for /metadata if needed. */
+static int render_annotations(struct ctx *c, const char *names)
+{
+	bool whole_metadata = c->v.metadata == NULL;
+	int rc = strbuf_adds(&c->value, whole_metadata ? "{\"annotations\":{" : "{");
+
+	if (rc == 0)
+		rc = json_append_string(&c->value, MUTATE_PROFILES_ANNOTATION);
+	if (rc == 0)
+		rc = strbuf_addc(&c->value, ':');
+	if (rc == 0)
+		rc = json_append_string(&c->value, names);
+	if (rc == 0)
+		rc = strbuf_adds(&c->value, whole_metadata ? "}}" : "}");
+	return rc;
+}
+
+static int emit_profiles_annotation(struct ctx *c)
+{
+	char names[BOUND_PROFILES * (BOUND_PROFILE_NAME + 1)];
+	const char *existing = pod_annotation(c, MUTATE_PROFILES_ANNOTATION);
+	size_t n = 0;
+	int rc;
+
+	names[0] = '\0';
+	for (size_t i = 0; i < c->m->n_applied && n < sizeof(names); i++)
+		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? "," : "",
+				      c->m->applied[i]);
+	if (existing && strcmp(existing, names) == 0)
+		return 0;
+	strbuf_reset(&c->path);
+	strbuf_reset(&c->value);
+	if (c->v.has_annotations) {
+		rc = strbuf_adds(&c->path, "/metadata/annotations");
+		if (rc == 0)
+			rc = patch_pointer_append(&c->path, MUTATE_PROFILES_ANNOTATION);
+		if (rc == 0)
+			rc = json_append_string(&c->value, names);
+	} else {
+		rc = strbuf_adds(&c->path, c->v.metadata ? "/metadata/annotations" : "/metadata");
+		if (rc == 0)
+			rc = render_annotations(c, names);
+	}
+	return rc ? rc : patch_add_op(&c->m->patch, "add", c->path.buf, c->value.buf);
+}
+
+/* ---- one profile, start to end ---- */
+
+/* Why p is skipped for this pod ("" when it is not), into buf. */
+static bool skip_reason(const struct ctx *c, const struct profile *p, char *buf, size_t size)
+{
+	const struct profile_list *lists[] = { &p->skip_pod_labels, &p->skip_pod_annotations,
+					       &p->skip_sa_annotations };
+	static const char *const what[] = { "pod label", "pod annotation",
+					    "ServiceAccount annotation" };
+
+	for (size_t l = 0; l < 3; l++) {
+		for (size_t i = 0; i < lists[l]->n; i++) {
+			const char *key = lists[l]->items[i];
+			const char *value = l == 0 ? pod_label(c, key)
+					    : l == 1 ? pod_annotation(c, key)
+						     : sa_annotation(c->in->sa, key);
+
+			if (value == NULL ||
+			    (p->skip_match == SKIP_MATCH_TRUE && !str_eq_ci(value, "true")))
+				continue;
+			snprintf(buf, size, "%s %s", what[l], key);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void note_skip(struct ctx *c, const char *profile, const char *why)
+{
+	struct mutation *m = c->m;
+	size_t n = strlen(m->skip_reason);
+
+	snprintf(m->skip_reason + n, sizeof(m->skip_reason) - n, "%s%s: %s", n ? "; " : "",
+		 profile, why);
+	c->n_skipped++;
+}
+
+/* Checks the selected containers' mounts; returns how many are selected. */
+static size_t select_containers(struct ctx *c, int *rc)
+{
+	size_t selected = 0;
+
+	*rc = 0;
+	for (size_t i = 0; i < c->v.n_containers && *rc == 0 && !c->plan->denied; i++) {
+		struct container_ref *ref = &c->v.containers[i];
+
+		ref->selected = container_selected(c, ref);
+		ref->has_our_mount = false;
+		if (!ref->selected)
+			continue;
+		selected++;
+		*rc = check_mounts(c, ref, &ref->has_our_mount);
+	}
+	return selected;
+}
+
+static int record_applied(struct ctx *c)
+{
+	struct plan *pl = c->plan;
+	struct injected *grown;
+
+	grown = mem_realloc(c->injected, (c->n_injected + pl->n_env + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return DIAG_ENOMEM;
+	c->injected = grown;
+	for (size_t i = 0; i < pl->n_env; i++) {
+		c->injected[c->n_injected].name = pl->env[i].spec->name;
+		c->injected[c->n_injected++].profile = pl->p->name;
+	}
+	c->m->applied[c->m->n_applied++] = pl->p->name;
+	return 0;
+}
+
+static int emit_profile(struct ctx *c)
+{
+	int rc = emit_volume(c);
+
+	for (size_t i = 0; rc == 0 && i < c->v.n_containers; i++) {
+		struct container_ref *ref = &c->v.containers[i];
+
+		if (!ref->selected)
+			continue;
+		rc = emit_mount(c, ref);
+		if (rc == 0)
+			rc = emit_env(c, ref);
+	}
+	return rc ? rc : record_applied(c);
+}
+
+static bool profile_matches(const struct ctx *c, const struct profile *p)
+{
+	const char *trigger = sa_annotation(c->in->sa, p->trigger_annotation);
+	const char *opt_in;
+
+	if (trigger == NULL || trigger[0] == '\0')
+		return false;
+	if (p->trigger_pod_label == NULL)
+		return true;
+	opt_in = json_string(c->v.labels, p->trigger_pod_label);
+	return opt_in && str_eq_ci(opt_in, "true");
+}
+
+static int apply_profile(struct ctx *c, const struct profile *p)
+{
+	struct plan *pl = c->plan;
+	struct profile_source trigger = { SOURCE_TRIGGER, NULL };
+	char why[sizeof(c->m->skip_reason)];
+	size_t selected;
+	int rc;
+
+	if (!profile_matches(c, p))
+		return 0;
+	c->n_matched++;
+	if (skip_reason(c, p, why, sizeof(why))) {
+		note_skip(c, p->name, why);
+		return 0;
+	}
+	memset(pl, 0, offsetof(struct plan, env));
+	pl->p = p;
+	pl->n_env = 0;
+	pl->trigger = sa_annotation(c->in->sa, p->trigger_annotation);
+	if (!validate_value(p->trigger_format, pl->trigger))
+		return deny_value(c, &trigger, pl->trigger,
+				  validate_format_expectation(p->trigger_format));
+	rc = plan_profile(c);
+	if (rc == 0 && !pl->denied)
+		rc = check_volume(c);
+	if (rc != 0 || pl->denied)
+		return rc;
+	selected = select_containers(c, &rc);
+	if (rc != 0 || pl->denied)
+		return rc;
+	if (selected == 0) {
+		note_skip(c, p->name, "no container selected");
+		return 0;
+	}
+	return c->denied ? 0 : emit_profile(c);
+}
+
+static void finish(struct ctx *c)
+{
+	struct mutation *m = c->m;
+
+	if (c->denied) {
+		m->allowed = false;
+		m->outcome = MUTATE_DENIED;
+		m->n_applied = 0;
+		patch_free(&m->patch);
+		return;
+	}
+	if (m->patch.n_ops > 0)
+		m->outcome = MUTATE_PATCHED;
+	else if (m->n_applied > 0)
+		m->outcome = MUTATE_UNCHANGED;
+	else if (c->n_skipped > 0)
+		m->outcome = MUTATE_SKIPPED;
+	else
+		m->outcome = MUTATE_NO_MATCH;
+}
+
+static bool any_trigger(const struct ctx *c)
+{
+	for (size_t i = 0; i < profile_set_count(c->set); i++) {
+		const char *t = sa_annotation(c->in->sa, profile_set_get(c->set, i)->trigger_annotation);
+
+		if (t && t[0] != '\0')
+			return true;
+	}
+	return false;
+}
+
+static int not_understood(struct ctx *c)
+{
+	struct mutation *m = c->m;
+
+	m->outcome = MUTATE_NOT_UNDERSTOOD;
+	if (strbuf_adds(&m->message, c->v.problem) == DIAG_ENOMEM)
+		return DIAG_ENOMEM;
+	return mutation_warn(m, "pod-identity-webhook could not read this pod (%s); it is "
+			     "admitted without workload identity", c->v.problem);
+}
+
+static int apply_all(struct ctx *c)
+{
+	int rc = 0;
+
+	c->plan = mem_alloc(sizeof(*c->plan));
+	if (c->plan == NULL)
+		return DIAG_ENOMEM;
+	strbuf_init(&c->path, BOUND_PATH * 2);
+	strbuf_init(&c->value, BOUND_PATCH_BYTES);
+	for (size_t i = 0; rc == 0 && i < profile_set_count(c->set); i++)
+		rc = apply_profile(c, profile_set_get(c->set, i));
+	if (rc == 0 && !c->denied && c->m->n_applied > 0)
+		rc = emit_profiles_annotation(c);
+	if (rc == 0)
+		finish(c);
+	strbuf_free(&c->path);
+	strbuf_free(&c->value);
+	mem_free(c->plan);
+	return rc;
+}
+
+int mutate_pod(const struct mutate_input *in, const struct profile_set *profiles,
+	       const struct settings *settings, struct mutation *m, struct diag *d)
+{
+	struct ctx c = { .in = in, .set = profiles, .settings = settings, .m = m };
+	int rc = 0;
+
+	name_pod(&c);
+	if (in->sa == NULL) {
+		m->outcome = MUTATE_SA_NOT_FOUND;
+		rc = mutation_warn(m, "ServiceAccount \"%s/%s\" not found: the pod is admitted "
+				   "without workload identity", c.v.namespace, c.v.sa_name);
+	} else if (!any_trigger(&c)) {
+		m->outcome = MUTATE_NO_MATCH;
+	} else if (!read_pod(&c)) {
+		rc = c.v.containers == NULL && strcmp(c.v.problem, "out of memory") == 0
+			     ? DIAG_ENOMEM : not_understood(&c);
+	} else {
+		rc = apply_all(&c);
+	}
+	mem_free(c.v.containers);
+	mem_free(c.injected);
+	if (rc != 0)
+		return diag_set(d, rc, "%s while deciding on the pod", diag_code_name(rc));
+	return 0;
+}

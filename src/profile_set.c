@@ -1,0 +1,228 @@
+/*
+ * profile_set: ordered profiles with the cross-profile rules (unique names, volumes and
+ * mount paths; one format per setting name) and the deployment settings check.
+ */
+#include "profile_set.h"
+
+#include <string.h>
+
+#include "builtin_profiles.h"
+#include "mem.h"
+#include "settings.h"
+
+struct profile_set {
+	struct profile *items[BOUND_PROFILES];
+	size_t n;
+};
+
+int profile_set_new(struct profile_set **ret_set)
+{
+	*ret_set = mem_calloc(1, sizeof(struct profile_set));
+	return *ret_set ? 0 : DIAG_ENOMEM;
+}
+
+int profile_set_new_builtin(struct profile_set **ret_set, struct diag *d)
+{
+	struct profile_set *set = NULL;
+	int rc;
+
+	*ret_set = NULL;
+	if (profile_set_new(&set) != 0)
+		return diag_set(d, DIAG_ENOMEM, "out of memory");
+	for (size_t i = 0; i < builtin_profiles_count; i++) {
+		const struct builtin_profile *b = &builtin_profiles[i];
+		struct profile *p = NULL;
+
+		rc = profile_parse(b->text, b->len, "built-in", &p, d);
+		if (rc == 0 && (rc = profile_set_add(set, p, d)) != 0)
+			profile_free(p);
+		if (rc != 0) {
+			profile_set_free(set);
+			return rc;
+		}
+	}
+	*ret_set = set;
+	return 0;
+}
+
+static int check_conflicts(const struct profile_set *set, const struct profile *p,
+			   struct diag *d)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		const struct profile *q = set->items[i];
+
+		if (strcmp(q->name, p->name) == 0)
+			continue; /* p replaces q */
+		if (strcmp(q->volume_name, p->volume_name) == 0)
+			return diag_set_at(d, DIAG_ECONFIG, p->source, 0,
+					   "volume name '%s' is also used by profile '%s' (%s)",
+					   p->volume_name, q->name, q->source);
+		if (strcmp(q->mount_path, p->mount_path) == 0)
+			return diag_set_at(d, DIAG_ECONFIG, p->source, 0,
+					   "mount path '%s' is also used by profile '%s' (%s)",
+					   p->mount_path, q->name, q->source);
+		for (size_t k = 0; k < p->n_settings; k++) {
+			const struct profile_setting *mine = &p->settings[k];
+			const struct profile_setting *theirs =
+				profile_find_setting(q, mine->name);
+
+			if (theirs && theirs->format != mine->format)
+				return diag_set_at(d, DIAG_ECONFIG, p->source, mine->line,
+						   "setting '%s' has format %s here but %s in "
+						   "profile '%s' (%s)", mine->name,
+						   validate_format_name(mine->format),
+						   validate_format_name(theirs->format), q->name,
+						   q->source);
+		}
+	}
+	return 0;
+}
+
+int profile_set_add(struct profile_set *set, struct profile *p, struct diag *d)
+{
+	int rc = check_conflicts(set, p, d);
+
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < set->n; i++) {
+		if (strcmp(set->items[i]->name, p->name) == 0) {
+			profile_free(set->items[i]);
+			set->items[i] = p;
+			return 0;
+		}
+	}
+	if (set->n == BOUND_PROFILES)
+		return diag_set_at(d, DIAG_ECONFIG, p->source, 0, "more than %d profiles",
+				   BOUND_PROFILES);
+	set->items[set->n++] = p;
+	return 0;
+}
+
+size_t profile_set_count(const struct profile_set *set)
+{
+	return set->n;
+}
+
+const struct profile *profile_set_get(const struct profile_set *set, size_t i)
+{
+	return set->items[i];
+}
+
+const struct profile *profile_set_find(const struct profile_set *set, const char *name)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		if (strcmp(set->items[i]->name, name) == 0)
+			return set->items[i];
+	}
+	return NULL;
+}
+
+void profile_set_free(struct profile_set *set)
+{
+	if (set == NULL)
+		return;
+	for (size_t i = 0; i < set->n; i++)
+		profile_free(set->items[i]);
+	mem_free(set);
+}
+
+/* Checks one profile's effective setting values against their formats. */
+static int check_profile_settings(const struct profile *p, const struct settings *st,
+				  struct diag *d)
+{
+	for (size_t k = 0; k < p->n_settings; k++) {
+		const struct profile_setting *decl = &p->settings[k];
+		const char *value = profile_setting_value(p, st, decl->name);
+
+		if (value && !validate_value(decl->format, value))
+			return diag_set(d, DIAG_ECONFIG, "setting '%s': '%.80s' is not %s",
+					decl->name, value,
+					validate_format_expectation(decl->format));
+	}
+	for (size_t e = 0; e < p->n_env; e++) {
+		const struct profile_env *env = &p->env[e];
+
+		for (size_t i = 0; i < env->from.n; i++) {
+			const char *value;
+
+			if (env->from.items[i].kind != SOURCE_SETTING)
+				continue;
+			value = profile_setting_value(p, st, env->from.items[i].arg);
+			if (value && !validate_value(env->format, value))
+				return diag_set(d, DIAG_ECONFIG,
+						"setting '%s': '%.80s' is not %s (as %s needs)",
+						env->from.items[i].arg, value,
+						validate_format_expectation(env->format), env->name);
+		}
+	}
+	return 0;
+}
+
+static bool setting_declared(const struct profile_set *set, const char *name)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		if (profile_find_setting(set->items[i], name))
+			return true;
+	}
+	return false;
+}
+
+int profile_set_check_settings(const struct profile_set *set,
+			       const struct settings *settings, struct diag *d)
+{
+	for (size_t i = 0; i < settings_count(settings); i++) {
+		const char *name = settings_name(settings, i);
+
+		if (!setting_declared(set, name))
+			return diag_set(d, DIAG_ECONFIG,
+					"unknown setting '%s': no loaded profile declares it "
+					"(see check-profiles)", name);
+	}
+	for (size_t i = 0; i < set->n; i++) {
+		int rc = check_profile_settings(set->items[i], settings, d);
+
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static bool chain_reads(const struct profile_chain *chain, const char *key)
+{
+	for (size_t i = 0; i < chain->n; i++) {
+		if (chain->items[i].kind == SOURCE_SA_ANNOTATION &&
+		    strcmp(chain->items[i].arg, key) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool eq(const char *a, const char *b)
+{
+	return a && strcmp(a, b) == 0;
+}
+
+static bool profile_reads(const struct profile *p, const char *key)
+{
+	if (eq(p->trigger_annotation, key) || eq(p->audience_annotation, key) ||
+	    eq(p->expiration_annotation, key) || eq(p->file_annotation, key))
+		return true;
+	for (size_t i = 0; i < p->skip_sa_annotations.n; i++) {
+		if (strcmp(p->skip_sa_annotations.items[i], key) == 0)
+			return true;
+	}
+	for (size_t i = 0; i < p->n_env; i++) {
+		if (chain_reads(&p->env[i].from, key) || chain_reads(&p->env[i].when, key))
+			return true;
+	}
+	return false;
+}
+
+bool profile_set_reads_sa_annotation(const struct profile_set *set, const char *key)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		if (profile_reads(set->items[i], key))
+			return true;
+	}
+	return false;
+}

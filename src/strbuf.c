@@ -1,0 +1,128 @@
+/*
+ * strbuf: bounded growable buffer. Growth doubles, so appending n bytes costs O(n)
+ * amortised; the maximum protects every caller from unbounded input.
+ */
+#include "strbuf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "diag.h"
+#include "mem.h"
+
+void strbuf_init(struct strbuf *sb, size_t max)
+{
+	sb->buf = NULL;
+	sb->len = 0;
+	sb->cap = 0;
+	sb->max = max;
+}
+
+int strbuf_reserve(struct strbuf *sb, size_t len)
+{
+	size_t need, cap;
+	char *grown;
+
+	if (len > sb->max || sb->len > sb->max - len)
+		return DIAG_ELIMIT;
+	need = sb->len + len + 1;
+	if (need <= sb->cap)
+		return 0;
+	cap = sb->cap ? sb->cap : 64;
+	while (cap < need)
+		cap *= 2;
+	if (cap > sb->max + 1)
+		cap = sb->max + 1;
+	grown = mem_realloc(sb->buf, cap);
+	if (grown == NULL)
+		return DIAG_ENOMEM;
+	sb->buf = grown;
+	sb->cap = cap;
+	return 0;
+}
+
+int strbuf_add(struct strbuf *sb, const void *data, size_t len)
+{
+	int rc = strbuf_reserve(sb, len);
+
+	if (rc != 0)
+		return rc;
+	if (len > 0)
+		memcpy(sb->buf + sb->len, data, len);
+	sb->len += len;
+	sb->buf[sb->len] = '\0';
+	return 0;
+}
+
+int strbuf_adds(struct strbuf *sb, const char *s)
+{
+	return strbuf_add(sb, s, strlen(s));
+}
+
+int strbuf_addc(struct strbuf *sb, char c)
+{
+	return strbuf_add(sb, &c, 1);
+}
+
+int strbuf_addf(struct strbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return DIAG_EINVAL;
+	rc = strbuf_reserve(sb, (size_t)n);
+	if (rc != 0)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	sb->len += (size_t)n;
+	return 0;
+}
+
+const char *strbuf_str(const struct strbuf *sb)
+{
+	return sb->buf ? sb->buf : "";
+}
+
+void strbuf_reset(struct strbuf *sb)
+{
+	sb->len = 0;
+	if (sb->buf)
+		sb->buf[0] = '\0';
+}
+
+void strbuf_truncate(struct strbuf *sb, size_t len)
+{
+	if (len >= sb->len)
+		return;
+	sb->len = len;
+	sb->buf[len] = '\0';
+}
+
+void strbuf_free(struct strbuf *sb)
+{
+	mem_free(sb->buf);
+	sb->buf = NULL;
+	sb->len = 0;
+	sb->cap = 0;
+}
+
+char *strbuf_detach(struct strbuf *sb, size_t *ret_len)
+{
+	char *out = sb->buf;
+
+	if (ret_len)
+		*ret_len = sb->len;
+	if (out == NULL)
+		out = mem_strdup("");
+	sb->buf = NULL;
+	sb->len = 0;
+	sb->cap = 0;
+	return out;
+}

@@ -1,0 +1,379 @@
+/*
+ * validate: value formats and Kubernetes name rules. Hand-written scanners rather than
+ * regular expressions: each rule is a few lines, allocation-free and easy to fuzz.
+ */
+#include "validate.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "bounds.h"
+#include "diag.h"
+#include "strutil.h"
+
+static const struct {
+	const char *name;
+	const char *expectation;
+} formats[] = {
+	[FORMAT_ANY] = { "any", "a non-empty value without control characters" },
+	[FORMAT_EMAIL] = { "email", "an e-mail address" },
+	[FORMAT_ARN] = { "arn",
+			 "an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)" },
+	[FORMAT_UUID] = { "uuid", "a UUID" },
+	[FORMAT_HTTPS_URL] = { "https-url", "an https:// URL" },
+	[FORMAT_INTEGER] = { "integer", "a whole number" },
+	[FORMAT_BOOLEAN] = { "boolean", "true or false" },
+	[FORMAT_REGION] = { "region", "a region name ([a-z0-9-], at most 32 characters)" },
+};
+
+int validate_format_parse(const char *name, enum value_format *ret)
+{
+	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+		if (strcmp(formats[i].name, name) == 0) {
+			*ret = (enum value_format)i;
+			return 0;
+		}
+	}
+	return DIAG_EPARSE;
+}
+
+const char *validate_format_name(enum value_format format)
+{
+	return formats[format].name;
+}
+
+const char *validate_format_expectation(enum value_format format)
+{
+	return formats[format].expectation;
+}
+
+static bool is_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9');
+}
+
+static bool is_lower_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+static bool is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	       (c >= 'A' && c <= 'F');
+}
+
+static bool all_printable(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* A host name: dot-separated labels of [A-Za-z0-9-], alnum at both ends. */
+static bool valid_host(const char *s, size_t len, bool need_dot)
+{
+	size_t label = 0, dots = 0;
+
+	if (len == 0 || len > BOUND_DNS_SUBDOMAIN)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return false;
+			label = 0;
+			dots++;
+			continue;
+		}
+		if (!is_alnum(c) && c != '-')
+			return false;
+		if (c == '-' && label == 0)
+			return false;
+		if (++label > BOUND_DNS_LABEL)
+			return false;
+	}
+	if (label == 0 || s[len - 1] == '-')
+		return false;
+	return !need_dot || dots > 0;
+}
+
+static bool valid_email(const char *s)
+{
+	const char *at = strrchr(s, '@');
+	size_t local_len;
+
+	if (at == NULL || strlen(s) > 254)
+		return false;
+	local_len = (size_t)(at - s);
+	if (local_len == 0 || local_len > 64 || s[0] == '.' || at[-1] == '.')
+		return false;
+	for (const char *p = s; p < at; p++) {
+		if (!is_alnum(*p) && !strchr("._%+-", *p))
+			return false;
+		if (*p == '.' && p[1] == '.')
+			return false;
+	}
+	return valid_host(at + 1, strlen(at + 1), true);
+}
+
+static bool valid_partition(const char *s, size_t len)
+{
+	if (len < 3 || strncmp(s, "aws", 3) != 0)
+		return false;
+	if (len == 3)
+		return true;
+	if (s[3] != '-' || len == 4 || s[len - 1] == '-')
+		return false;
+	for (size_t i = 4; i < len; i++) {
+		if (!(s[i] >= 'a' && s[i] <= 'z') && s[i] != '-')
+			return false;
+	}
+	return true;
+}
+
+/* arn:<partition>:iam::<account>:role/<path/><name> */
+static bool valid_role_arn(const char *s)
+{
+	const char *p, *colon, *name;
+	size_t n;
+
+	if (!str_has_prefix(s, "arn:"))
+		return false;
+	p = s + 4;
+	colon = strchr(p, ':');
+	if (colon == NULL || !valid_partition(p, (size_t)(colon - p)))
+		return false;
+	p = colon + 1;
+	if (!str_has_prefix(p, "iam::"))
+		return false;
+	p += 5;
+	for (n = 0; n < 12; n++) {
+		if (p[n] < '0' || p[n] > '9')
+			return false;
+	}
+	p += 12;
+	if (!str_has_prefix(p, ":role/"))
+		return false;
+	name = p + 6;
+	n = strlen(name);
+	if (n == 0 || n > 512 || name[n - 1] == '/')
+		return false;
+	for (const char *q = name; *q; q++) {
+		if (!is_alnum(*q) && !strchr("+=,.@_/-", *q))
+			return false;
+	}
+	return true;
+}
+
+static bool valid_uuid(const char *s)
+{
+	static const char layout[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
+	if (strlen(s) != sizeof(layout) - 1)
+		return false;
+	for (size_t i = 0; layout[i]; i++) {
+		if (layout[i] == '-' ? s[i] != '-' : !is_hex(s[i]))
+			return false;
+	}
+	return true;
+}
+
+static bool valid_https_url(const char *s)
+{
+	const char *host, *end;
+	size_t host_len;
+
+	if (!str_has_prefix(s, "https://") || strlen(s) > 2048)
+		return false;
+	for (const char *p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c <= 0x20 || c >= 0x7f)
+			return false;
+	}
+	host = s + 8;
+	end = host + strcspn(host, ":/?#");
+	host_len = (size_t)(end - host);
+	if (strchr(host, '@') && strchr(host, '@') < host + strcspn(host, "/?#"))
+		return false; /* userinfo: credentials do not belong in an endpoint */
+	if (!valid_host(host, host_len, false))
+		return false;
+	if (*end == ':') {
+		int64_t port;
+		char digits[8];
+		size_t n = strcspn(end + 1, "/?#");
+
+		if (n == 0 || n >= sizeof(digits))
+			return false;
+		memcpy(digits, end + 1, n);
+		digits[n] = '\0';
+		if (str_to_i64(digits, 1, 65535, &port) != 0)
+			return false;
+	}
+	return true;
+}
+
+static bool valid_region(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 32)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_lower_alnum(s[i]) && s[i] != '-')
+			return false;
+	}
+	return true;
+}
+
+bool validate_value(enum value_format format, const char *value)
+{
+	int64_t i;
+	bool b;
+
+	if (value[0] == '\0' || !all_printable(value))
+		return false;
+	switch (format) {
+	case FORMAT_ANY:
+		return true;
+	case FORMAT_EMAIL:
+		return valid_email(value);
+	case FORMAT_ARN:
+		return valid_role_arn(value);
+	case FORMAT_UUID:
+		return valid_uuid(value);
+	case FORMAT_HTTPS_URL:
+		return valid_https_url(value);
+	case FORMAT_INTEGER:
+		return str_to_i64(value, INT64_MIN, INT64_MAX, &i) == 0;
+	case FORMAT_BOOLEAN:
+		return str_to_bool(value, &b) == 0;
+	case FORMAT_REGION:
+		return valid_region(value);
+	}
+	return false;
+}
+
+/* The name part of a qualified name: [A-Za-z0-9][-A-Za-z0-9_.]*, alnum at the end. */
+static bool valid_qualified_part(const char *s, size_t len)
+{
+	if (len == 0 || len > BOUND_DNS_LABEL)
+		return false;
+	if (!is_alnum(s[0]) || !is_alnum(s[len - 1]))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (!is_alnum(s[i]) && !strchr("-_.", s[i]))
+			return false;
+	}
+	return true;
+}
+
+static bool valid_lower_subdomain(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] >= 'A' && s[i] <= 'Z')
+			return false;
+	}
+	return valid_host(s, len, false);
+}
+
+bool validate_qualified_name(const char *key)
+{
+	const char *slash = strchr(key, '/');
+
+	if (slash == NULL)
+		return valid_qualified_part(key, strlen(key));
+	if (strchr(slash + 1, '/'))
+		return false;
+	return valid_lower_subdomain(key, (size_t)(slash - key)) &&
+	       valid_qualified_part(slash + 1, strlen(slash + 1));
+}
+
+bool validate_dns_label(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > BOUND_DNS_LABEL)
+		return false;
+	if (!is_lower_alnum(s[0]) || !is_lower_alnum(s[n - 1]))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_lower_alnum(s[i]) && s[i] != '-')
+			return false;
+	}
+	return true;
+}
+
+bool validate_env_name(const char *s)
+{
+	if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') ||
+	      s[0] == '_'))
+		return false;
+	for (const char *p = s + 1; *p; p++) {
+		if (!is_alnum(*p) && *p != '_')
+			return false;
+	}
+	return strlen(s) <= 128;
+}
+
+static bool printable_path_char(char c)
+{
+	return (unsigned char)c > 0x20 && (unsigned char)c < 0x7f && c != '\\';
+}
+
+bool validate_file_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 255 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '/' || !printable_path_char(s[i]))
+			return false;
+	}
+	return true;
+}
+
+bool validate_abs_path(const char *s)
+{
+	const char *seg;
+	size_t n = strlen(s);
+
+	if (n < 2 || n > BOUND_PATH || s[0] != '/' || s[n - 1] == '/')
+		return false;
+	seg = s + 1;
+	for (;;) {
+		size_t len = strcspn(seg, "/");
+
+		if (len == 0 || (len == 1 && seg[0] == '.') ||
+		    (len == 2 && seg[0] == '.' && seg[1] == '.'))
+			return false;
+		for (size_t i = 0; i < len; i++) {
+			if (!printable_path_char(seg[i]))
+				return false;
+		}
+		if (seg[len] == '\0')
+			return true;
+		seg += len + 1;
+	}
+}
+
+bool validate_simple_name(const char *s, unsigned max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_lower_alnum(s[i]) && s[i] != '-')
+			return false;
+	}
+	return true;
+}
