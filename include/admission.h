@@ -1,6 +1,7 @@
 /*
- * admission: AdmissionReview (admission.k8s.io/v1 and v1beta1) decoding and response
- * encoding. The response echoes the request's apiVersion, kind and uid.
+ * admission: AdmissionReview (admission.k8s.io/v1 and v1beta1) decoding and
+ * response encoding. The response echoes the request's apiVersion, kind and
+ * uid.
  */
 #ifndef PIW_ADMISSION_H
 #define PIW_ADMISSION_H
@@ -21,37 +22,38 @@ struct admission_request {
 	cJSON *root; /* owned: every pointer below points into it */
 	enum admission_version version;
 	const char *uid;
-	const char *operation;    /* "CREATE", ...; "" when absent */
-	const char *namespace;    /* NULL when absent */
-	const char *kind_group;   /* request.kind; "" when absent */
+	const char *operation;	/* "CREATE", ...; "" when absent */
+	const char *namespace;	/* NULL when absent */
+	const char *kind_group; /* request.kind; "" when absent */
 	const char *kind_version;
 	const char *kind;
 	const char *sub_resource; /* "" when absent */
-	const cJSON *object;      /* the object; NULL when absent */
+	const cJSON *object;	  /* the object; NULL when absent */
 	bool dry_run;
 };
 
 /*
- * Decodes an AdmissionReview from len bytes. On success *ret owns the parsed tree (free
- * with admission_request_free). DIAG_EPARSE with a reason for malformed JSON, another
- * kind or apiVersion, a missing request or uid, or a known field of the wrong type;
- * DIAG_ENOMEM when out of memory.
+ * Decodes an AdmissionReview from len bytes. On success *ret owns the parsed
+ * tree (free with admission_request_free). DIAG_EPARSE with a reason for
+ * malformed JSON, another kind or apiVersion, a missing request or uid, or a
+ * known field of the wrong type; DIAG_ENOMEM when out of memory.
  */
-int admission_decode(const char *body, size_t len, struct admission_request *ret,
-		     struct diag *d);
+int admission_decode(const char *body, size_t len,
+		     struct admission_request *ret, struct diag *d);
 
 /*
- * Same as admission_decode() from a parsed tree; takes ownership of root on success.
- * Accepts a bare AdmissionRequest (an object with uid) as v1 too.
+ * Same as admission_decode() from a parsed tree; takes ownership of root on
+ * success. Accepts a bare AdmissionRequest (an object with uid) as v1 too.
  */
-int admission_from_json(cJSON *root, struct admission_request *ret, struct diag *d);
+int admission_from_json(cJSON *root, struct admission_request *ret,
+			struct diag *d);
 
 /*
- * Wraps a bare Pod (ownership taken on success) as a v1 Pod CREATE request with an
- * empty uid, for the offline `mutate` command. `namespace` may be NULL.
+ * Wraps a bare Pod (ownership taken on success) as a v1 Pod CREATE request with
+ * an empty uid, for the offline `mutate` command. `namespace` may be NULL.
  */
-int admission_from_pod(cJSON *pod, const char *namespace, struct admission_request *ret,
-		       struct diag *d);
+int admission_from_pod(cJSON *pod, const char *namespace,
+		       struct admission_request *ret, struct diag *d);
 
 /* Whether the request is a Pod CREATE (core/v1 pods, no subresource). */
 bool admission_is_pod_create(const struct admission_request *r);
@@ -62,7 +64,7 @@ void admission_request_free(struct admission_request *r);
 struct admission_response {
 	const char *uid;
 	bool allowed;
-	int status_code;     /* with a denial: the HTTP-like code in status (403) */
+	int status_code; /* with a denial: the HTTP-like code in status (403) */
 	const char *message; /* status.message, or NULL */
 	const char *patch;   /* JSON Patch text; NULL or "[]" means no patch */
 	size_t patch_len;
@@ -71,10 +73,11 @@ struct admission_response {
 };
 
 /* Writes the AdmissionReview response JSON. 0, DIAG_ENOMEM or DIAG_ELIMIT. */
-int admission_encode(enum admission_version version, const struct admission_response *r,
-		     struct strbuf *out);
+int admission_encode(enum admission_version version,
+		     const struct admission_response *r, struct strbuf *out);
 
 /* Appends the base64 (RFC 4648, padded) form of len bytes. */
-int admission_base64_append(struct strbuf *out, const unsigned char *data, size_t len);
+int admission_base64_append(struct strbuf *out, const unsigned char *data,
+			    size_t len);
 
 #endif

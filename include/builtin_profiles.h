@@ -1,6 +1,7 @@
 /*
- * builtin_profiles: profile texts compiled into the binary. The C file is generated at
- * build time from the profiles/ INI files by cmake/embed.cmake: the INI file is the only source.
+ * builtin_profiles: profile texts compiled into the binary. The C file is
+ * generated at build time from the profiles/ INI files by cmake/embed.cmake:
+ * the INI file is the only source.
  */
 #ifndef PIW_BUILTIN_PROFILES_H
 #define PIW_BUILTIN_PROFILES_H

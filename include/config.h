@@ -1,6 +1,7 @@
 /*
- * config: command-line flags and environment variables, declared once in a table from
- * which parsing, --help and the docs/configuration.md table are all produced.
+ * config: command-line flags and environment variables, declared once in a
+ * table from which parsing, --help and the docs/configuration.md table are all
+ * produced.
  */
 #ifndef PIW_CONFIG_H
 #define PIW_CONFIG_H
@@ -40,9 +41,10 @@ typedef const char *(*config_getenv_fn)(const char *name);
 
 /*
  * Parses argv (argv[1] is the command) and the environment into cfg. Flags beat
- * environment variables, which beat defaults. Unknown flags, missing or bad values
- * fail with DIAG_EINVAL and a message naming the flag or variable. cfg strings point
- * into argv or the environment; cfg->settings is allocated (config_free).
+ * environment variables, which beat defaults. Unknown flags, missing or bad
+ * values fail with DIAG_EINVAL and a message naming the flag or variable. cfg
+ * strings point into argv or the environment; cfg->settings is allocated
+ * (config_free).
  */
 int config_parse(int argc, char *const argv[], config_getenv_fn get_env,
 		 struct config *cfg, struct diag *d);

@@ -10,9 +10,9 @@
 #include "diag.h"
 
 /*
- * Reads all of `path` ("-" is standard input) into a new NUL-terminated buffer (free
- * with mem_free). DIAG_ELIMIT when it is larger than max bytes, DIAG_EIO with the
- * system's reason otherwise; d->where is set to the path.
+ * Reads all of `path` ("-" is standard input) into a new NUL-terminated buffer
+ * (free with mem_free). DIAG_ELIMIT when it is larger than max bytes, DIAG_EIO
+ * with the system's reason otherwise; d->where is set to the path.
  */
 int file_read(const char *path, size_t max, char **ret_buf, size_t *ret_len,
 	      struct diag *d);

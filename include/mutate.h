@@ -1,7 +1,8 @@
 /*
- * mutate: the pure decision. (Pod, namespace, ServiceAccount, profiles, settings) ->
- * allow or deny, a JSON Patch, warnings and the applied profiles. No I/O, no globals,
- * no logging: the rules of ../shared/providers-reference.md and docs/profiles.md.
+ * mutate: the pure decision. (Pod, namespace, ServiceAccount, profiles,
+ * settings) -> allow or deny, a JSON Patch, warnings and the applied profiles.
+ * No I/O, no globals, no logging: the rules of ../shared/providers-reference.md
+ * and docs/profiles.md.
  */
 #ifndef PIW_MUTATE_H
 #define PIW_MUTATE_H
@@ -23,31 +24,33 @@ struct settings;
 #define MUTATE_PROFILES_ANNOTATION "pod-identity-webhook/profiles"
 
 enum mutate_outcome {
-	MUTATE_PATCHED,        /* allowed with a non-empty patch */
-	MUTATE_UNCHANGED,      /* profiles apply but the pod already has everything */
-	MUTATE_NO_MATCH,       /* no profile's trigger is on the ServiceAccount */
-	MUTATE_SKIPPED,        /* every matching profile was skipped by label/annotation */
-	MUTATE_DENIED,         /* configuration error or reserved-name conflict */
+	MUTATE_PATCHED,	  /* allowed with a non-empty patch */
+	MUTATE_UNCHANGED, /* profiles apply but the pod already has everything */
+	MUTATE_NO_MATCH,  /* no profile's trigger is on the ServiceAccount */
+	MUTATE_SKIPPED, /* every matching profile was skipped by label/annotation */
+	MUTATE_DENIED, /* configuration error or reserved-name conflict */
 	MUTATE_NOT_UNDERSTOOD, /* the pod has a shape we cannot read: admitted as is */
-	MUTATE_SA_NOT_FOUND,   /* admitted as is, with a warning */
+	MUTATE_SA_NOT_FOUND, /* admitted as is, with a warning */
 	MUTATE_NOT_POD_CREATE, /* not a Pod CREATE: admitted untouched (set by callers) */
 };
 
 struct mutate_input {
-	const cJSON *pod;                  /* the Pod object (borrowed) */
-	const char *namespace;             /* the request's namespace; NULL: the pod's */
-	const struct service_account *sa;  /* NULL: the ServiceAccount was not found */
+	const cJSON *pod;      /* the Pod object (borrowed) */
+	const char *namespace; /* the request's namespace; NULL: the pod's */
+	const struct service_account
+		*sa; /* NULL: the ServiceAccount was not found */
 };
 
 struct mutation {
 	bool allowed;
 	enum mutate_outcome outcome;
-	struct strbuf message;   /* deny message (or the not-understood reason) */
+	struct strbuf message; /* deny message (or the not-understood reason) */
 	char *warnings[BOUND_WARNINGS + 1];
 	size_t n_warnings;
-	const char *applied[BOUND_PROFILES]; /* names, borrowed from the profile set */
+	const char *
+		applied[BOUND_PROFILES]; /* names, borrowed from the profile set */
 	size_t n_applied;
-	char skip_reason[160];   /* why profiles were skipped, for the log line */
+	char skip_reason[160]; /* why profiles were skipped, for the log line */
 	struct patch patch;
 };
 
@@ -58,20 +61,26 @@ void mutation_init(struct mutation *m);
 void mutation_free(struct mutation *m);
 
 /*
- * Decides for one pod. m must be initialised. Returns 0 whenever a decision was made
- * (allowed or denied, see m->allowed and m->outcome); a negative code (DIAG_ENOMEM,
- * DIAG_ELIMIT) only when the decision could not be computed: callers answer 500.
+ * Decides for one pod. m must be initialised. Returns 0 whenever a decision was
+ * made (allowed or denied, see m->allowed and m->outcome); a negative code
+ * (DIAG_ENOMEM, DIAG_ELIMIT) only when the decision could not be computed:
+ * callers answer 500.
  */
-int mutate_pod(const struct mutate_input *in, const struct profile_set *profiles,
-	       const struct settings *settings, struct mutation *m, struct diag *d);
+int mutate_pod(const struct mutate_input *in,
+	       const struct profile_set *profiles,
+	       const struct settings *settings, struct mutation *m,
+	       struct diag *d);
 
 /*
- * The ServiceAccount a pod runs as: spec.serviceAccountName, or "default" when it is
- * empty or absent (and when the pod cannot be read).
+ * The ServiceAccount a pod runs as: spec.serviceAccountName, or "default" when
+ * it is empty or absent (and when the pod cannot be read).
  */
 const char *mutate_service_account_name(const cJSON *pod);
 
-/* The pod's name for messages and logs: metadata.name, else generateName, else "". */
+/*
+ * The pod's name for messages and logs: metadata.name, else generateName, else
+ * "".
+ */
 const char *mutate_pod_name(const cJSON *pod);
 
 /* A stable lower-case name for an outcome ("patched", "denied", ...). */

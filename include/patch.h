@@ -1,6 +1,7 @@
 /*
- * patch: RFC 6902 JSON Patch documents, written as text while the mutator decides, with
- * RFC 6901 pointers; and an applier (for `mutate --output pod` and the tests).
+ * patch: RFC 6902 JSON Patch documents, written as text while the mutator
+ * decides, with RFC 6901 pointers; and an applier (for `mutate --output pod`
+ * and the tests).
  */
 #ifndef PIW_PATCH_H
 #define PIW_PATCH_H
@@ -12,7 +13,8 @@
 #include "strbuf.h"
 
 struct patch {
-	struct strbuf text; /* "[op,op" while open; "]" is added by patch_text() */
+	struct strbuf
+		text; /* "[op,op" while open; "]" is added by patch_text() */
 	size_t n_ops;
 };
 
@@ -20,13 +22,17 @@ struct patch {
 void patch_init(struct patch *p);
 
 /*
- * Appends {"op":op,"path":path,"value":value_json}; value_json is serialised JSON (NULL
- * for "remove"). 0, DIAG_ENOMEM or DIAG_ELIMIT (past BOUND_PATCH_BYTES).
+ * Appends {"op":op,"path":path,"value":value_json}; value_json is serialised
+ * JSON (NULL for "remove"). 0, DIAG_ENOMEM or DIAG_ELIMIT (past
+ * BOUND_PATCH_BYTES).
  */
 int patch_add_op(struct patch *p, const char *op, const char *path,
 		 const char *value_json);
 
-/* The finished document ("[]" when empty) and its length. The patch stays valid. */
+/*
+ * The finished document ("[]" when empty) and its length. The patch stays
+ * valid.
+ */
 const char *patch_text(struct patch *p, size_t *ret_len);
 
 /* Frees the text; the patch is empty and reusable. */
@@ -39,9 +45,10 @@ int patch_pointer_append(struct strbuf *pointer, const char *token);
 int patch_pointer_append_index(struct strbuf *pointer, size_t index);
 
 /*
- * Applies a JSON Patch document (add, remove, replace, test) to doc in place. On error
- * (DIAG_EPARSE for a malformed patch, DIAG_EINVAL for a path that does not resolve or a
- * failed test) doc may be partly changed; the caller discards it.
+ * Applies a JSON Patch document (add, remove, replace, test) to doc in place.
+ * On error (DIAG_EPARSE for a malformed patch, DIAG_EINVAL for a path that does
+ * not resolve or a failed test) doc may be partly changed; the caller discards
+ * it.
  */
 int patch_apply(cJSON *doc, const char *text, size_t len, struct diag *d);
 

@@ -1,7 +1,8 @@
 /*
- * profile: a provider profile (one cloud's workload-identity rules) parsed from INI
- * text, and the ordered set of profiles a webhook serves. Pure: parsing works on memory;
- * reading files is profile_dir's job. docs/profiles.md is the format's specification.
+ * profile: a provider profile (one cloud's workload-identity rules) parsed from
+ * INI text, and the ordered set of profiles a webhook serves. Pure: parsing
+ * works on memory; reading files is profile_dir's job. docs/profiles.md is the
+ * format's specification.
  */
 #ifndef PIW_PROFILE_H
 #define PIW_PROFILE_H
@@ -25,7 +26,7 @@ enum source_kind {
 	SOURCE_EXPIRATION,
 	SOURCE_SA_ANNOTATION,  /* arg: annotation key */
 	SOURCE_POD_ANNOTATION, /* arg: annotation key */
-	SOURCE_SETTING,        /* arg: setting name */
+	SOURCE_SETTING,	       /* arg: setting name */
 	SOURCE_POD_NAME,
 	SOURCE_NAMESPACE,
 	SOURCE_SA_NAME,
@@ -49,9 +50,9 @@ enum sanitize_kind {
 
 struct profile_env {
 	char *name;
-	char *value;          /* constant, or NULL when `from` is used */
+	char *value; /* constant, or NULL when `from` is used */
 	struct profile_chain from;
-	char *default_value;  /* fallback for `from`, or NULL: inject only when set */
+	char *default_value; /* fallback for `from`, or NULL: inject only when set */
 	struct profile_chain when; /* n == 0: unconditional */
 	enum value_format format;
 	enum sanitize_kind sanitize;
@@ -62,12 +63,12 @@ struct profile_setting {
 	char *name;
 	char *default_value; /* NULL: unset unless the deployment sets it */
 	enum value_format format;
-	char *description;   /* may be NULL */
+	char *description; /* may be NULL */
 	int line;
 };
 
 enum skip_match {
-	SKIP_MATCH_TRUE,    /* the label/annotation skips when its value is "true" */
+	SKIP_MATCH_TRUE, /* the label/annotation skips when its value is "true" */
 	SKIP_MATCH_PRESENT, /* it skips whatever its value */
 };
 
@@ -88,7 +89,7 @@ struct profile {
 	char *audience;
 	char *audience_annotation; /* may be NULL */
 	int64_t expiration, expiration_min, expiration_max;
-	char *expiration_annotation;     /* ServiceAccount; may be NULL */
+	char *expiration_annotation;	 /* ServiceAccount; may be NULL */
 	char *pod_expiration_annotation; /* Pod; may be NULL */
 
 	char *volume_name;
@@ -113,10 +114,11 @@ struct profile {
 };
 
 /*
- * Parses one profile from len bytes of INI text. `source` names it in messages and in
- * profile->source (a path, or "built-in"). On success *ret_profile owns a new profile
- * (free with profile_free). On failure nothing is allocated, *ret_profile is NULL and d
- * holds "source:line: reason"; the return is DIAG_ECONFIG (or DIAG_ENOMEM).
+ * Parses one profile from len bytes of INI text. `source` names it in messages
+ * and in profile->source (a path, or "built-in"). On success *ret_profile owns
+ * a new profile (free with profile_free). On failure nothing is allocated,
+ * *ret_profile is NULL and d holds "source:line: reason"; the return is
+ * DIAG_ECONFIG (or DIAG_ENOMEM).
  */
 int profile_parse(const char *text, size_t len, const char *source,
 		  struct profile **ret_profile, struct diag *d);
@@ -129,10 +131,11 @@ const struct profile_setting *profile_find_setting(const struct profile *p,
 						   const char *name);
 
 /*
- * The effective value of setting `name` for profile p: the deployment's non-empty value,
- * else the declaration's default, else NULL.
+ * The effective value of setting `name` for profile p: the deployment's
+ * non-empty value, else the declaration's default, else NULL.
  */
 const char *profile_setting_value(const struct profile *p,
-				  const struct settings *settings, const char *name);
+				  const struct settings *settings,
+				  const char *name);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * profile_set: the ordered set of profiles a webhook serves, in load order (the
- * built-in stackit first, then files by name). Pure; profile_dir fills it from disk.
+ * built-in stackit first, then files by name). Pure; profile_dir fills it from
+ * disk.
  */
 #ifndef PIW_PROFILE_SET_H
 #define PIW_PROFILE_SET_H
@@ -18,36 +19,43 @@ struct profile_set;
 int profile_set_new(struct profile_set **ret_set);
 
 /*
- * Creates a set holding the profiles compiled into the binary (stackit). DIAG_ECONFIG
- * would mean a broken build: profiles/stackit.ini is checked by the test suite.
+ * Creates a set holding the profiles compiled into the binary (stackit).
+ * DIAG_ECONFIG would mean a broken build: profiles/stackit.ini is checked by
+ * the test suite.
  */
 int profile_set_new_builtin(struct profile_set **ret_set, struct diag *d);
 
 /*
- * Adds p at the end, or in place of the profile with the same name. Takes ownership of
- * p on success only. Refuses (DIAG_ECONFIG) a set past BOUND_PROFILES, and a volume
- * name, a mount path or a setting declared with another format that another profile
- * of the set already has.
+ * Adds p at the end, or in place of the profile with the same name. Takes
+ * ownership of p on success only. Refuses (DIAG_ECONFIG) a set past
+ * BOUND_PROFILES, and a volume name, a mount path or a setting declared with
+ * another format that another profile of the set already has.
  */
 int profile_set_add(struct profile_set *set, struct profile *p, struct diag *d);
 
-/* Number of profiles, the i-th in load order, and lookup by name (NULL if absent). */
+/*
+ * Number of profiles, the i-th in load order, and lookup by name (NULL if
+ * absent).
+ */
 size_t profile_set_count(const struct profile_set *set);
 const struct profile *profile_set_get(const struct profile_set *set, size_t i);
-const struct profile *profile_set_find(const struct profile_set *set, const char *name);
+const struct profile *profile_set_find(const struct profile_set *set,
+				       const char *name);
 
 /* Frees the set and its profiles; accepts NULL. */
 void profile_set_free(struct profile_set *set);
 
 /*
- * Checks deployment settings against the set: each must be declared by some profile,
- * and each effective value (given, or a declaration's default) must satisfy the
- * declaration's format and that of every env var reading it. DIAG_ECONFIG otherwise.
+ * Checks deployment settings against the set: each must be declared by some
+ * profile, and each effective value (given, or a declaration's default) must
+ * satisfy the declaration's format and that of every env var reading it.
+ * DIAG_ECONFIG otherwise.
  */
 int profile_set_check_settings(const struct profile_set *set,
 			       const struct settings *settings, struct diag *d);
 
 /* Whether any profile of the set reads this ServiceAccount annotation. */
-bool profile_set_reads_sa_annotation(const struct profile_set *set, const char *key);
+bool profile_set_reads_sa_annotation(const struct profile_set *set,
+				     const char *key);
 
 #endif

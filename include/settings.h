@@ -1,7 +1,8 @@
 /*
- * settings: deployment-level values (region, STS endpoint...) given on the command line
- * as NAME=VALUE. Profiles declare which names exist and their formats; the set checks
- * them (profile_set_check_settings) before anything is served.
+ * settings: deployment-level values (region, STS endpoint...) given on the
+ * command line as NAME=VALUE. Profiles declare which names exist and their
+ * formats; the set checks them (profile_set_check_settings) before anything is
+ * served.
  */
 #ifndef PIW_SETTINGS_H
 #define PIW_SETTINGS_H
@@ -19,11 +20,12 @@ int settings_new(struct settings **ret);
 void settings_free(struct settings *s);
 
 /*
- * Sets name to value (copied), replacing an earlier value. DIAG_EINVAL for a name that
- * is not [a-z0-9-] or a value longer than BOUND_SETTING_VALUE or with control bytes;
- * DIAG_ELIMIT past BOUND_SETTINGS names.
+ * Sets name to value (copied), replacing an earlier value. DIAG_EINVAL for a
+ * name that is not [a-z0-9-] or a value longer than BOUND_SETTING_VALUE or with
+ * control bytes; DIAG_ELIMIT past BOUND_SETTINGS names.
  */
-int settings_set(struct settings *s, const char *name, const char *value, struct diag *d);
+int settings_set(struct settings *s, const char *name, const char *value,
+		 struct diag *d);
 
 /* Parses "NAME=VALUE" and sets it. DIAG_EINVAL without '='. */
 int settings_set_pair(struct settings *s, const char *pair, struct diag *d);

@@ -1,7 +1,7 @@
 /*
- * strbuf: a growable, always NUL-terminated byte buffer with a hard maximum (after
- * curl's dynbuf). Appending past the maximum fails with DIAG_ELIMIT and leaves the
- * buffer as it was.
+ * strbuf: a growable, always NUL-terminated byte buffer with a hard maximum
+ * (after curl's dynbuf). Appending past the maximum fails with DIAG_ELIMIT and
+ * leaves the buffer as it was.
  */
 #ifndef PIW_STRBUF_H
 #define PIW_STRBUF_H
@@ -18,7 +18,10 @@ struct strbuf {
 /* Prepares an empty buffer that may grow to `max` bytes. Allocates nothing. */
 void strbuf_init(struct strbuf *sb, size_t max);
 
-/* Appends bytes / a string / one char / printf output. 0, DIAG_ENOMEM or DIAG_ELIMIT. */
+/*
+ * Appends bytes / a string / one char / printf output. 0, DIAG_ENOMEM or
+ * DIAG_ELIMIT.
+ */
 int strbuf_add(struct strbuf *sb, const void *data, size_t len);
 int strbuf_adds(struct strbuf *sb, const char *s);
 int strbuf_addc(struct strbuf *sb, char c);
@@ -42,8 +45,8 @@ void strbuf_free(struct strbuf *sb);
 
 /*
  * Hands the contents to the caller (free with mem_free), storing the length in
- * *ret_len when not NULL, and leaves the buffer empty. Never returns NULL: an empty
- * buffer yields a fresh "" unless out of memory, in which case NULL.
+ * *ret_len when not NULL, and leaves the buffer empty. Never returns NULL: an
+ * empty buffer yields a fresh "" unless out of memory, in which case NULL.
  */
 char *strbuf_detach(struct strbuf *sb, size_t *ret_len);
 

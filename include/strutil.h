@@ -1,6 +1,7 @@
 /*
- * strutil: checked conversions and small string helpers, in place of atoi, strtol
- * without checks, sscanf and strtok (banned by tests/check-banned.sh).
+ * strutil: checked conversions and small string helpers. They replace the
+ * unchecked C library calls that tests/check_sources.sh refuses (the ato* family,
+ * the scanf family, unbounded copies and tokenisers).
  */
 #ifndef PIW_STRUTIL_H
 #define PIW_STRUTIL_H
@@ -10,16 +11,19 @@
 #include <stdint.h>
 
 /*
- * Parses the whole of s as a decimal integer in [min, max]: optional '-', digits only,
- * no spaces or '+'. Returns 0 and sets *ret, DIAG_EPARSE when s is not a number,
- * DIAG_ELIMIT when it is out of range.
+ * Parses the whole of s as a decimal integer in [min, max]: optional '-',
+ * digits only, no spaces or '+'. Returns 0 and sets *ret, DIAG_EPARSE when s is
+ * not a number, DIAG_ELIMIT when it is out of range.
  */
 int str_to_i64(const char *s, int64_t min, int64_t max, int64_t *ret);
 
 /* Parses "true"/"false" in any case. 0 or DIAG_EPARSE. */
 int str_to_bool(const char *s, bool *ret);
 
-/* Parses an octal file mode "0000".."0777" (leading 0 optional). 0 or DIAG_EPARSE. */
+/*
+ * Parses an octal file mode "0000".."0777" (leading 0 optional). 0 or
+ * DIAG_EPARSE.
+ */
 int str_to_mode(const char *s, int *ret);
 
 /* ASCII case-insensitive equality. */
@@ -29,9 +33,9 @@ bool str_eq_ci(const char *a, const char *b);
 bool str_has_prefix(const char *s, const char *prefix);
 
 /*
- * Iterates a list separated by any character of `seps`, trimming blanks and skipping
- * empty items. *cursor starts at the list; each call sets *item and *item_len and returns
- * true, or returns false at the end. Allocates nothing.
+ * Iterates a list separated by any character of `seps`, trimming blanks and
+ * skipping empty items. *cursor starts at the list; each call sets *item and
+ * *item_len and returns true, or returns false at the end. Allocates nothing.
  */
 bool str_list_next(const char **cursor, const char *seps, const char **item,
 		   size_t *item_len);
@@ -40,18 +44,22 @@ bool str_list_next(const char **cursor, const char *seps, const char **item,
 bool str_list_contains(const char *list, const char *seps, const char *name);
 
 /*
- * Length of the well-formed UTF-8 sequence at p (reading at most `left` bytes), or 0
- * when it is invalid (overlong forms, surrogates and code points past U+10FFFF too).
+ * Length of the well-formed UTF-8 sequence at p (reading at most `left` bytes),
+ * or 0 when it is invalid (overlong forms, surrogates and code points past
+ * U+10FFFF too).
  */
 size_t str_utf8_sequence(const unsigned char *p, size_t left);
 
-/* Whether len bytes are well-formed UTF-8; on failure *bad_at gets the byte offset. */
+/*
+ * Whether len bytes are well-formed UTF-8; on failure *bad_at gets the byte
+ * offset.
+ */
 bool str_is_utf8(const char *s, size_t len, size_t *bad_at);
 
 /*
- * Writes a printable, shortened copy of an untrusted value for messages: control and
- * non-ASCII bytes become '?', and values longer than `shown` bytes end in "...".
- * out must have room for shown + 4 bytes.
+ * Writes a printable, shortened copy of an untrusted value for messages:
+ * control and non-ASCII bytes become '?', and values longer than `shown` bytes
+ * end in "...". out must have room for shown + 4 bytes.
  */
 void str_shorten(const char *value, size_t shown, char *out, size_t out_size);
 

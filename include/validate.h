@@ -1,6 +1,7 @@
 /*
- * validate: the value formats a profile can demand (of a trigger annotation, an env
- * value or a setting) and the Kubernetes name rules the profile loader enforces.
+ * validate: the value formats a profile can demand (of a trigger annotation, an
+ * env value or a setting) and the Kubernetes name rules the profile loader
+ * enforces.
  */
 #ifndef PIW_VALIDATE_H
 #define PIW_VALIDATE_H
@@ -8,37 +9,46 @@
 #include <stdbool.h>
 
 enum value_format {
-	FORMAT_ANY,       /* non-empty, no control characters */
-	FORMAT_EMAIL,     /* local@domain.tld */
-	FORMAT_ARN,       /* arn:<partition>:iam::<12 digits>:role/<path/name> */
-	FORMAT_UUID,      /* 8-4-4-4-12 hex digits */
+	FORMAT_ANY,   /* non-empty, no control characters */
+	FORMAT_EMAIL, /* local@domain.tld */
+	FORMAT_ARN,   /* arn:<partition>:iam::<12 digits>:role/<path/name> */
+	FORMAT_UUID,  /* 8-4-4-4-12 hex digits */
 	FORMAT_HTTPS_URL, /* https://host[:port][/path...] */
-	FORMAT_INTEGER,   /* decimal, fits in int64 */
-	FORMAT_BOOLEAN,   /* true / false, any case */
-	FORMAT_REGION,    /* [a-z0-9-], 1-32 characters */
+	FORMAT_INTEGER,	  /* decimal, fits in int64 */
+	FORMAT_BOOLEAN,	  /* true / false, any case */
+	FORMAT_REGION,	  /* [a-z0-9-], 1-32 characters */
 };
 
 /* Maps a profile's format name to the enum. 0 or DIAG_EPARSE. */
 int validate_format_parse(const char *name, enum value_format *ret);
 
-/* The format's profile name ("email") and what a valid value is, for messages. */
+/*
+ * The format's profile name ("email") and what a valid value is, for messages.
+ */
 const char *validate_format_name(enum value_format format);
 const char *validate_format_expectation(enum value_format format);
 
 /* Whether value satisfies format. */
 bool validate_value(enum value_format format, const char *value);
 
-/* A Kubernetes label or annotation key: [DNS-subdomain "/"] name (63, alnum ends). */
+/*
+ * A Kubernetes label or annotation key: [DNS-subdomain "/"] name (63, alnum
+ * ends).
+ */
 bool validate_qualified_name(const char *key);
 
 /* A DNS label (RFC 1123): [a-z0-9-], 1-63, alphanumeric at both ends. */
 bool validate_dns_label(const char *s);
 
-/* An environment variable name as profiles may declare it: [A-Za-z_][A-Za-z0-9_]*. */
+/*
+ * An environment variable name as profiles may declare it:
+ * [A-Za-z_][A-Za-z0-9_]*.
+ */
 bool validate_env_name(const char *s);
 
 /* A normalised absolute path: starts with '/', no empty, "." or ".." segment, no
- * trailing '/', printable ASCII, at most BOUND_PATH bytes. "/" alone is refused. */
+ * trailing '/', printable ASCII, at most BOUND_PATH bytes. "/" alone is
+ * refused. */
 bool validate_abs_path(const char *s);
 
 /* One path segment: no '/', not "." or "..", printable ASCII, 1-255 bytes. */

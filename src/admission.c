@@ -1,7 +1,7 @@
 /*
- * admission: the AdmissionReview wire format. Decoding is strict about the fields we
- * rely on (a wrong type is a 400, not a guess); encoding is written directly as text,
- * with the patch base64-encoded in one pass.
+ * admission: the AdmissionReview wire format. Decoding is strict about the
+ * fields we rely on (a wrong type is a 400, not a guess); encoding is written
+ * directly as text, with the patch base64-encoded in one pass.
  */
 #include "admission.h"
 
@@ -9,7 +9,7 @@
 
 #include "json.h"
 
-#define API_V1 "admission.k8s.io/v1"
+#define API_V1	    "admission.k8s.io/v1"
 #define API_V1BETA1 "admission.k8s.io/v1beta1"
 
 /* Reads an optional string member; a present non-string is an error. */
@@ -23,13 +23,15 @@ static int optional_string(const cJSON *obj, const char *key, const char *path,
 		*out = item->valuestring;
 		return 0;
 	case JSON_WRONG_TYPE:
-		return diag_set(d, DIAG_EPARSE, "%s%s is not a string", path, key);
+		return diag_set(d, DIAG_EPARSE, "%s%s is not a string", path,
+				key);
 	default:
 		return 0;
 	}
 }
 
-static int read_kind(const cJSON *request, struct admission_request *r, struct diag *d)
+static int read_kind(const cJSON *request, struct admission_request *r,
+		     struct diag *d)
 {
 	const cJSON *kind = NULL;
 	int rc = 0;
@@ -37,7 +39,8 @@ static int read_kind(const cJSON *request, struct admission_request *r, struct d
 	r->kind_group = r->kind_version = r->kind = "";
 	switch (json_member(request, "kind", cJSON_Object, &kind)) {
 	case JSON_WRONG_TYPE:
-		return diag_set(d, DIAG_EPARSE, "request.kind is not an object");
+		return diag_set(d, DIAG_EPARSE,
+				"request.kind is not an object");
 	case JSON_MISSING:
 		return 0;
 	default:
@@ -45,9 +48,11 @@ static int read_kind(const cJSON *request, struct admission_request *r, struct d
 	}
 	rc = optional_string(kind, "group", "request.kind.", &r->kind_group, d);
 	if (rc == 0)
-		rc = optional_string(kind, "version", "request.kind.", &r->kind_version, d);
+		rc = optional_string(kind, "version", "request.kind.",
+				     &r->kind_version, d);
 	if (rc == 0)
-		rc = optional_string(kind, "kind", "request.kind.", &r->kind, d);
+		rc = optional_string(kind, "kind", "request.kind.", &r->kind,
+				     d);
 	return rc;
 }
 
@@ -59,64 +64,83 @@ static int read_request(const cJSON *request, struct admission_request *r,
 
 	if (json_member(request, "uid", cJSON_String, &item) != JSON_FOUND ||
 	    item->valuestring[0] == '\0')
-		return diag_set(d, DIAG_EPARSE, "request.uid is missing or not a string");
+		return diag_set(d, DIAG_EPARSE,
+				"request.uid is missing or not a string");
 	r->uid = item->valuestring;
 	r->operation = "";
 	r->sub_resource = "";
-	rc = optional_string(request, "operation", "request.", &r->operation, d);
+	rc = optional_string(request, "operation", "request.", &r->operation,
+			     d);
 	if (rc == 0)
-		rc = optional_string(request, "namespace", "request.", &r->namespace, d);
+		rc = optional_string(request, "namespace", "request.",
+				     &r->namespace, d);
 	if (rc == 0)
-		rc = optional_string(request, "subResource", "request.", &r->sub_resource, d);
+		rc = optional_string(request, "subResource", "request.",
+				     &r->sub_resource, d);
 	if (rc == 0)
 		rc = read_kind(request, r, d);
 	if (rc != 0)
 		return rc;
-	if (json_member(request, "resource", cJSON_Object, &resource) == JSON_WRONG_TYPE)
-		return diag_set(d, DIAG_EPARSE, "request.resource is not an object");
-	switch (json_member(request, "dryRun", cJSON_True | cJSON_False, &item)) {
+	if (json_member(request, "resource", cJSON_Object, &resource) ==
+	    JSON_WRONG_TYPE)
+		return diag_set(d, DIAG_EPARSE,
+				"request.resource is not an object");
+	switch (json_member(request, "dryRun", cJSON_True | cJSON_False,
+			    &item)) {
 	case JSON_WRONG_TYPE:
-		return diag_set(d, DIAG_EPARSE, "request.dryRun is not a boolean");
+		return diag_set(d, DIAG_EPARSE,
+				"request.dryRun is not a boolean");
 	case JSON_FOUND:
 		r->dry_run = cJSON_IsTrue(item);
 		break;
 	default:
 		break;
 	}
-	if (json_member(request, "object", cJSON_Object, &r->object) == JSON_WRONG_TYPE)
-		return diag_set(d, DIAG_EPARSE, "request.object is not an object");
+	if (json_member(request, "object", cJSON_Object, &r->object) ==
+	    JSON_WRONG_TYPE)
+		return diag_set(d, DIAG_EPARSE,
+				"request.object is not an object");
 	return 0;
 }
 
-static int read_review(const cJSON *root, struct admission_request *r, struct diag *d)
+static int read_review(const cJSON *root, struct admission_request *r,
+		       struct diag *d)
 {
 	const char *api = json_string(root, "apiVersion");
 	const char *kind = json_string(root, "kind");
 	const cJSON *request = NULL;
 
 	if (kind == NULL || strcmp(kind, "AdmissionReview") != 0)
-		return diag_set(d, DIAG_EPARSE, "not an AdmissionReview (kind is %s%.64s%s)",
-				kind ? "'" : "", kind ? kind : "missing", kind ? "'" : "");
+		return diag_set(d, DIAG_EPARSE,
+				"not an AdmissionReview (kind is %s%.64s%s)",
+				kind ? "'" : "", kind ? kind : "missing",
+				kind ? "'" : "");
 	if (api && strcmp(api, API_V1) == 0)
 		r->version = ADMISSION_V1;
 	else if (api && strcmp(api, API_V1BETA1) == 0)
 		r->version = ADMISSION_V1BETA1;
 	else
-		return diag_set(d, DIAG_EPARSE, "unsupported apiVersion '%.64s' (want %s or %s)",
-				api ? api : "", API_V1, API_V1BETA1);
+		return diag_set(
+			d, DIAG_EPARSE,
+			"unsupported apiVersion '%.64s' (want %s or %s)",
+			api ? api : "", API_V1, API_V1BETA1);
 	if (json_member(root, "request", cJSON_Object, &request) != JSON_FOUND)
-		return diag_set(d, DIAG_EPARSE, "request is missing or not an object");
+		return diag_set(d, DIAG_EPARSE,
+				"request is missing or not an object");
 	return read_request(request, r, d);
 }
 
-int admission_from_json(cJSON *root, struct admission_request *ret, struct diag *d)
+int admission_from_json(cJSON *root, struct admission_request *ret,
+			struct diag *d)
 {
 	struct admission_request r = { 0 };
 	int rc;
 
 	if (!cJSON_IsObject(root))
-		return diag_set(d, DIAG_EPARSE, "not an AdmissionReview (not a JSON object)");
-	if (json_string(root, "kind") == NULL && cJSON_GetObjectItem(root, "uid")) {
+		return diag_set(d, DIAG_EPARSE,
+				"not an AdmissionReview (not a JSON object)");
+	if (json_string(root, "kind") == NULL &&
+	    cJSON_GetObjectItem(root, "uid")) {
 		r.version = ADMISSION_V1; /* a bare AdmissionRequest */
 		rc = read_request(root, &r, d);
 	} else {
@@ -129,8 +153,8 @@ int admission_from_json(cJSON *root, struct admission_request *ret, struct diag 
 	return 0;
 }
 
-int admission_decode(const char *body, size_t len, struct admission_request *ret,
-		     struct diag *d)
+int admission_decode(const char *body, size_t len,
+		     struct admission_request *ret, struct diag *d)
 {
 	cJSON *root = NULL;
 	int rc;
@@ -141,7 +165,8 @@ int admission_decode(const char *body, size_t len, struct admission_request *ret
 		return rc;
 	if (json_string(root, "kind") == NULL) {
 		cJSON_Delete(root);
-		return diag_set(d, DIAG_EPARSE, "not an AdmissionReview (no kind)");
+		return diag_set(d, DIAG_EPARSE,
+				"not an AdmissionReview (no kind)");
 	}
 	rc = admission_from_json(root, ret, d);
 	if (rc != 0)
@@ -149,8 +174,8 @@ int admission_decode(const char *body, size_t len, struct admission_request *ret
 	return rc;
 }
 
-int admission_from_pod(cJSON *pod, const char *namespace, struct admission_request *ret,
-		       struct diag *d)
+int admission_from_pod(cJSON *pod, const char *namespace,
+		       struct admission_request *ret, struct diag *d)
 {
 	if (!cJSON_IsObject(pod))
 		return diag_set(d, DIAG_EPARSE, "a Pod must be a JSON object");
@@ -170,8 +195,9 @@ int admission_from_pod(cJSON *pod, const char *namespace, struct admission_reque
 
 bool admission_is_pod_create(const struct admission_request *r)
 {
-	return strcmp(r->operation, "CREATE") == 0 && strcmp(r->kind, "Pod") == 0 &&
-	       r->kind_group[0] == '\0' && strcmp(r->kind_version, "v1") == 0 &&
+	return strcmp(r->operation, "CREATE") == 0 &&
+	       strcmp(r->kind, "Pod") == 0 && r->kind_group[0] == '\0' &&
+	       strcmp(r->kind_version, "v1") == 0 &&
 	       r->sub_resource[0] == '\0' && r->object != NULL;
 }
 
@@ -181,7 +207,8 @@ void admission_request_free(struct admission_request *r)
 	r->root = NULL;
 }
 
-int admission_base64_append(struct strbuf *out, const unsigned char *data, size_t len)
+int admission_base64_append(struct strbuf *out, const unsigned char *data,
+			    size_t len)
 {
 	static const char table[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -193,7 +220,8 @@ int admission_base64_append(struct strbuf *out, const unsigned char *data, size_
 		return rc;
 	w = out->buf + out->len;
 	for (; i + 2 < len; i += 3) {
-		unsigned v = (unsigned)data[i] << 16 | (unsigned)data[i + 1] << 8 | data[i + 2];
+		unsigned v = (unsigned)data[i] << 16 |
+			     (unsigned)data[i + 1] << 8 | data[i + 2];
 
 		*w++ = table[v >> 18];
 		*w++ = table[(v >> 12) & 63];
@@ -201,7 +229,8 @@ int admission_base64_append(struct strbuf *out, const unsigned char *data, size_
 		*w++ = table[v & 63];
 	}
 	if (i < len) {
-		unsigned v = (unsigned)data[i] << 16 | (i + 1 < len ? (unsigned)data[i + 1] << 8 : 0);
+		unsigned v = (unsigned)data[i] << 16 |
+			     (i + 1 < len ? (unsigned)data[i + 1] << 8 : 0);
 
 		*w++ = table[v >> 18];
 		*w++ = table[(v >> 12) & 63];
@@ -213,7 +242,8 @@ int admission_base64_append(struct strbuf *out, const unsigned char *data, size_
 	return 0;
 }
 
-static int encode_warnings(const struct admission_response *r, struct strbuf *out)
+static int encode_warnings(const struct admission_response *r,
+			   struct strbuf *out)
 {
 	int rc = strbuf_adds(out, ",\"warnings\":[");
 
@@ -240,24 +270,28 @@ static int encode_status(const struct admission_response *r, struct strbuf *out)
 	return rc;
 }
 
-int admission_encode(enum admission_version version, const struct admission_response *r,
-		     struct strbuf *out)
+int admission_encode(enum admission_version version,
+		     const struct admission_response *r, struct strbuf *out)
 {
 	bool has_patch = r->patch && r->patch_len > 2;
-	int rc = strbuf_addf(out,
-			     "{\"apiVersion\":\"%s\",\"kind\":\"AdmissionReview\","
-			     "\"response\":{\"uid\":",
-			     version == ADMISSION_V1 ? API_V1 : API_V1BETA1);
+	int rc = strbuf_addf(
+		out,
+		"{\"apiVersion\":\"%s\",\"kind\":\"AdmissionReview\","
+		"\"response\":{\"uid\":",
+		version == ADMISSION_V1 ? API_V1 : API_V1BETA1);
 
 	if (rc == 0)
 		rc = json_append_string(out, r->uid);
 	if (rc == 0)
-		rc = strbuf_adds(out, r->allowed ? ",\"allowed\":true" : ",\"allowed\":false");
+		rc = strbuf_adds(out, r->allowed ? ",\"allowed\":true"
+						 : ",\"allowed\":false");
 	if (rc == 0 && has_patch) {
-		rc = strbuf_adds(out, ",\"patchType\":\"JSONPatch\",\"patch\":\"");
+		rc = strbuf_adds(out,
+				 ",\"patchType\":\"JSONPatch\",\"patch\":\"");
 		if (rc == 0)
-			rc = admission_base64_append(out, (const unsigned char *)r->patch,
-						     r->patch_len);
+			rc = admission_base64_append(
+				out, (const unsigned char *)r->patch,
+				r->patch_len);
 		if (rc == 0)
 			rc = strbuf_addc(out, '"');
 	}

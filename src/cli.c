@@ -1,6 +1,7 @@
 /*
- * cli: `mutate` and `check-profiles`. Every error names the file and the problem in
- * one line and exits 2; nothing here is trusted more than a request body would be.
+ * cli: `mutate` and `check-profiles`. Every error names the file and the
+ * problem in one line and exits 2; nothing here is trusted more than a request
+ * body would be.
  */
 #include "cli.h"
 
@@ -32,7 +33,8 @@ static int load_profiles(const struct config *cfg, struct profile_set **ret,
 {
 	int rc = profile_dir_load(cfg->profiles_dir, ret, d);
 
-	if (rc == 0 && (rc = profile_set_check_settings(*ret, cfg->settings, d)) != 0) {
+	if (rc == 0 &&
+	    (rc = profile_set_check_settings(*ret, cfg->settings, d)) != 0) {
 		profile_set_free(*ret);
 		*ret = NULL;
 	}
@@ -66,15 +68,19 @@ static int read_request(const struct config *cfg, struct admission_request *req,
 		return rc;
 	if (!cJSON_IsObject(root)) {
 		cJSON_Delete(root);
-		return diag_set_at(d, DIAG_EPARSE, cfg->pod_file, 0,
-				   "expected a JSON object: a Pod, AdmissionRequest or "
-				   "AdmissionReview");
+		return diag_set_at(
+			d, DIAG_EPARSE, cfg->pod_file, 0,
+			"expected a JSON object: a Pod, AdmissionRequest or "
+			"AdmissionReview");
 	}
 	kind = json_string(root, "kind");
-	if ((kind == NULL || strcmp(kind, "Pod") == 0) && cJSON_GetObjectItem(root, "uid") == NULL)
+	if ((kind == NULL || strcmp(kind, "Pod") == 0) &&
+	    cJSON_GetObjectItem(root, "uid") == NULL)
 		rc = admission_from_pod(root, cfg->namespace, req, d);
 	else if (kind && strcmp(kind, "AdmissionReview") != 0)
-		rc = diag_set(d, DIAG_EPARSE, "kind is '%.64s', not Pod or AdmissionReview", kind);
+		rc = diag_set(d, DIAG_EPARSE,
+			      "kind is '%.64s', not Pod or AdmissionReview",
+			      kind);
 	else
 		rc = admission_from_json(root, req, d);
 	if (rc != 0) {
@@ -104,7 +110,8 @@ static int read_service_account(const struct config *cfg, const char *namespace,
 	return rc;
 }
 
-static int print_pod(FILE *out, const cJSON *pod, struct patch *patch, struct diag *d)
+static int print_pod(FILE *out, const cJSON *pod, struct patch *patch,
+		     struct diag *d)
 {
 	cJSON *copy = cJSON_Duplicate(pod, true);
 	const char *text;
@@ -115,7 +122,8 @@ static int print_pod(FILE *out, const cJSON *pod, struct patch *patch, struct di
 	if (copy == NULL)
 		return diag_set(d, DIAG_ENOMEM, "out of memory");
 	text = patch_text(patch, &len);
-	rc = text ? patch_apply(copy, text, len, d) : diag_set(d, DIAG_ENOMEM, "out of memory");
+	rc = text ? patch_apply(copy, text, len, d)
+		  : diag_set(d, DIAG_ENOMEM, "out of memory");
 	if (rc == 0 && (printed = cJSON_Print(copy)) == NULL)
 		rc = diag_set(d, DIAG_ENOMEM, "out of memory");
 	if (rc == 0)
@@ -159,7 +167,8 @@ static int print_output(const struct config *cfg, FILE *out,
 	if (strcmp(cfg->output, "review") == 0)
 		return print_review(out, req, m, d);
 	if (strcmp(cfg->output, "pod") == 0)
-		return m->allowed ? print_pod(out, req->object, &m->patch, d) : 0;
+		return m->allowed ? print_pod(out, req->object, &m->patch, d)
+				  : 0;
 	text = patch_text(&m->patch, &len);
 	if (text == NULL)
 		return diag_set(d, DIAG_ENOMEM, "out of memory");
@@ -189,16 +198,22 @@ static void check_sa_identity(FILE *err, const struct service_account *sa,
 {
 	const char *want = mutate_service_account_name(pod);
 
-	if (strcmp(sa->name, want) != 0 || (namespace && strcmp(sa->namespace, namespace)))
-		fprintf(err, "note: the pod runs as ServiceAccount '%s' but the file is '%s/%s'; "
-			     "using the file\n", want, sa->namespace, sa->name);
+	if (strcmp(sa->name, want) != 0 ||
+	    (namespace && strcmp(sa->namespace, namespace)))
+		fprintf(err,
+			"note: the pod runs as ServiceAccount '%s' but the file is '%s/%s'; "
+			"using the file\n",
+			want, sa->namespace, sa->name);
 }
 
 static int decide(const struct config *cfg, const struct profile_set *set,
-		  const struct admission_request *req, const struct service_account *sa,
-		  struct mutation *m, FILE *err, struct diag *d)
+		  const struct admission_request *req,
+		  const struct service_account *sa, struct mutation *m,
+		  FILE *err, struct diag *d)
 {
-	struct mutate_input in = { .pod = req->object, .namespace = req->namespace, .sa = sa };
+	struct mutate_input in = { .pod = req->object,
+				   .namespace = req->namespace,
+				   .sa = sa };
 
 	if (!admission_is_pod_create(req)) {
 		m->outcome = MUTATE_NOT_POD_CREATE;
@@ -221,11 +236,14 @@ int cli_mutate(const struct config *cfg, FILE *out, FILE *err)
 	diag_clear(&d);
 	mutation_init(&m);
 	if (cfg->pod_file == NULL) {
-		fprintf(err, "pod-identity-webhook: mutate needs --pod FILE (see mutate --help)\n");
+		fprintf(err,
+			"pod-identity-webhook: mutate needs --pod FILE (see mutate --help)\n");
 		goto out;
 	}
-	if (load_profiles(cfg, &set, &d) != 0 || read_request(cfg, &req, &d) != 0 ||
-	    read_service_account(cfg, req.namespace ? req.namespace : "default", &sa, &d) != 0 ||
+	if (load_profiles(cfg, &set, &d) != 0 ||
+	    read_request(cfg, &req, &d) != 0 ||
+	    read_service_account(cfg, req.namespace ? req.namespace : "default",
+				 &sa, &d) != 0 ||
 	    decide(cfg, set, &req, sa, &m, err, &d) != 0 ||
 	    print_output(cfg, out, &req, &m, &d) != 0) {
 		report(err, &d);
@@ -246,17 +264,22 @@ out:
 static void print_chain(FILE *out, const struct profile_chain *chain)
 {
 	static const char *const names[] = {
-		[SOURCE_TRIGGER] = "trigger", [SOURCE_TOKEN_PATH] = "token-path",
-		[SOURCE_MOUNT_PATH] = "mount-path", [SOURCE_AUDIENCE] = "audience",
+		[SOURCE_TRIGGER] = "trigger",
+		[SOURCE_TOKEN_PATH] = "token-path",
+		[SOURCE_MOUNT_PATH] = "mount-path",
+		[SOURCE_AUDIENCE] = "audience",
 		[SOURCE_EXPIRATION] = "expiration",
 		[SOURCE_SA_ANNOTATION] = "service-account-annotation",
-		[SOURCE_POD_ANNOTATION] = "pod-annotation", [SOURCE_SETTING] = "setting",
-		[SOURCE_POD_NAME] = "pod-name", [SOURCE_NAMESPACE] = "namespace",
+		[SOURCE_POD_ANNOTATION] = "pod-annotation",
+		[SOURCE_SETTING] = "setting",
+		[SOURCE_POD_NAME] = "pod-name",
+		[SOURCE_NAMESPACE] = "namespace",
 		[SOURCE_SA_NAME] = "service-account-name",
 	};
 
 	for (size_t i = 0; i < chain->n; i++)
-		fprintf(out, "%s%s%s%s", i ? ", " : "", names[chain->items[i].kind],
+		fprintf(out, "%s%s%s%s", i ? ", " : "",
+			names[chain->items[i].kind],
 			chain->items[i].arg ? ":" : "",
 			chain->items[i].arg ? chain->items[i].arg : "");
 }
@@ -277,27 +300,32 @@ static void print_env(FILE *out, const struct profile_env *e)
 	fputc('\n', out);
 }
 
-static void print_profile(FILE *out, const struct profile *p, const struct settings *st)
+static void print_profile(FILE *out, const struct profile *p,
+			  const struct settings *st)
 {
-	fprintf(out, "%s (%s)%s%s\n", p->name, p->source, p->description ? ": " : "",
+	fprintf(out, "%s (%s)%s%s\n", p->name, p->source,
+		p->description ? ": " : "",
 		p->description ? p->description : "");
 	fprintf(out, "    trigger ServiceAccount annotation %s (%s)%s%s\n",
 		p->trigger_annotation, validate_format_name(p->trigger_format),
 		p->trigger_pod_label ? ", with pod label " : "",
 		p->trigger_pod_label ? p->trigger_pod_label : "");
-	fprintf(out, "    token audience %s, %lld s (min %lld, max %lld)\n", p->audience,
-		(long long)p->expiration, (long long)p->expiration_min,
-		(long long)p->expiration_max);
-	fprintf(out, "    volume %s at %s/%s", p->volume_name, p->mount_path, p->token_file);
+	fprintf(out, "    token audience %s, %lld s (min %lld, max %lld)\n",
+		p->audience, (long long)p->expiration,
+		(long long)p->expiration_min, (long long)p->expiration_max);
+	fprintf(out, "    volume %s at %s/%s", p->volume_name, p->mount_path,
+		p->token_file);
 	if (p->default_mode >= 0)
 		fprintf(out, ", mode %04o", p->default_mode);
 	fputc('\n', out);
 	for (size_t i = 0; i < p->n_env; i++)
 		print_env(out, &p->env[i]);
 	for (size_t i = 0; i < p->n_settings; i++) {
-		const char *v = profile_setting_value(p, st, p->settings[i].name);
+		const char *v =
+			profile_setting_value(p, st, p->settings[i].name);
 
-		fprintf(out, "    setting %s = %s\n", p->settings[i].name, v ? v : "(unset)");
+		fprintf(out, "    setting %s = %s\n", p->settings[i].name,
+			v ? v : "(unset)");
 	}
 }
 

@@ -1,8 +1,8 @@
 /*
- * config: one table of options. Each row says the flag, its environment variable, the
- * commands that take it, its type and bounds, its default and its help; parsing,
- * `--help` and `config_print_markdown` (docs/configuration.md) all read the same rows,
- * so the three cannot drift apart.
+ * config: one table of options. Each row says the flag, its environment
+ * variable, the commands that take it, its type and bounds, its default and its
+ * help; parsing, `--help` and `config_print_markdown` (docs/configuration.md)
+ * all read the same rows, so the three cannot drift apart.
  */
 #include "config.h"
 
@@ -30,22 +30,28 @@ struct option {
 	const char *help;
 };
 
-#define ALL (CMD_SERVE | CMD_MUTATE | CMD_CHECK_PROFILES)
+#define ALL	   (CMD_SERVE | CMD_MUTATE | CMD_CHECK_PROFILES)
 #define OFF(field) offsetof(struct config, field)
 static const struct option options[] = {
-	{ "--profiles-dir", "PIW_PROFILES_DIR", OPT_STRING, OFF(profiles_dir), NULL, NULL, ALL,
-	  "DIR", "load every *.ini profile in DIR after the built-in ones" },
-	{ "--setting", "PIW_SETTINGS", OPT_SETTING, 0, NULL, NULL, ALL, "NAME=VALUE",
+	{ "--profiles-dir", "PIW_PROFILES_DIR", OPT_STRING, OFF(profiles_dir),
+	  NULL, NULL, ALL, "DIR",
+	  "load every *.ini profile in DIR after the built-in ones" },
+	{ "--setting", "PIW_SETTINGS", OPT_SETTING, 0, NULL, NULL, ALL,
+	  "NAME=VALUE",
 	  "set a deployment-level setting a profile declares (repeatable; the variable "
 	  "takes a comma-separated list)" },
-	{ "--pod", NULL, OPT_STRING, OFF(pod_file), NULL, NULL, CMD_MUTATE, "FILE",
+	{ "--pod", NULL, OPT_STRING, OFF(pod_file), NULL, NULL, CMD_MUTATE,
+	  "FILE",
 	  "Pod, AdmissionRequest or AdmissionReview JSON ('-' reads standard input)" },
-	{ "--service-account", NULL, OPT_STRING, OFF(sa_file), NULL, NULL, CMD_MUTATE, "FILE",
+	{ "--service-account", NULL, OPT_STRING, OFF(sa_file), NULL, NULL,
+	  CMD_MUTATE, "FILE",
 	  "the pod's ServiceAccount JSON (omitted: the ServiceAccount does not exist)" },
-	{ "--namespace", NULL, OPT_STRING, OFF(namespace), NULL, NULL, CMD_MUTATE, "NS",
+	{ "--namespace", NULL, OPT_STRING, OFF(namespace), NULL, NULL,
+	  CMD_MUTATE, "NS",
 	  "namespace of the request (default: the pod's, else the ServiceAccount's)" },
-	{ "--output", NULL, OPT_CHOICE, OFF(output), "patch", "patch|pod|review", CMD_MUTATE,
-	  "WHAT", "print the JSON Patch, the mutated pod or an AdmissionReview response" },
+	{ "--output", NULL, OPT_CHOICE, OFF(output), "patch",
+	  "patch|pod|review", CMD_MUTATE, "WHAT",
+	  "print the JSON Patch, the mutated pod or an AdmissionReview response" },
 };
 #undef OFF
 
@@ -80,18 +86,20 @@ static enum cli_command find_command(const char *name)
 	return CMD_NONE;
 }
 
-static const struct option *find_option(const char *flag, size_t len, unsigned command)
+static const struct option *find_option(const char *flag, size_t len,
+					unsigned command)
 {
 	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
-		if ((options[i].commands & command) && strlen(options[i].flag) == len &&
+		if ((options[i].commands & command) &&
+		    strlen(options[i].flag) == len &&
 		    strncmp(options[i].flag, flag, len) == 0)
 			return &options[i];
 	}
 	return NULL;
 }
 
-static int set_settings_list(struct config *cfg, const char *list, const char *origin,
-			     struct diag *d)
+static int set_settings_list(struct config *cfg, const char *list,
+			     const char *origin, struct diag *d)
 {
 	const char *cursor = list, *item;
 	char pair[1200];
@@ -99,7 +107,8 @@ static int set_settings_list(struct config *cfg, const char *list, const char *o
 
 	while (str_list_next(&cursor, ",", &item, &len)) {
 		if (len >= sizeof(pair))
-			return diag_set_at(d, DIAG_EINVAL, origin, 0, "setting too long");
+			return diag_set_at(d, DIAG_EINVAL, origin, 0,
+					   "setting too long");
 		memcpy(pair, item, len);
 		pair[len] = '\0';
 		if (settings_set_pair(cfg->settings, pair, d) != 0) {
@@ -110,18 +119,22 @@ static int set_settings_list(struct config *cfg, const char *list, const char *o
 	return 0;
 }
 
-static int apply_value(struct config *cfg, const struct option *o, const char *value,
-		       const char *origin, bool from_env, struct diag *d)
+static int apply_value(struct config *cfg, const struct option *o,
+		       const char *value, const char *origin, bool from_env,
+		       struct diag *d)
 {
 	switch (o->kind) {
 	case OPT_STRING:
 		if (value[0] == '\0')
-			return diag_set_at(d, DIAG_EINVAL, origin, 0, "needs a non-empty value");
+			return diag_set_at(d, DIAG_EINVAL, origin, 0,
+					   "needs a non-empty value");
 		break;
 	case OPT_CHOICE:
-		if (!str_list_contains(o->choices, "|", value) || value[0] == '\0')
+		if (!str_list_contains(o->choices, "|", value) ||
+		    value[0] == '\0')
 			return diag_set_at(d, DIAG_EINVAL, origin, 0,
-					   "'%.64s' is not one of %s", value, o->choices);
+					   "'%.64s' is not one of %s", value,
+					   o->choices);
 		break;
 	case OPT_SETTING:
 		if (from_env)
@@ -172,13 +185,15 @@ static int parse_flag(struct config *cfg, int argc, char *const argv[], int *i,
 		return 0;
 	}
 	if (o == NULL)
-		return diag_set(d, DIAG_EINVAL, "unknown option '%.*s' for %s (see %s --help)",
-				(int)len, arg, config_command_name(cfg->command),
+		return diag_set(d, DIAG_EINVAL,
+				"unknown option '%.*s' for %s (see %s --help)",
+				(int)len, arg,
+				config_command_name(cfg->command),
 				config_command_name(cfg->command));
 	if (value == NULL) {
 		if (*i + 1 >= argc)
-			return diag_set_at(d, DIAG_EINVAL, o->flag, 0, "needs a value (%s)",
-					   o->metavar);
+			return diag_set_at(d, DIAG_EINVAL, o->flag, 0,
+					   "needs a value (%s)", o->metavar);
 		value = argv[++*i];
 	}
 	return apply_value(cfg, o, value, o->flag, false, d);
@@ -190,8 +205,8 @@ static int parse_positional(struct config *cfg, const char *arg, struct diag *d)
 		cfg->profiles_dir = arg;
 		return 0;
 	}
-	return diag_set(d, DIAG_EINVAL, "unexpected argument '%.100s' for %s", arg,
-			config_command_name(cfg->command));
+	return diag_set(d, DIAG_EINVAL, "unexpected argument '%.100s' for %s",
+			arg, config_command_name(cfg->command));
 }
 
 int config_parse(int argc, char *const argv[], config_getenv_fn get_env,
@@ -201,24 +216,29 @@ int config_parse(int argc, char *const argv[], config_getenv_fn get_env,
 
 	memset(cfg, 0, sizeof(*cfg));
 	if (argc < 2)
-		return diag_set(d, DIAG_EINVAL, "no command given (see --help)");
+		return diag_set(d, DIAG_EINVAL,
+				"no command given (see --help)");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		cfg->help = true;
 		return 0;
 	}
-	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+	if (strcmp(argv[1], "--version") == 0 ||
+	    strcmp(argv[1], "version") == 0) {
 		cfg->version = true;
 		return 0;
 	}
 	cfg->command = find_command(argv[1]);
 	if (cfg->command == CMD_NONE)
-		return diag_set(d, DIAG_EINVAL, "unknown command '%.64s' (see --help)", argv[1]);
+		return diag_set(d, DIAG_EINVAL,
+				"unknown command '%.64s' (see --help)",
+				argv[1]);
 	if (settings_new(&cfg->settings) != 0)
 		return diag_set(d, DIAG_ENOMEM, "out of memory");
 	rc = apply_defaults_and_env(cfg, get_env, d);
 	for (int i = 2; rc == 0 && i < argc && !cfg->help; i++) {
-		if (strncmp(argv[i], "--", 2) == 0 || strcmp(argv[i], "-h") == 0)
+		if (strncmp(argv[i], "--", 2) == 0 ||
+		    strcmp(argv[i], "-h") == 0)
 			rc = parse_flag(cfg, argc, argv, &i, d);
 		else
 			rc = parse_positional(cfg, argv[i], d);
@@ -241,8 +261,9 @@ void config_print_usage(FILE *out, enum cli_command command)
 		command ? "" : "[options]");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (command == CMD_NONE || commands[i].command == command)
-			fprintf(out, "  %-15s %s\n    %s %s\n", commands[i].name,
-				commands[i].summary, commands[i].name, commands[i].args);
+			fprintf(out, "  %-15s %s\n    %s %s\n",
+				commands[i].name, commands[i].summary,
+				commands[i].name, commands[i].args);
 	}
 	fprintf(out, "\noptions%s:\n", command ? "" : " (by command)");
 	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
@@ -280,10 +301,11 @@ void config_print_markdown(FILE *out)
 	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
 		const struct option *o = &options[i];
 
-		fprintf(out, "| `%s %s` | %s%s%s | ", o->flag, o->metavar, o->env ? "`" : "",
-			o->env ? o->env : "", o->env ? "`" : "");
+		fprintf(out, "| `%s %s` | %s%s%s | ", o->flag, o->metavar,
+			o->env ? "`" : "", o->env ? o->env : "",
+			o->env ? "`" : "");
 		print_commands_cell(out, o->commands);
-		fprintf(out, " | %s%s%s | %s |\n", o->def ? "`" : "", o->def ? o->def : "",
-			o->def ? "`" : "", o->help);
+		fprintf(out, " | %s%s%s | %s |\n", o->def ? "`" : "",
+			o->def ? o->def : "", o->def ? "`" : "", o->help);
 	}
 }

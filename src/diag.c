@@ -1,6 +1,6 @@
 /*
- * diag: error codes and the fixed-size error record. Fixed buffers on purpose: an error
- * path must not need memory, least of all after an allocation failure.
+ * diag: error codes and the fixed-size error record. Fixed buffers on purpose:
+ * an error path must not need memory, least of all after an allocation failure.
  */
 #include "diag.h"
 

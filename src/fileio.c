@@ -1,6 +1,6 @@
 /*
- * fileio: bounded whole-file reads. Reading stops one byte past the limit, so a huge
- * or endless input (a FIFO, /dev/zero) costs at most max + 1 bytes.
+ * fileio: bounded whole-file reads. Reading stops one byte past the limit, so a
+ * huge or endless input (a FIFO, /dev/zero) costs at most max + 1 bytes.
  */
 #include "fileio.h"
 
@@ -22,7 +22,8 @@ static int read_stream(FILE *f, const char *path, size_t max, struct strbuf *sb,
 		int rc = strbuf_add(sb, chunk, n);
 
 		if (rc == DIAG_ELIMIT)
-			return diag_set_at(d, rc, path, 0, "larger than %zu bytes", max);
+			return diag_set_at(d, rc, path, 0,
+					   "larger than %zu bytes", max);
 		if (rc != 0)
 			return diag_set_at(d, rc, path, 0, "out of memory");
 	}

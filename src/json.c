@@ -1,7 +1,7 @@
 /*
- * json: a pre-scan before cJSON so that hostile input is refused with a reason before
- * any tree is built: UTF-8 validity, a nesting bound (cJSON recurses per level) and
- * NUL escapes (which would silently truncate cJSON's C strings).
+ * json: a pre-scan before cJSON so that hostile input is refused with a reason
+ * before any tree is built: UTF-8 validity, a nesting bound (cJSON recurses per
+ * level) and NUL escapes (which would silently truncate cJSON's C strings).
  */
 #include "json.h"
 
@@ -34,8 +34,12 @@ static size_t scan_step(struct scan *s, size_t i, struct diag *d)
 		if (c == '"')
 			s->in_string = false;
 		else if (c == '\\' && i + 1 < s->len) {
-			if (s->len - i >= 6 && memcmp(s->p + i + 1, "u0000", 5) == 0) {
-				diag_set(d, DIAG_EPARSE, "NUL character in a string at byte %zu", i);
+			if (s->len - i >= 6 &&
+			    memcmp(s->p + i + 1, "u0000", 5) == 0) {
+				diag_set(
+					d, DIAG_EPARSE,
+					"NUL character in a string at byte %zu",
+					i);
 				return 0;
 			}
 			return 2;
@@ -46,7 +50,8 @@ static size_t scan_step(struct scan *s, size_t i, struct diag *d)
 		s->in_string = true;
 	else if (c == '[' || c == '{') {
 		if (++s->depth > BOUND_JSON_DEPTH) {
-			diag_set(d, DIAG_EPARSE, "nesting deeper than %d levels at byte %zu",
+			diag_set(d, DIAG_EPARSE,
+				 "nesting deeper than %d levels at byte %zu",
 				 BOUND_JSON_DEPTH, i);
 			return 0;
 		}
@@ -100,8 +105,10 @@ int json_parse(const char *buf, size_t len, cJSON **ret_root, struct diag *d)
 	}
 	if (!only_whitespace(end, buf + len)) {
 		cJSON_Delete(root);
-		return diag_set(d, DIAG_EPARSE, "unexpected data after the JSON value at byte %zu",
-				(size_t)(end - buf));
+		return diag_set(
+			d, DIAG_EPARSE,
+			"unexpected data after the JSON value at byte %zu",
+			(size_t)(end - buf));
 	}
 	*ret_root = root;
 	return 0;

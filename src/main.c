@@ -1,6 +1,6 @@
 /*
- * main: the three commands. Process-wide setup (allocation hooks) happens here and
- * nowhere else; everything below takes its configuration as arguments.
+ * main: the three commands. Process-wide setup (allocation hooks) happens here
+ * and nowhere else; everything below takes its configuration as arguments.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +26,8 @@ static int run(const struct config *cfg)
 	case CMD_CHECK_PROFILES:
 		return cli_check_profiles(cfg, stdout, stderr);
 	default:
-		fprintf(stderr, "pod-identity-webhook: %s is not available in this build\n",
+		fprintf(stderr,
+			"pod-identity-webhook: %s is not available in this build\n",
 			config_command_name(cfg->command));
 		return CLI_BAD_INPUT;
 	}

@@ -1,9 +1,10 @@
 /*
  * mem: allocation wrapper with failure injection.
  *
- * The countdown is the single piece of process-wide mutable state outside main.c and
- * the server: it exists for the allocation-failure tests (STYLE.md rule 15) and is an
- * atomic that production code never arms, so the hot path pays one relaxed load.
+ * The countdown is the single piece of process-wide mutable state outside
+ * main.c and the server: it exists for the allocation-failure tests (STYLE.md
+ * rule 15) and is an atomic that production code never arms, so the hot path
+ * pays one relaxed load.
  */
 #include "mem.h"
 

@@ -1,12 +1,13 @@
 /*
  * mutate: decides what a pod gets, profile by profile, in load order.
  *
- * The pod is read once into a view that has been checked for the shape we rely on, so
- * the rest of the file never meets a wrong JSON type: a pod we cannot read is admitted
- * unmutated with a warning. Each applying profile is first planned (token, location,
- * env values; every configuration error found here denies) and checked against the pod
- * (reserved names), and only then written out as patch operations. Any denial discards
- * the whole patch: a pod is mutated by all its profiles or by none.
+ * The pod is read once into a view that has been checked for the shape we rely
+ * on, so the rest of the file never meets a wrong JSON type: a pod we cannot
+ * read is admitted unmutated with a warning. Each applying profile is first
+ * planned (token, location, env values; every configuration error found here
+ * denies) and checked against the pod (reserved names), and only then written
+ * out as patch operations. Any denial discards the whole patch: a pod is
+ * mutated by all its profiles or by none.
  */
 #include "mutate.h"
 
@@ -24,7 +25,7 @@
 #include "strutil.h"
 
 #define CONTAINER_LIST_SEPARATORS ",;"
-#define STS_SESSION_NAME_MAX 64
+#define STS_SESSION_NAME_MAX	  64
 
 /* ---- the pod, read once ---- */
 
@@ -35,7 +36,8 @@ struct container_ref {
 	const cJSON *mounts; /* array or NULL */
 	bool init;
 	size_t index;
-	bool has_env, has_mounts; /* the array exists, in the pod or by an earlier op */
+	bool has_env,
+		has_mounts; /* the array exists, in the pod or by an earlier op */
 	bool selected, has_our_mount; /* for the profile being applied */
 };
 
@@ -64,7 +66,7 @@ struct plan {
 	char mount_dir[BOUND_PATH + 1];
 	char token_file[BOUND_PATH + 1];
 	char token_path[2 * BOUND_PATH + 2];
-	char env_mount_dir[BOUND_PATH + 4];  /* Windows form on Windows pods */
+	char env_mount_dir[BOUND_PATH + 4]; /* Windows form on Windows pods */
 	char env_token_path[2 * BOUND_PATH + 4];
 	bool volume_exists;
 	bool denied;
@@ -124,7 +126,8 @@ int mutation_warn(struct mutation *m, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	m->warnings[m->n_warnings] = mem_strdup(m->n_warnings == BOUND_WARNINGS ? more : text);
+	m->warnings[m->n_warnings] =
+		mem_strdup(m->n_warnings == BOUND_WARNINGS ? more : text);
 	if (m->warnings[m->n_warnings] == NULL)
 		return DIAG_ENOMEM;
 	m->n_warnings++;
@@ -147,8 +150,11 @@ const char *mutate_outcome_name(enum mutate_outcome outcome)
 	return names[outcome];
 }
 
-/* Appends a denial sentence; the first ones are kept when the message is full. */
-static int deny(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Appends a denial sentence; the first ones are kept when the message is full.
+ */
+static int deny(struct ctx *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static int deny(struct ctx *c, const char *fmt, ...)
 {
@@ -214,8 +220,9 @@ static bool set_problem(struct pod_view *v, const char *fmt, ...)
 }
 
 /* obj[key] must be absent or an object whose values are all strings. */
-static bool read_string_map(struct pod_view *v, const cJSON *obj, const char *key,
-			    const char *where, const cJSON **out)
+static bool read_string_map(struct pod_view *v, const cJSON *obj,
+			    const char *key, const char *where,
+			    const cJSON **out)
 {
 	const cJSON *item;
 
@@ -230,16 +237,19 @@ static bool read_string_map(struct pod_view *v, const cJSON *obj, const char *ke
 	}
 	cJSON_ArrayForEach(item, *out) {
 		if (!cJSON_IsString(item))
-			return set_problem(v, "%s%s[%.60s] is not a string", where, key,
-					   item->string);
+			return set_problem(v, "%s%s[%.60s] is not a string",
+					   where, key, item->string);
 	}
 	return true;
 }
 
-/* obj[key] must be absent or an array of objects, each with string members `fields`. */
-static bool read_object_array(struct pod_view *v, const cJSON *obj, const char *key,
-			      const char *where, const char *const *fields,
-			      const cJSON **out)
+/*
+ * obj[key] must be absent or an array of objects, each with string members
+ * `fields`.
+ */
+static bool read_object_array(struct pod_view *v, const cJSON *obj,
+			      const char *key, const char *where,
+			      const char *const *fields, const cJSON **out)
 {
 	const cJSON *item;
 	size_t i = 0;
@@ -255,26 +265,30 @@ static bool read_object_array(struct pod_view *v, const cJSON *obj, const char *
 	}
 	cJSON_ArrayForEach(item, *out) {
 		if (!cJSON_IsObject(item))
-			return set_problem(v, "%s.%s[%zu] is not an object", where, key, i);
+			return set_problem(v, "%s.%s[%zu] is not an object",
+					   where, key, i);
 		for (const char *const *f = fields; *f; f++) {
 			if (json_string(item, *f) == NULL)
-				return set_problem(v, "%s.%s[%zu].%s is missing or not a string",
-						   where, key, i, *f);
+				return set_problem(
+					v,
+					"%s.%s[%zu].%s is missing or not a string",
+					where, key, i, *f);
 		}
 		i++;
 	}
 	return true;
 }
 
-static bool read_container(struct pod_view *v, const cJSON *obj, bool init, size_t index)
+static bool read_container(struct pod_view *v, const cJSON *obj, bool init,
+			   size_t index)
 {
 	static const char *const name_only[] = { "name", NULL };
 	static const char *const mount_fields[] = { "name", "mountPath", NULL };
 	struct container_ref *ref = &v->containers[v->n_containers];
 	char where[48];
 
-	snprintf(where, sizeof(where), "spec.%s[%zu]", init ? "initContainers" : "containers",
-		 index);
+	snprintf(where, sizeof(where), "spec.%s[%zu]",
+		 init ? "initContainers" : "containers", index);
 	if (!cJSON_IsObject(obj))
 		return set_problem(v, "%s is not an object", where);
 	ref->obj = obj;
@@ -282,9 +296,11 @@ static bool read_container(struct pod_view *v, const cJSON *obj, bool init, size
 	ref->init = init;
 	ref->index = index;
 	if (ref->name == NULL || ref->name[0] == '\0')
-		return set_problem(v, "%s.name is missing or not a string", where);
+		return set_problem(v, "%s.name is missing or not a string",
+				   where);
 	if (!read_object_array(v, obj, "env", where, name_only, &ref->env) ||
-	    !read_object_array(v, obj, "volumeMounts", where, mount_fields, &ref->mounts))
+	    !read_object_array(v, obj, "volumeMounts", where, mount_fields,
+			       &ref->mounts))
 		return false;
 	ref->has_env = ref->env != NULL;
 	ref->has_mounts = ref->mounts != NULL;
@@ -297,13 +313,17 @@ static bool read_containers(struct pod_view *v, const cJSON *spec)
 	const cJSON *init = NULL, *main = NULL, *item;
 	size_t n, i;
 
-	if (json_member(spec, "initContainers", cJSON_Array, &init) == JSON_WRONG_TYPE)
+	if (json_member(spec, "initContainers", cJSON_Array, &init) ==
+	    JSON_WRONG_TYPE)
 		return set_problem(v, "spec.initContainers is not an array");
 	if (json_member(spec, "containers", cJSON_Array, &main) != JSON_FOUND)
-		return set_problem(v, "spec.containers is missing or not an array");
-	n = (size_t)cJSON_GetArraySize(main) + (init ? (size_t)cJSON_GetArraySize(init) : 0);
+		return set_problem(
+			v, "spec.containers is missing or not an array");
+	n = (size_t)cJSON_GetArraySize(main) +
+	    (init ? (size_t)cJSON_GetArraySize(init) : 0);
 	if (n > BOUND_CONTAINERS)
-		return set_problem(v, "more than %d containers", BOUND_CONTAINERS);
+		return set_problem(v, "more than %d containers",
+				   BOUND_CONTAINERS);
 	v->containers = mem_calloc(n ? n : 1, sizeof(*v->containers));
 	if (v->containers == NULL)
 		return set_problem(v, "out of memory");
@@ -325,7 +345,8 @@ static bool is_windows(const cJSON *node_selector)
 	const char *os = json_string(node_selector, "kubernetes.io/os");
 	const char *beta = json_string(node_selector, "beta.kubernetes.io/os");
 
-	return (os && strcmp(os, "windows") == 0) || (beta && strcmp(beta, "windows") == 0);
+	return (os && strcmp(os, "windows") == 0) ||
+	       (beta && strcmp(beta, "windows") == 0);
 }
 
 static bool read_pod(struct ctx *c)
@@ -336,15 +357,19 @@ static bool read_pod(struct ctx *c)
 
 	if (!cJSON_IsObject(pod))
 		return set_problem(v, "the object is not a JSON object");
-	if (json_member(pod, "metadata", cJSON_Object, &v->metadata) == JSON_WRONG_TYPE)
+	if (json_member(pod, "metadata", cJSON_Object, &v->metadata) ==
+	    JSON_WRONG_TYPE)
 		return set_problem(v, "metadata is not an object");
-	if (!read_string_map(v, v->metadata, "labels", "metadata.", &v->labels) ||
-	    !read_string_map(v, v->metadata, "annotations", "metadata.", &v->annotations))
+	if (!read_string_map(v, v->metadata, "labels", "metadata.",
+			     &v->labels) ||
+	    !read_string_map(v, v->metadata, "annotations", "metadata.",
+			     &v->annotations))
 		return false;
 	if (json_member(pod, "spec", cJSON_Object, &spec) != JSON_FOUND)
 		return set_problem(v, "spec is missing or not an object");
 	if (!read_string_map(v, spec, "nodeSelector", "spec.", &selector) ||
-	    !read_object_array(v, spec, "volumes", "spec", name_only, &v->volumes))
+	    !read_object_array(v, spec, "volumes", "spec", name_only,
+			       &v->volumes))
 		return false;
 	v->windows = is_windows(selector);
 	v->has_volumes = v->volumes != NULL;
@@ -380,7 +405,9 @@ static const char *pod_label(const struct ctx *c, const char *key)
 	return json_string(c->v.labels, key);
 }
 
-/* "ServiceAccount "ns/name" annotation "key"" and friends, for denial messages. */
+/*
+ * "ServiceAccount "ns/name" annotation "key"" and friends, for denial messages.
+ */
 static void describe_source(const struct ctx *c, const struct profile_source *s,
 			    char *buf, size_t size)
 {
@@ -389,26 +416,29 @@ static void describe_source(const struct ctx *c, const struct profile_source *s,
 	switch (s->kind) {
 	case SOURCE_TRIGGER:
 	case SOURCE_SA_ANNOTATION:
-		snprintf(buf, size, "ServiceAccount \"%s/%s\" annotation \"%s\"",
+		snprintf(buf, size,
+			 "ServiceAccount \"%s/%s\" annotation \"%s\"",
 			 c->in->sa->namespace, c->in->sa->name,
-			 s->kind == SOURCE_TRIGGER ? pl->p->trigger_annotation : s->arg);
+			 s->kind == SOURCE_TRIGGER ? pl->p->trigger_annotation
+						   : s->arg);
 		return;
 	case SOURCE_POD_ANNOTATION:
-		snprintf(buf, size, "Pod \"%s/%s\" annotation \"%s\"", c->v.namespace,
-			 c->v.name, s->arg);
+		snprintf(buf, size, "Pod \"%s/%s\" annotation \"%s\"",
+			 c->v.namespace, c->v.name, s->arg);
 		return;
 	case SOURCE_SETTING:
 		snprintf(buf, size, "setting \"%s\"", s->arg);
 		return;
 	default:
 		snprintf(buf, size, "the %s of Pod \"%s/%s\"",
-			 s->kind == SOURCE_POD_NAME ? "name" : "derived value", c->v.namespace,
-			 c->v.name);
+			 s->kind == SOURCE_POD_NAME ? "name" : "derived value",
+			 c->v.namespace, c->v.name);
 		return;
 	}
 }
 
-static const char *source_value(const struct ctx *c, const struct profile_source *s)
+static const char *source_value(const struct ctx *c,
+				const struct profile_source *s)
 {
 	const struct plan *pl = c->plan;
 
@@ -440,7 +470,8 @@ static const char *source_value(const struct ctx *c, const struct profile_source
 }
 
 /* The first source of the chain with a non-empty value; *origin names it. */
-static const char *chain_value(const struct ctx *c, const struct profile_chain *chain,
+static const char *chain_value(const struct ctx *c,
+			       const struct profile_chain *chain,
 			       const struct profile_source **origin)
 {
 	for (size_t i = 0; i < chain->n; i++) {
@@ -470,32 +501,48 @@ static int plan_expiration(struct ctx *c)
 {
 	struct plan *pl = c->plan;
 	const struct profile *p = pl->p;
-	struct profile_source origin = { SOURCE_POD_ANNOTATION, p->pod_expiration_annotation };
-	const char *value = p->pod_expiration_annotation ?
-				    pod_annotation(c, p->pod_expiration_annotation) : NULL;
+	struct profile_source origin = { SOURCE_POD_ANNOTATION,
+					 p->pod_expiration_annotation };
+	const char *value =
+		p->pod_expiration_annotation
+			? pod_annotation(c, p->pod_expiration_annotation)
+			: NULL;
 	char what[400];
 	int64_t n;
 	int rc = 0;
 
 	if ((value == NULL || value[0] == '\0') && p->expiration_annotation) {
-		origin = (struct profile_source){ SOURCE_SA_ANNOTATION, p->expiration_annotation };
+		origin = (struct profile_source){ SOURCE_SA_ANNOTATION,
+						  p->expiration_annotation };
 		value = sa_annotation(c->in->sa, p->expiration_annotation);
 	}
 	pl->expiration = p->expiration;
 	if (value && value[0] != '\0') {
 		rc = str_to_i64(value, INT64_MIN, INT64_MAX, &n);
 		if (rc == DIAG_EPARSE)
-			return deny_value(c, &origin, value, "a whole number of seconds");
-		pl->expiration = rc == DIAG_ELIMIT ? (value[0] == '-' ? INT64_MIN : INT64_MAX) : n;
+			return deny_value(c, &origin, value,
+					  "a whole number of seconds");
+		pl->expiration =
+			rc == DIAG_ELIMIT
+				? (value[0] == '-' ? INT64_MIN : INT64_MAX)
+				: n;
 		describe_source(c, &origin, what, sizeof(what));
 		if (pl->expiration < p->expiration_min)
-			rc = mutation_warn(c->m, "%s: token lifetime from %s raised to the minimum "
-					   "of %lld s", p->name, what,
-					   (long long)(pl->expiration = p->expiration_min));
+			rc = mutation_warn(
+				c->m,
+				"%s: token lifetime from %s raised to the minimum "
+				"of %lld s",
+				p->name, what,
+				(long long)(pl->expiration =
+						    p->expiration_min));
 		else if (pl->expiration > p->expiration_max)
-			rc = mutation_warn(c->m, "%s: token lifetime from %s lowered to the maximum "
-					   "of %lld s", p->name, what,
-					   (long long)(pl->expiration = p->expiration_max));
+			rc = mutation_warn(
+				c->m,
+				"%s: token lifetime from %s lowered to the maximum "
+				"of %lld s",
+				p->name, what,
+				(long long)(pl->expiration =
+						    p->expiration_max));
 		else
 			rc = 0;
 	}
@@ -505,7 +552,8 @@ static int plan_expiration(struct ctx *c)
 }
 
 /* Copies src to dst with '/' turned into '\' after the drive: C:\var\run\... */
-static void windows_form(const char *drive, const char *src, char *dst, size_t size)
+static void windows_form(const char *drive, const char *src, char *dst,
+			 size_t size)
 {
 	size_t n = (size_t)snprintf(dst, size, "%s%s", drive, src);
 
@@ -519,32 +567,39 @@ static int plan_location(struct ctx *c)
 {
 	struct plan *pl = c->plan;
 	const struct profile *p = pl->p;
-	const char *moved = p->file_annotation ? sa_annotation(c->in->sa, p->file_annotation)
-					       : NULL;
+	const char *moved =
+		p->file_annotation
+			? sa_annotation(c->in->sa, p->file_annotation)
+			: NULL;
 
 	snprintf(pl->mount_dir, sizeof(pl->mount_dir), "%s", p->mount_path);
 	snprintf(pl->token_file, sizeof(pl->token_file), "%s", p->token_file);
 	if (moved && moved[0] != '\0') {
 		const char *slash = strrchr(moved, '/');
-		struct profile_source origin = { SOURCE_SA_ANNOTATION, p->file_annotation };
+		struct profile_source origin = { SOURCE_SA_ANNOTATION,
+						 p->file_annotation };
 
 		if (!validate_abs_path(moved) || slash == moved)
-			return deny_value(c, &origin, moved,
-					  "an absolute file path below a directory");
-		snprintf(pl->mount_dir, sizeof(pl->mount_dir), "%.*s", (int)(slash - moved),
-			 moved);
-		snprintf(pl->token_file, sizeof(pl->token_file), "%s", slash + 1);
+			return deny_value(
+				c, &origin, moved,
+				"an absolute file path below a directory");
+		snprintf(pl->mount_dir, sizeof(pl->mount_dir), "%.*s",
+			 (int)(slash - moved), moved);
+		snprintf(pl->token_file, sizeof(pl->token_file), "%s",
+			 slash + 1);
 	}
 	snprintf(pl->token_path, sizeof(pl->token_path), "%s/%s", pl->mount_dir,
 		 pl->token_file);
 	if (c->v.windows && p->windows_drive) {
 		windows_form(p->windows_drive, pl->mount_dir, pl->env_mount_dir,
 			     sizeof(pl->env_mount_dir));
-		windows_form(p->windows_drive, pl->token_path, pl->env_token_path,
-			     sizeof(pl->env_token_path));
+		windows_form(p->windows_drive, pl->token_path,
+			     pl->env_token_path, sizeof(pl->env_token_path));
 	} else {
-		snprintf(pl->env_mount_dir, sizeof(pl->env_mount_dir), "%s", pl->mount_dir);
-		snprintf(pl->env_token_path, sizeof(pl->env_token_path), "%s", pl->token_path);
+		snprintf(pl->env_mount_dir, sizeof(pl->env_mount_dir), "%s",
+			 pl->mount_dir);
+		snprintf(pl->env_token_path, sizeof(pl->env_token_path), "%s",
+			 pl->token_path);
 	}
 	return 0;
 }
@@ -555,7 +610,8 @@ static void sanitize_sts_session_name(const char *in, char *out)
 
 	for (; in[n] != '\0' && n < STS_SESSION_NAME_MAX; n++) {
 		char ch = in[n];
-		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		bool ok = (ch >= 'a' && ch <= 'z') ||
+			  (ch >= 'A' && ch <= 'Z') ||
 			  (ch >= '0' && ch <= '9') || strchr("+=,.@_-", ch);
 
 		out[n] = ok ? ch : '-';
@@ -565,7 +621,9 @@ static void sanitize_sts_session_name(const char *in, char *out)
 	out[n] = '\0';
 }
 
-/* Evaluates a `when` chain: *on is true when the first value present says true. */
+/*
+ * Evaluates a `when` chain: *on is true when the first value present says true.
+ */
 static int eval_when(struct ctx *c, const struct profile_env *e, bool *on)
 {
 	const struct profile_source *origin = NULL;
@@ -579,7 +637,8 @@ static int eval_when(struct ctx *c, const struct profile_env *e, bool *on)
 	return 0;
 }
 
-static int plan_one_env(struct ctx *c, const struct profile_env *e, size_t index)
+static int plan_one_env(struct ctx *c, const struct profile_env *e,
+			size_t index)
 {
 	struct plan *pl = c->plan;
 	const struct profile_source *origin = NULL;
@@ -603,16 +662,20 @@ static int plan_one_env(struct ctx *c, const struct profile_env *e, size_t index
 	}
 	if (!validate_value(e->format, value)) {
 		if (origin == NULL)
-			return deny(c, "%s: the value for %s is not %s", pl->p->name, e->name,
+			return deny(c, "%s: the value for %s is not %s",
+				    pl->p->name, e->name,
 				    validate_format_expectation(e->format));
-		return deny_value(c, origin, value, validate_format_expectation(e->format));
+		return deny_value(c, origin, value,
+				  validate_format_expectation(e->format));
 	}
 	pl->env[pl->n_env].spec = e;
 	pl->env[pl->n_env++].value = value;
 	return 0;
 }
 
-/* Drops variables an earlier applied profile injects (the first profile wins). */
+/*
+ * Drops variables an earlier applied profile injects (the first profile wins).
+ */
 static int drop_injected(struct ctx *c)
 {
 	struct plan *pl = c->plan;
@@ -622,16 +685,20 @@ static int drop_injected(struct ctx *c)
 		const struct injected *owner = NULL;
 
 		for (size_t k = 0; k < c->n_injected && !owner; k++) {
-			if (strcmp(c->injected[k].name, pl->env[i].spec->name) == 0)
+			if (strcmp(c->injected[k].name,
+				   pl->env[i].spec->name) == 0)
 				owner = &c->injected[k];
 		}
 		if (owner == NULL) {
 			pl->env[kept++] = pl->env[i];
 			continue;
 		}
-		if (mutation_warn(c->m, "%s: %s is already injected by profile %s, which comes "
-				  "first; %s's value is not set", pl->p->name,
-				  pl->env[i].spec->name, owner->profile, pl->p->name) != 0)
+		if (mutation_warn(
+			    c->m,
+			    "%s: %s is already injected by profile %s, which comes "
+			    "first; %s's value is not set",
+			    pl->p->name, pl->env[i].spec->name, owner->profile,
+			    pl->p->name) != 0)
 			return DIAG_ENOMEM;
 	}
 	pl->n_env = kept;
@@ -642,13 +709,16 @@ static int plan_profile(struct ctx *c)
 {
 	struct plan *pl = c->plan;
 	const struct profile *p = pl->p;
-	const char *audience = p->audience_annotation ?
-				       sa_annotation(c->in->sa, p->audience_annotation) : NULL;
+	const char *audience =
+		p->audience_annotation
+			? sa_annotation(c->in->sa, p->audience_annotation)
+			: NULL;
 	int rc;
 
 	pl->audience = audience && audience[0] ? audience : p->audience;
 	if (!validate_value(FORMAT_ANY, pl->audience)) {
-		struct profile_source origin = { SOURCE_SA_ANNOTATION, p->audience_annotation };
+		struct profile_source origin = { SOURCE_SA_ANNOTATION,
+						 p->audience_annotation };
 
 		return deny_value(c, &origin, pl->audience, "a valid audience");
 	}
@@ -669,26 +739,32 @@ static bool same_path(const char *a, const char *ours)
 {
 	size_t n = strlen(ours);
 
-	return strncmp(a, ours, n) == 0 && (a[n] == '\0' || (a[n] == '/' && a[n + 1] == '\0'));
+	return strncmp(a, ours, n) == 0 &&
+	       (a[n] == '\0' || (a[n] == '/' && a[n + 1] == '\0'));
 }
 
 static bool is_our_volume(const struct plan *pl, const cJSON *volume)
 {
-	const cJSON *projected = NULL, *sources = NULL, *token = NULL, *exp = NULL;
+	const cJSON *projected = NULL, *sources = NULL, *token = NULL,
+		    *exp = NULL;
 	const char *audience, *path;
 
-	if (json_member(volume, "projected", cJSON_Object, &projected) != JSON_FOUND ||
-	    json_member(projected, "sources", cJSON_Array, &sources) != JSON_FOUND ||
+	if (json_member(volume, "projected", cJSON_Object, &projected) !=
+		    JSON_FOUND ||
+	    json_member(projected, "sources", cJSON_Array, &sources) !=
+		    JSON_FOUND ||
 	    cJSON_GetArraySize(sources) != 1 ||
-	    json_member(cJSON_GetArrayItem(sources, 0), "serviceAccountToken", cJSON_Object,
-			&token) != JSON_FOUND)
+	    json_member(cJSON_GetArrayItem(sources, 0), "serviceAccountToken",
+			cJSON_Object, &token) != JSON_FOUND)
 		return false;
 	audience = json_string(token, "audience");
 	path = json_string(token, "path");
-	if (json_member(token, "expirationSeconds", cJSON_Number, &exp) != JSON_FOUND)
+	if (json_member(token, "expirationSeconds", cJSON_Number, &exp) !=
+	    JSON_FOUND)
 		return false;
 	return audience && strcmp(audience, pl->audience) == 0 && path &&
-	       strcmp(path, pl->token_file) == 0 && exp->valuedouble == (double)pl->expiration;
+	       strcmp(path, pl->token_file) == 0 &&
+	       exp->valuedouble == (double)pl->expiration;
 }
 
 static int check_volume(struct ctx *c)
@@ -697,35 +773,47 @@ static int check_volume(struct ctx *c)
 	const cJSON *volume;
 
 	cJSON_ArrayForEach(volume, c->v.volumes) {
-		if (strcmp(json_string(volume, "name"), pl->p->volume_name) != 0)
+		if (strcmp(json_string(volume, "name"), pl->p->volume_name) !=
+		    0)
 			continue;
 		if (!is_our_volume(pl, volume))
-			return deny(c, "Pod \"%s/%s\": volume \"%s\" already exists and is not "
-				    "the token %s projects (serviceAccountToken audience \"%s\", "
-				    "path \"%s\", expirationSeconds %lld); rename it",
-				    c->v.namespace, c->v.name, pl->p->volume_name, pl->p->name,
-				    pl->audience, pl->token_file, (long long)pl->expiration);
+			return deny(
+				c,
+				"Pod \"%s/%s\": volume \"%s\" already exists and is not "
+				"the token %s projects (serviceAccountToken audience \"%s\", "
+				"path \"%s\", expirationSeconds %lld); rename it",
+				c->v.namespace, c->v.name, pl->p->volume_name,
+				pl->p->name, pl->audience, pl->token_file,
+				(long long)pl->expiration);
 		pl->volume_exists = true;
 	}
 	return 0;
 }
 
-static bool container_selected(const struct ctx *c, const struct container_ref *ref)
+static bool container_selected(const struct ctx *c,
+			       const struct container_ref *ref)
 {
 	const struct profile *p = c->plan->p;
-	const char *include = p->include_containers_annotation ?
-				      pod_annotation(c, p->include_containers_annotation) : NULL;
-	const char *skip = p->skip_containers_annotation ?
-				   pod_annotation(c, p->skip_containers_annotation) : NULL;
+	const char *include =
+		p->include_containers_annotation
+			? pod_annotation(c, p->include_containers_annotation)
+			: NULL;
+	const char *skip =
+		p->skip_containers_annotation
+			? pod_annotation(c, p->skip_containers_annotation)
+			: NULL;
 
-	if (include && !str_list_contains(include, CONTAINER_LIST_SEPARATORS, ref->name))
+	if (include &&
+	    !str_list_contains(include, CONTAINER_LIST_SEPARATORS, ref->name))
 		return false;
-	return !(skip && str_list_contains(skip, CONTAINER_LIST_SEPARATORS, ref->name));
+	return !(skip &&
+		 str_list_contains(skip, CONTAINER_LIST_SEPARATORS, ref->name));
 }
 
 /* Denies a mount of our volume elsewhere or of another volume at our path; tells
  * whether the container already has our mount. */
-static int check_mounts(struct ctx *c, const struct container_ref *ref, bool *has_ours)
+static int check_mounts(struct ctx *c, const struct container_ref *ref,
+			bool *has_ours)
 {
 	const struct plan *pl = c->plan;
 	const cJSON *mount;
@@ -741,10 +829,13 @@ static int check_mounts(struct ctx *c, const struct container_ref *ref, bool *ha
 			continue;
 		}
 		if (ours || same_path(path, pl->mount_dir))
-			return deny(c, "Pod \"%s/%s\": container \"%s\" mounts volume \"%s\" at "
-				    "\"%s\", but profile %s mounts volume \"%s\" at \"%s\"",
-				    c->v.namespace, c->v.name, ref->name, name, path,
-				    pl->p->name, pl->p->volume_name, pl->mount_dir);
+			return deny(
+				c,
+				"Pod \"%s/%s\": container \"%s\" mounts volume \"%s\" at "
+				"\"%s\", but profile %s mounts volume \"%s\" at \"%s\"",
+				c->v.namespace, c->v.name, ref->name, name,
+				path, pl->p->name, pl->p->volume_name,
+				pl->mount_dir);
 	}
 	return 0;
 }
@@ -760,8 +851,10 @@ static int render_volume(struct ctx *c)
 	if (rc == 0)
 		rc = json_append_string(out, pl->p->volume_name);
 	if (rc == 0)
-		rc = strbuf_adds(out, ",\"projected\":{\"sources\":[{\"serviceAccountToken\":"
-				      "{\"audience\":");
+		rc = strbuf_adds(
+			out,
+			",\"projected\":{\"sources\":[{\"serviceAccountToken\":"
+			"{\"audience\":");
 	if (rc == 0)
 		rc = json_append_string(out, pl->audience);
 	if (rc == 0)
@@ -772,7 +865,8 @@ static int render_volume(struct ctx *c)
 	if (rc == 0)
 		rc = strbuf_adds(out, "}}]");
 	if (rc == 0 && pl->p->default_mode >= 0)
-		rc = strbuf_addf(out, ",\"defaultMode\":%d", pl->p->default_mode);
+		rc = strbuf_addf(out, ",\"defaultMode\":%d",
+				 pl->p->default_mode);
 	if (rc == 0)
 		rc = strbuf_adds(out, "}}");
 	return rc;
@@ -792,7 +886,8 @@ static int emit_volume(struct ctx *c)
 	if (rc == 0 && create)
 		rc = strbuf_addc(&c->value, ']');
 	if (rc == 0)
-		rc = patch_add_op(&c->m->patch, "add", create ? "/spec/volumes" : "/spec/volumes/-",
+		rc = patch_add_op(&c->m->patch, "add",
+				  create ? "/spec/volumes" : "/spec/volumes/-",
 				  c->value.buf);
 	c->v.has_volumes = true;
 	return rc;
@@ -805,7 +900,8 @@ static int container_path(struct ctx *c, const struct container_ref *ref,
 	int rc;
 
 	strbuf_reset(&c->path);
-	rc = strbuf_adds(&c->path, ref->init ? "/spec/initContainers" : "/spec/containers");
+	rc = strbuf_adds(&c->path, ref->init ? "/spec/initContainers"
+					     : "/spec/containers");
 	if (rc == 0)
 		rc = patch_pointer_append_index(&c->path, ref->index);
 	if (rc == 0)
@@ -832,7 +928,8 @@ static int emit_mount(struct ctx *c, struct container_ref *ref)
 	if (rc == 0)
 		rc = json_append_string(out, c->plan->mount_dir);
 	if (rc == 0)
-		rc = strbuf_adds(out, create ? ",\"readOnly\":true}]" : ",\"readOnly\":true}");
+		rc = strbuf_adds(out, create ? ",\"readOnly\":true}]"
+					     : ",\"readOnly\":true}");
 	if (rc == 0)
 		rc = container_path(c, ref, "volumeMounts", !create);
 	if (rc == 0)
@@ -861,9 +958,11 @@ static int keep_user_env(struct ctx *c, const struct container_ref *ref,
 	if (value && strcmp(value, ev->value) == 0 &&
 	    cJSON_GetObjectItemCaseSensitive(existing, "valueFrom") == NULL)
 		return 0;
-	return mutation_warn(c->m, "%s: container \"%s\" sets %s itself; kept (it differs "
-			     "from the injected value)", c->plan->p->name, ref->name,
-			     ev->spec->name);
+	return mutation_warn(
+		c->m,
+		"%s: container \"%s\" sets %s itself; kept (it differs "
+		"from the injected value)",
+		c->plan->p->name, ref->name, ev->spec->name);
 }
 
 static int render_env(struct strbuf *out, const struct env_value *ev)
@@ -903,8 +1002,10 @@ static int emit_env(struct ctx *c, struct container_ref *ref)
 		rc = strbuf_adds(&c->value, !create ? "" : added ? "," : "[");
 		if (rc == 0)
 			rc = render_env(&c->value, ev);
-		if (rc == 0 && !create && (rc = container_path(c, ref, "env", true)) == 0)
-			rc = patch_add_op(&c->m->patch, "add", c->path.buf, c->value.buf);
+		if (rc == 0 && !create &&
+		    (rc = container_path(c, ref, "env", true)) == 0)
+			rc = patch_add_op(&c->m->patch, "add", c->path.buf,
+					  c->value.buf);
 		added++;
 	}
 	if (rc == 0 && create && added > 0) {
@@ -912,17 +1013,22 @@ static int emit_env(struct ctx *c, struct container_ref *ref)
 		if (rc == 0)
 			rc = container_path(c, ref, "env", false);
 		if (rc == 0)
-			rc = patch_add_op(&c->m->patch, "add", c->path.buf, c->value.buf);
+			rc = patch_add_op(&c->m->patch, "add", c->path.buf,
+					  c->value.buf);
 		ref->has_env = true;
 	}
 	return rc;
 }
 
-/* Appends an annotations map holding only ours, wrapped for /metadata if needed. */
+/*
+ * Appends an annotations map holding only ours, wrapped for /metadata if
+ * needed.
+ */
 static int render_annotations(struct ctx *c, const char *names)
 {
 	bool whole_metadata = c->v.metadata == NULL;
-	int rc = strbuf_adds(&c->value, whole_metadata ? "{\"annotations\":{" : "{");
+	int rc = strbuf_adds(&c->value,
+			     whole_metadata ? "{\"annotations\":{" : "{");
 
 	if (rc == 0)
 		rc = json_append_string(&c->value, MUTATE_PROFILES_ANNOTATION);
@@ -944,8 +1050,8 @@ static int emit_profiles_annotation(struct ctx *c)
 
 	names[0] = '\0';
 	for (size_t i = 0; i < c->m->n_applied && n < sizeof(names); i++)
-		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? "," : "",
-				      c->m->applied[i]);
+		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s",
+				      i ? "," : "", c->m->applied[i]);
 	if (existing && strcmp(existing, names) == 0)
 		return 0;
 	strbuf_reset(&c->path);
@@ -953,23 +1059,30 @@ static int emit_profiles_annotation(struct ctx *c)
 	if (c->v.has_annotations) {
 		rc = strbuf_adds(&c->path, "/metadata/annotations");
 		if (rc == 0)
-			rc = patch_pointer_append(&c->path, MUTATE_PROFILES_ANNOTATION);
+			rc = patch_pointer_append(&c->path,
+						  MUTATE_PROFILES_ANNOTATION);
 		if (rc == 0)
 			rc = json_append_string(&c->value, names);
 	} else {
-		rc = strbuf_adds(&c->path, c->v.metadata ? "/metadata/annotations" : "/metadata");
+		rc = strbuf_adds(&c->path, c->v.metadata
+						   ? "/metadata/annotations"
+						   : "/metadata");
 		if (rc == 0)
 			rc = render_annotations(c, names);
 	}
-	return rc ? rc : patch_add_op(&c->m->patch, "add", c->path.buf, c->value.buf);
+	return rc ? rc
+		  : patch_add_op(&c->m->patch, "add", c->path.buf,
+				 c->value.buf);
 }
 
 /* ---- one profile, start to end ---- */
 
 /* Why p is skipped for this pod ("" when it is not), into buf. */
-static bool skip_reason(const struct ctx *c, const struct profile *p, char *buf, size_t size)
+static bool skip_reason(const struct ctx *c, const struct profile *p, char *buf,
+			size_t size)
 {
-	const struct profile_list *lists[] = { &p->skip_pod_labels, &p->skip_pod_annotations,
+	const struct profile_list *lists[] = { &p->skip_pod_labels,
+					       &p->skip_pod_annotations,
 					       &p->skip_sa_annotations };
 	static const char *const what[] = { "pod label", "pod annotation",
 					    "ServiceAccount annotation" };
@@ -977,12 +1090,14 @@ static bool skip_reason(const struct ctx *c, const struct profile *p, char *buf,
 	for (size_t l = 0; l < 3; l++) {
 		for (size_t i = 0; i < lists[l]->n; i++) {
 			const char *key = lists[l]->items[i];
-			const char *value = l == 0 ? pod_label(c, key)
-					    : l == 1 ? pod_annotation(c, key)
-						     : sa_annotation(c->in->sa, key);
+			const char *value =
+				l == 0	 ? pod_label(c, key)
+				: l == 1 ? pod_annotation(c, key)
+					 : sa_annotation(c->in->sa, key);
 
 			if (value == NULL ||
-			    (p->skip_match == SKIP_MATCH_TRUE && !str_eq_ci(value, "true")))
+			    (p->skip_match == SKIP_MATCH_TRUE &&
+			     !str_eq_ci(value, "true")))
 				continue;
 			snprintf(buf, size, "%s %s", what[l], key);
 			return true;
@@ -996,8 +1111,8 @@ static void note_skip(struct ctx *c, const char *profile, const char *why)
 	struct mutation *m = c->m;
 	size_t n = strlen(m->skip_reason);
 
-	snprintf(m->skip_reason + n, sizeof(m->skip_reason) - n, "%s%s: %s", n ? "; " : "",
-		 profile, why);
+	snprintf(m->skip_reason + n, sizeof(m->skip_reason) - n, "%s%s: %s",
+		 n ? "; " : "", profile, why);
 	c->n_skipped++;
 }
 
@@ -1007,7 +1122,8 @@ static size_t select_containers(struct ctx *c, int *rc)
 	size_t selected = 0;
 
 	*rc = 0;
-	for (size_t i = 0; i < c->v.n_containers && *rc == 0 && !c->plan->denied; i++) {
+	for (size_t i = 0;
+	     i < c->v.n_containers && *rc == 0 && !c->plan->denied; i++) {
 		struct container_ref *ref = &c->v.containers[i];
 
 		ref->selected = container_selected(c, ref);
@@ -1025,7 +1141,8 @@ static int record_applied(struct ctx *c)
 	struct plan *pl = c->plan;
 	struct injected *grown;
 
-	grown = mem_realloc(c->injected, (c->n_injected + pl->n_env + 1) * sizeof(*grown));
+	grown = mem_realloc(c->injected,
+			    (c->n_injected + pl->n_env + 1) * sizeof(*grown));
 	if (grown == NULL)
 		return DIAG_ENOMEM;
 	c->injected = grown;
@@ -1086,8 +1203,9 @@ static int apply_profile(struct ctx *c, const struct profile *p)
 	pl->n_env = 0;
 	pl->trigger = sa_annotation(c->in->sa, p->trigger_annotation);
 	if (!validate_value(p->trigger_format, pl->trigger))
-		return deny_value(c, &trigger, pl->trigger,
-				  validate_format_expectation(p->trigger_format));
+		return deny_value(
+			c, &trigger, pl->trigger,
+			validate_format_expectation(p->trigger_format));
 	rc = plan_profile(c);
 	if (rc == 0 && !pl->denied)
 		rc = check_volume(c);
@@ -1127,7 +1245,9 @@ static void finish(struct ctx *c)
 static bool any_trigger(const struct ctx *c)
 {
 	for (size_t i = 0; i < profile_set_count(c->set); i++) {
-		const char *t = sa_annotation(c->in->sa, profile_set_get(c->set, i)->trigger_annotation);
+		const char *t = sa_annotation(
+			c->in->sa,
+			profile_set_get(c->set, i)->trigger_annotation);
 
 		if (t && t[0] != '\0')
 			return true;
@@ -1142,8 +1262,11 @@ static int not_understood(struct ctx *c)
 	m->outcome = MUTATE_NOT_UNDERSTOOD;
 	if (strbuf_adds(&m->message, c->v.problem) == DIAG_ENOMEM)
 		return DIAG_ENOMEM;
-	return mutation_warn(m, "pod-identity-webhook could not read this pod (%s); it is "
-			     "admitted without workload identity", c->v.problem);
+	return mutation_warn(
+		m,
+		"pod-identity-webhook could not read this pod (%s); it is "
+		"admitted without workload identity",
+		c->v.problem);
 }
 
 static int apply_all(struct ctx *c)
@@ -1167,28 +1290,38 @@ static int apply_all(struct ctx *c)
 	return rc;
 }
 
-int mutate_pod(const struct mutate_input *in, const struct profile_set *profiles,
-	       const struct settings *settings, struct mutation *m, struct diag *d)
+int mutate_pod(const struct mutate_input *in,
+	       const struct profile_set *profiles,
+	       const struct settings *settings, struct mutation *m,
+	       struct diag *d)
 {
-	struct ctx c = { .in = in, .set = profiles, .settings = settings, .m = m };
+	struct ctx c = {
+		.in = in, .set = profiles, .settings = settings, .m = m
+	};
 	int rc = 0;
 
 	name_pod(&c);
 	if (in->sa == NULL) {
 		m->outcome = MUTATE_SA_NOT_FOUND;
-		rc = mutation_warn(m, "ServiceAccount \"%s/%s\" not found: the pod is admitted "
-				   "without workload identity", c.v.namespace, c.v.sa_name);
+		rc = mutation_warn(
+			m,
+			"ServiceAccount \"%s/%s\" not found: the pod is admitted "
+			"without workload identity",
+			c.v.namespace, c.v.sa_name);
 	} else if (!any_trigger(&c)) {
 		m->outcome = MUTATE_NO_MATCH;
 	} else if (!read_pod(&c)) {
-		rc = c.v.containers == NULL && strcmp(c.v.problem, "out of memory") == 0
-			     ? DIAG_ENOMEM : not_understood(&c);
+		rc = c.v.containers == NULL &&
+				     strcmp(c.v.problem, "out of memory") == 0
+			     ? DIAG_ENOMEM
+			     : not_understood(&c);
 	} else {
 		rc = apply_all(&c);
 	}
 	mem_free(c.v.containers);
 	mem_free(c.injected);
 	if (rc != 0)
-		return diag_set(d, rc, "%s while deciding on the pod", diag_code_name(rc));
+		return diag_set(d, rc, "%s while deciding on the pod",
+				diag_code_name(rc));
 	return 0;
 }

@@ -1,7 +1,8 @@
 /*
- * patch: building and applying JSON Patch. The mutator writes operations straight into
- * text (no intermediate cJSON tree): the patch is what goes on the wire, base64-encoded,
- * so building it once as text is the cheapest correct form.
+ * patch: building and applying JSON Patch. The mutator writes operations
+ * straight into text (no intermediate cJSON tree): the patch is what goes on
+ * the wire, base64-encoded, so building it once as text is the cheapest correct
+ * form.
  */
 #include "patch.h"
 
@@ -23,7 +24,8 @@ int patch_add_op(struct patch *p, const char *op, const char *path,
 		 const char *value_json)
 {
 	size_t mark = p->text.len;
-	int rc = strbuf_adds(&p->text, p->n_ops == 0 ? "[{\"op\":\"" : ",{\"op\":\"");
+	int rc = strbuf_adds(&p->text,
+			     p->n_ops == 0 ? "[{\"op\":\"" : ",{\"op\":\"");
 
 	if (rc == 0)
 		rc = strbuf_adds(&p->text, op);
@@ -54,7 +56,9 @@ const char *patch_text(struct patch *p, size_t *ret_len)
 		*ret_len = 2;
 		return empty;
 	}
-	/* Close the array for the reader, then reopen it for further appends. */
+	/*
+	 * Close the array for the reader, then reopen it for further appends.
+	 */
 	if (strbuf_addc(&p->text, ']') != 0) {
 		*ret_len = 0;
 		return NULL;
@@ -150,7 +154,8 @@ static int resolve_parent(cJSON *doc, const char *path, cJSON **ret_parent,
 		if (cJSON_IsObject(node))
 			node = cJSON_GetObjectItemCaseSensitive(node, last);
 		else if (cJSON_IsArray(node) &&
-			 parse_index(last, (size_t)cJSON_GetArraySize(node), &index))
+			 parse_index(last, (size_t)cJSON_GetArraySize(node),
+				     &index))
 			node = cJSON_GetArrayItem(node, (int)index);
 		else
 			node = NULL;
@@ -165,9 +170,13 @@ static int apply_add(cJSON *parent, const char *token, cJSON *value)
 
 	if (cJSON_IsObject(parent)) {
 		if (cJSON_GetObjectItemCaseSensitive(parent, token))
-			return cJSON_ReplaceItemInObjectCaseSensitive(parent, token, value)
-				       ? 0 : DIAG_ENOMEM;
-		return cJSON_AddItemToObject(parent, token, value) ? 0 : DIAG_ENOMEM;
+			return cJSON_ReplaceItemInObjectCaseSensitive(
+				       parent, token, value)
+				       ? 0
+				       : DIAG_ENOMEM;
+		return cJSON_AddItemToObject(parent, token, value)
+			       ? 0
+			       : DIAG_ENOMEM;
 	}
 	if (!cJSON_IsArray(parent))
 		return DIAG_EINVAL;
@@ -177,7 +186,8 @@ static int apply_add(cJSON *parent, const char *token, cJSON *value)
 		return DIAG_EINVAL;
 	if ((int)index == cJSON_GetArraySize(parent))
 		return cJSON_AddItemToArray(parent, value) ? 0 : DIAG_ENOMEM;
-	return cJSON_InsertItemInArray(parent, (int)index, value) ? 0 : DIAG_ENOMEM;
+	return cJSON_InsertItemInArray(parent, (int)index, value) ? 0
+								  : DIAG_ENOMEM;
 }
 
 static cJSON *detach(cJSON *parent, const char *token)
@@ -206,40 +216,50 @@ static const cJSON *lookup(cJSON *parent, const char *token)
 
 static int apply_one(cJSON *doc, const cJSON *op_obj, size_t i, struct diag *d)
 {
-	const char *op = json_string(op_obj, "op"), *path = json_string(op_obj, "path");
+	const char *op = json_string(op_obj, "op"),
+		   *path = json_string(op_obj, "path");
 	const cJSON *value = cJSON_GetObjectItemCaseSensitive(op_obj, "value");
 	char token[BOUND_PATH];
 	cJSON *parent = NULL, *copy = NULL;
 	int rc;
 
 	if (op == NULL || path == NULL)
-		return diag_set(d, DIAG_EPARSE, "operation %zu lacks op or path", i);
+		return diag_set(d, DIAG_EPARSE,
+				"operation %zu lacks op or path", i);
 	if (resolve_parent(doc, path, &parent, token, sizeof(token)) != 0)
-		return diag_set(d, DIAG_EINVAL, "operation %zu: path '%.200s' does not resolve",
+		return diag_set(d, DIAG_EINVAL,
+				"operation %zu: path '%.200s' does not resolve",
 				i, path);
 	if (strcmp(op, "remove") == 0) {
 		cJSON *gone = detach(parent, token);
 
 		if (gone == NULL)
-			return diag_set(d, DIAG_EINVAL, "operation %zu: nothing at '%.200s'", i,
+			return diag_set(d, DIAG_EINVAL,
+					"operation %zu: nothing at '%.200s'", i,
 					path);
 		cJSON_Delete(gone);
 		return 0;
 	}
 	if (value == NULL)
-		return diag_set(d, DIAG_EPARSE, "operation %zu (%s) lacks a value", i, op);
+		return diag_set(d, DIAG_EPARSE,
+				"operation %zu (%s) lacks a value", i, op);
 	if (strcmp(op, "test") == 0) {
 		const cJSON *current = lookup(parent, token);
 
 		return current && cJSON_Compare(current, value, true)
-			       ? 0 : diag_set(d, DIAG_EINVAL, "operation %zu: test failed at "
-					       "'%.200s'", i, path);
+			       ? 0
+			       : diag_set(d, DIAG_EINVAL,
+					  "operation %zu: test failed at "
+					  "'%.200s'",
+					  i, path);
 	}
 	if (strcmp(op, "replace") == 0 && lookup(parent, token) == NULL)
-		return diag_set(d, DIAG_EINVAL, "operation %zu: nothing to replace at '%.200s'",
+		return diag_set(d, DIAG_EINVAL,
+				"operation %zu: nothing to replace at '%.200s'",
 				i, path);
 	if (strcmp(op, "add") != 0 && strcmp(op, "replace") != 0)
-		return diag_set(d, DIAG_EPARSE, "operation %zu: unsupported op '%.20s'", i, op);
+		return diag_set(d, DIAG_EPARSE,
+				"operation %zu: unsupported op '%.20s'", i, op);
 	copy = cJSON_Duplicate(value, true);
 	if (copy == NULL)
 		return diag_set(d, DIAG_ENOMEM, "out of memory");
@@ -248,7 +268,8 @@ static int apply_one(cJSON *doc, const cJSON *op_obj, size_t i, struct diag *d)
 	rc = apply_add(parent, token, copy);
 	if (rc != 0) {
 		cJSON_Delete(copy);
-		return diag_set(d, rc, "operation %zu: cannot add at '%.200s'", i, path);
+		return diag_set(d, rc, "operation %zu: cannot add at '%.200s'",
+				i, path);
 	}
 	return 0;
 }

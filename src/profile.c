@@ -1,12 +1,13 @@
 /*
  * profile: strict INI profile loader and the profile set.
  *
- * inih does the tokenising; this file adds what inih does not: line numbers (our reader
- * counts the lines it hands to inih, because Debian's inih is built without
- * INI_HANDLER_LINENO), section-header tracking (to refuse duplicate and empty sections
- * and point at them), refusal of over-long lines, continuation lines and binary data,
- * and a table of the fixed keys with their types. A profile is built in a fresh struct
- * and handed out only once every check has passed: never half-loaded.
+ * inih does the tokenising; this file adds what inih does not: line numbers
+ * (our reader counts the lines it hands to inih, because Debian's inih is built
+ * without INI_HANDLER_LINENO), section-header tracking (to refuse duplicate and
+ * empty sections and point at them), refusal of over-long lines, continuation
+ * lines and binary data, and a table of the fixed keys with their types. A
+ * profile is built in a fresh struct and handed out only once every check has
+ * passed: never half-loaded.
  */
 #include "profile.h"
 
@@ -20,10 +21,10 @@
 #include "settings.h"
 #include "strutil.h"
 
-#define EXPIRATION_FLOOR 600           /* the API server refuses shorter tokens */
-#define EXPIRATION_CEILING 4294967295LL /* 2^32 - 1, the API server's bound */
+#define EXPIRATION_FLOOR       600 /* the API server refuses shorter tokens */
+#define EXPIRATION_CEILING     4294967295LL /* 2^32 - 1, the API server's bound */
 #define EXPIRATION_MAX_DEFAULT 86400
-#define LIST_SEPARATORS ","
+#define LIST_SEPARATORS	       ","
 
 /* ---- the fixed sections' keys, declared once ---- */
 
@@ -58,36 +59,52 @@ static const struct key_spec fixed_keys[] = {
 	{ "trigger", "format", KT_FORMAT, F(trigger_format), true },
 	{ "trigger", "pod-label", KT_QNAME, F(trigger_pod_label), false },
 	{ "token", "audience", KT_TEXT, F(audience), true },
-	{ "token", "audience-annotation", KT_QNAME, F(audience_annotation), false },
+	{ "token", "audience-annotation", KT_QNAME, F(audience_annotation),
+	  false },
 	{ "token", "expiration", KT_SECONDS, F(expiration), true },
 	{ "token", "expiration-min", KT_SECONDS, F(expiration_min), false },
 	{ "token", "expiration-max", KT_SECONDS, F(expiration_max), false },
-	{ "token", "expiration-annotation", KT_QNAME, F(expiration_annotation), false },
-	{ "token", "pod-expiration-annotation", KT_QNAME, F(pod_expiration_annotation),
+	{ "token", "expiration-annotation", KT_QNAME, F(expiration_annotation),
 	  false },
+	{ "token", "pod-expiration-annotation", KT_QNAME,
+	  F(pod_expiration_annotation), false },
 	{ "volume", "name", KT_DNS_LABEL, F(volume_name), true },
 	{ "volume", "mount-path", KT_ABS_PATH, F(mount_path), true },
 	{ "volume", "file", KT_FILE_NAME, F(token_file), true },
 	{ "volume", "file-annotation", KT_QNAME, F(file_annotation), false },
 	{ "volume", "default-mode", KT_MODE, F(default_mode), false },
 	{ "volume", "windows-drive", KT_DRIVE, F(windows_drive), false },
-	{ "containers", "skip-annotation", KT_QNAME, F(skip_containers_annotation), false },
-	{ "containers", "include-annotation", KT_QNAME, F(include_containers_annotation),
-	  false },
+	{ "containers", "skip-annotation", KT_QNAME,
+	  F(skip_containers_annotation), false },
+	{ "containers", "include-annotation", KT_QNAME,
+	  F(include_containers_annotation), false },
 	{ "skip", "match", KT_SKIP_MATCH, F(skip_match), false },
 	{ "skip", "pod-labels", KT_QNAME_LIST, F(skip_pod_labels), false },
-	{ "skip", "pod-annotations", KT_QNAME_LIST, F(skip_pod_annotations), false },
-	{ "skip", "service-account-annotations", KT_QNAME_LIST, F(skip_sa_annotations),
+	{ "skip", "pod-annotations", KT_QNAME_LIST, F(skip_pod_annotations),
 	  false },
+	{ "skip", "service-account-annotations", KT_QNAME_LIST,
+	  F(skip_sa_annotations), false },
 };
 #undef F
 #define N_FIXED_KEYS (sizeof(fixed_keys) / sizeof(fixed_keys[0]))
 
-/* Keys of [env NAME] and [setting NAME], indexes into the per-entry line arrays. */
-static const char *const env_keys[] = { "value", "from", "default",
-					"when", "format", "sanitize" };
-enum { ENV_VALUE, ENV_FROM, ENV_DEFAULT, ENV_WHEN, ENV_FORMAT, ENV_SANITIZE, N_ENV_KEYS };
-static const char *const setting_keys[] = { "format", "default", "description" };
+/*
+ * Keys of [env NAME] and [setting NAME], indexes into the per-entry line
+ * arrays.
+ */
+static const char *const env_keys[] = { "value", "from",   "default",
+					"when",	 "format", "sanitize" };
+enum {
+	ENV_VALUE,
+	ENV_FROM,
+	ENV_DEFAULT,
+	ENV_WHEN,
+	ENV_FORMAT,
+	ENV_SANITIZE,
+	N_ENV_KEYS
+};
+static const char *const setting_keys[] = { "format", "default",
+					    "description" };
 enum { SET_FORMAT, SET_DEFAULT, SET_DESCRIPTION, N_SETTING_KEYS };
 
 /* ---- parse context ---- */
@@ -161,7 +178,8 @@ static void note_section(struct parse_ctx *c, const char *line, size_t len)
 	for (size_t i = 0; i < c->n_sections; i++) {
 		if (strlen(c->sections[i].name) == n &&
 		    memcmp(c->sections[i].name, line + 1, n) == 0) {
-			fail(c, c->line, "section [%.*s] appears twice (first at line %d)",
+			fail(c, c->line,
+			     "section [%.*s] appears twice (first at line %d)",
 			     (int)n, line + 1, c->sections[i].line);
 			return;
 		}
@@ -188,7 +206,8 @@ static void inspect_line(struct parse_ctx *c, const char *line, size_t len)
 	if (i == len || line[i] == ';' || line[i] == '#')
 		return;
 	if (i > 0) {
-		fail(c, c->line, "indented line (continuation lines are not supported)");
+		fail(c, c->line,
+		     "indented line (continuation lines are not supported)");
 		return;
 	}
 	if (line[0] == '[')
@@ -210,7 +229,8 @@ static char *read_line(char *out, int size, void *stream)
 	if (len > 0 && start[len - 1] == '\r')
 		len--;
 	if (len > (size_t)size - 1 || len > BOUND_PROFILE_LINE) {
-		fail(c, c->line, "line longer than %d bytes", BOUND_PROFILE_LINE);
+		fail(c, c->line, "line longer than %d bytes",
+		     BOUND_PROFILE_LINE);
 		return NULL;
 	}
 	inspect_line(c, start, len);
@@ -229,8 +249,8 @@ static int copy_value(struct parse_ctx *c, char **field, const char *value)
 	return *field ? 0 : out_of_memory(c);
 }
 
-static int parse_list(struct parse_ctx *c, struct profile_list *list, const char *key,
-		      const char *value)
+static int parse_list(struct parse_ctx *c, struct profile_list *list,
+		      const char *key, const char *value)
 {
 	const char *cursor = value, *item;
 	size_t len;
@@ -240,24 +260,27 @@ static int parse_list(struct parse_ctx *c, struct profile_list *list, const char
 		return out_of_memory(c);
 	while (str_list_next(&cursor, LIST_SEPARATORS, &item, &len)) {
 		if (list->n == BOUND_PROFILE_LIST)
-			return fail(c, c->line, "'%s' has more than %d items", key,
-				    BOUND_PROFILE_LIST);
+			return fail(c, c->line, "'%s' has more than %d items",
+				    key, BOUND_PROFILE_LIST);
 		list->items[list->n] = mem_strndup(item, len);
 		if (list->items[list->n] == NULL)
 			return out_of_memory(c);
 		if (!validate_qualified_name(list->items[list->n++]))
-			return fail(c, c->line, "'%s': '%.*s' is not a valid label or annotation key",
-				    key, (int)len, item);
+			return fail(
+				c, c->line,
+				"'%s': '%.*s' is not a valid label or annotation key",
+				key, (int)len, item);
 	}
 	return 0;
 }
 
-static int parse_seconds(struct parse_ctx *c, const char *key, const char *value,
-			 int64_t *out)
+static int parse_seconds(struct parse_ctx *c, const char *key,
+			 const char *value, int64_t *out)
 {
 	if (str_to_i64(value, 1, EXPIRATION_CEILING, out) != 0)
-		return fail(c, c->line, "'%s' must be a whole number of seconds, 1-%lld", key,
-			    EXPIRATION_CEILING);
+		return fail(c, c->line,
+			    "'%s' must be a whole number of seconds, 1-%lld",
+			    key, EXPIRATION_CEILING);
 	return 0;
 }
 
@@ -269,49 +292,62 @@ static int parse_fixed_value(struct parse_ctx *c, const struct key_spec *k,
 	switch (k->type) {
 	case KT_PROFILE_NAME:
 		if (!validate_simple_name(value, BOUND_PROFILE_NAME))
-			return fail(c, c->line, "profile name must be [a-z0-9-], 1-%d characters",
-				    BOUND_PROFILE_NAME);
+			return fail(
+				c, c->line,
+				"profile name must be [a-z0-9-], 1-%d characters",
+				BOUND_PROFILE_NAME);
 		return copy_value(c, field, value);
 	case KT_TEXT:
 		return copy_value(c, field, value);
 	case KT_QNAME:
 		if (!validate_qualified_name(value))
-			return fail(c, c->line, "'%s': '%s' is not a valid label or annotation key",
-				    k->key, value);
+			return fail(
+				c, c->line,
+				"'%s': '%s' is not a valid label or annotation key",
+				k->key, value);
 		return copy_value(c, field, value);
 	case KT_FORMAT:
 		if (validate_format_parse(value, field) != 0)
-			return fail(c, c->line,
-				    "'%s': unknown format '%s' (email, arn, uuid, https-url, "
-				    "integer, boolean, region, any)", k->key, value);
+			return fail(
+				c, c->line,
+				"'%s': unknown format '%s' (email, arn, uuid, https-url, "
+				"integer, boolean, region, any)",
+				k->key, value);
 		return 0;
 	case KT_SECONDS:
 		return parse_seconds(c, k->key, value, field);
 	case KT_DNS_LABEL:
 		if (!validate_dns_label(value))
-			return fail(c, c->line, "'%s': '%s' is not a DNS label ([a-z0-9-], 1-63)",
-				    k->key, value);
+			return fail(
+				c, c->line,
+				"'%s': '%s' is not a DNS label ([a-z0-9-], 1-63)",
+				k->key, value);
 		return copy_value(c, field, value);
 	case KT_ABS_PATH:
 		if (!validate_abs_path(value))
-			return fail(c, c->line,
-				    "'%s': '%s' is not a normalised absolute path", k->key, value);
+			return fail(
+				c, c->line,
+				"'%s': '%s' is not a normalised absolute path",
+				k->key, value);
 		return copy_value(c, field, value);
 	case KT_FILE_NAME:
 		if (!validate_file_name(value))
-			return fail(c, c->line, "'%s': '%s' is not a file name", k->key, value);
+			return fail(c, c->line, "'%s': '%s' is not a file name",
+				    k->key, value);
 		return copy_value(c, field, value);
 	case KT_MODE:
 		if (str_to_mode(value, field) != 0)
-			return fail(c, c->line, "'%s': '%s' is not an octal mode 0000-0777",
+			return fail(c, c->line,
+				    "'%s': '%s' is not an octal mode 0000-0777",
 				    k->key, value);
 		return 0;
 	case KT_DRIVE:
 		if (strlen(value) != 2 || value[1] != ':' ||
 		    !((value[0] >= 'A' && value[0] <= 'Z') ||
 		      (value[0] >= 'a' && value[0] <= 'z')))
-			return fail(c, c->line, "'%s': '%s' is not a drive such as C:", k->key,
-				    value);
+			return fail(c, c->line,
+				    "'%s': '%s' is not a drive such as C:",
+				    k->key, value);
 		return copy_value(c, field, value);
 	case KT_QNAME_LIST:
 		return parse_list(c, field, k->key, value);
@@ -321,13 +357,15 @@ static int parse_fixed_value(struct parse_ctx *c, const struct key_spec *k,
 		else if (strcmp(value, "present") == 0)
 			*(enum skip_match *)field = SKIP_MATCH_PRESENT;
 		else
-			return fail(c, c->line, "'match' must be 'true' or 'present'");
+			return fail(c, c->line,
+				    "'match' must be 'true' or 'present'");
 		return 0;
 	}
 	return fail(c, c->line, "internal error: unhandled key type");
 }
 
-static int handle_fixed_key(struct parse_ctx *c, const char *section, const char *key,
+static int handle_fixed_key(struct parse_ctx *c, const struct section_rec *rec,
+			    const char *section, const char *key,
 			    const char *value)
 {
 	bool known_section = false;
@@ -341,14 +379,17 @@ static int handle_fixed_key(struct parse_ctx *c, const char *section, const char
 		if (strcmp(k->key, key) != 0)
 			continue;
 		if (c->fixed_line[i])
-			return fail(c, c->line, "key '%s' given twice in [%s] (first at line %d)",
-				    key, section, c->fixed_line[i]);
+			return fail(
+				c, c->line,
+				"key '%s' given twice in [%s] (first at line %d)",
+				key, section, c->fixed_line[i]);
 		c->fixed_line[i] = c->line;
 		return parse_fixed_value(c, k, value);
 	}
 	if (!known_section)
-		return fail(c, c->line, "unknown section [%s]", section);
-	return fail(c, c->line, "unknown key '%s' in section [%s]", key, section);
+		return fail(c, rec->line, "unknown section [%s]", section);
+	return fail(c, c->line, "unknown key '%s' in section [%s]", key,
+		    section);
 }
 
 /* ---- source chains ---- */
@@ -377,29 +418,36 @@ static int parse_source(struct parse_ctx *c, const char *item, size_t len,
 	const char *colon = memchr(item, ':', len);
 	size_t name_len = colon ? (size_t)(colon - item) : len;
 
-	for (size_t i = 0; i < sizeof(source_names) / sizeof(source_names[0]); i++) {
+	for (size_t i = 0; i < sizeof(source_names) / sizeof(source_names[0]);
+	     i++) {
 		if (strlen(source_names[i].name) != name_len ||
 		    memcmp(source_names[i].name, item, name_len) != 0)
 			continue;
 		if (source_names[i].has_arg != (colon != NULL))
-			return fail(c, c->line, "source '%.*s' %s", (int)len, item,
-				    colon ? "takes no argument" : "needs ':' and an argument");
+			return fail(c, c->line, "source '%.*s' %s", (int)len,
+				    item,
+				    colon ? "takes no argument"
+					  : "needs ':' and an argument");
 		out->kind = source_names[i].kind;
 		if (!colon)
 			return 0;
 		out->arg = mem_strndup(colon + 1, len - name_len - 1);
 		if (out->arg == NULL)
 			return out_of_memory(c);
-		if (out->kind == SOURCE_SETTING ? !validate_simple_name(out->arg, 63)
-						: !validate_qualified_name(out->arg))
-			return fail(c, c->line, "source '%.*s': bad %s name", (int)len, item,
-				    out->kind == SOURCE_SETTING ? "setting" : "annotation");
+		if (out->kind == SOURCE_SETTING
+			    ? !validate_simple_name(out->arg, 63)
+			    : !validate_qualified_name(out->arg))
+			return fail(c, c->line, "source '%.*s': bad %s name",
+				    (int)len, item,
+				    out->kind == SOURCE_SETTING ? "setting"
+								: "annotation");
 		return 0;
 	}
 	return fail(c, c->line, "unknown source '%.*s'", (int)len, item);
 }
 
-static int parse_chain(struct parse_ctx *c, struct profile_chain *chain, const char *value)
+static int parse_chain(struct parse_ctx *c, struct profile_chain *chain,
+		       const char *value)
 {
 	const char *cursor = value, *item;
 	size_t len;
@@ -407,7 +455,8 @@ static int parse_chain(struct parse_ctx *c, struct profile_chain *chain, const c
 
 	while (str_list_next(&cursor, LIST_SEPARATORS, &item, &len)) {
 		if (chain->n == BOUND_SOURCES)
-			return fail(c, c->line, "more than %d sources", BOUND_SOURCES);
+			return fail(c, c->line, "more than %d sources",
+				    BOUND_SOURCES);
 		rc = parse_source(c, item, len, &chain->items[chain->n++]);
 		if (rc != 0)
 			return rc;
@@ -428,16 +477,20 @@ static int key_index(const char *const *keys, size_t n, const char *key)
 	return -1;
 }
 
-static int new_env(struct parse_ctx *c, struct section_rec *rec, const char *name)
+static int new_env(struct parse_ctx *c, struct section_rec *rec,
+		   const char *name)
 {
 	struct profile *p = c->p;
 	struct profile_env *grown;
 
 	if (!validate_env_name(name))
-		return fail(c, rec->line, "[env %s]: not a variable name ([A-Za-z_][A-Za-z0-9_]*)",
-			    name);
+		return fail(
+			c, rec->line,
+			"[env %s]: not a variable name ([A-Za-z_][A-Za-z0-9_]*)",
+			name);
 	if (p->n_env == BOUND_PROFILE_ENV)
-		return fail(c, rec->line, "more than %d env sections", BOUND_PROFILE_ENV);
+		return fail(c, rec->line, "more than %d env sections",
+			    BOUND_PROFILE_ENV);
 	grown = mem_realloc(p->env, (p->n_env + 1) * sizeof(*grown));
 	if (grown == NULL)
 		return out_of_memory(c);
@@ -448,31 +501,36 @@ static int new_env(struct parse_ctx *c, struct section_rec *rec, const char *nam
 	return copy_value(c, &p->env[rec->index].name, name);
 }
 
-static int parse_sanitize(struct parse_ctx *c, const char *value, enum sanitize_kind *out)
+static int parse_sanitize(struct parse_ctx *c, const char *value,
+			  enum sanitize_kind *out)
 {
 	if (strcmp(value, "none") == 0)
 		*out = SANITIZE_NONE;
 	else if (strcmp(value, "sts-session-name") == 0)
 		*out = SANITIZE_STS_SESSION_NAME;
 	else
-		return fail(c, c->line, "'sanitize' must be 'none' or 'sts-session-name'");
+		return fail(c, c->line,
+			    "'sanitize' must be 'none' or 'sts-session-name'");
 	return 0;
 }
 
-static int handle_env_key(struct parse_ctx *c, struct section_rec *rec, const char *name,
-			  const char *key, const char *value)
+static int handle_env_key(struct parse_ctx *c, struct section_rec *rec,
+			  const char *name, const char *key, const char *value)
 {
 	struct profile_env *e;
 	int k = key_index(env_keys, N_ENV_KEYS, key);
 	int rc;
 
 	if (k < 0)
-		return fail(c, c->line, "unknown key '%s' in section [env %s]", key, name);
+		return fail(c, c->line, "unknown key '%s' in section [env %s]",
+			    key, name);
 	if (rec->index < 0 && (rc = new_env(c, rec, name)) != 0)
 		return rc;
 	if (c->env_line[rec->index][k])
-		return fail(c, c->line, "key '%s' given twice in [env %s] (first at line %d)",
-			    key, name, c->env_line[rec->index][k]);
+		return fail(
+			c, c->line,
+			"key '%s' given twice in [env %s] (first at line %d)",
+			key, name, c->env_line[rec->index][k]);
 	c->env_line[rec->index][k] = c->line;
 	e = &c->p->env[rec->index];
 	switch (k) {
@@ -486,22 +544,26 @@ static int handle_env_key(struct parse_ctx *c, struct section_rec *rec, const ch
 		return parse_chain(c, &e->when, value);
 	case ENV_FORMAT:
 		if (validate_format_parse(value, &e->format) != 0)
-			return fail(c, c->line, "'format': unknown format '%s'", value);
+			return fail(c, c->line, "'format': unknown format '%s'",
+				    value);
 		return 0;
 	default:
 		return parse_sanitize(c, value, &e->sanitize);
 	}
 }
 
-static int new_setting(struct parse_ctx *c, struct section_rec *rec, const char *name)
+static int new_setting(struct parse_ctx *c, struct section_rec *rec,
+		       const char *name)
 {
 	struct profile *p = c->p;
 	struct profile_setting *grown;
 
 	if (!validate_simple_name(name, 63))
-		return fail(c, rec->line, "[setting %s]: name must be [a-z0-9-], 1-63", name);
+		return fail(c, rec->line,
+			    "[setting %s]: name must be [a-z0-9-], 1-63", name);
 	if (p->n_settings == BOUND_PROFILE_SETTINGS)
-		return fail(c, rec->line, "more than %d settings", BOUND_PROFILE_SETTINGS);
+		return fail(c, rec->line, "more than %d settings",
+			    BOUND_PROFILE_SETTINGS);
 	grown = mem_realloc(p->settings, (p->n_settings + 1) * sizeof(*grown));
 	if (grown == NULL)
 		return out_of_memory(c);
@@ -513,31 +575,42 @@ static int new_setting(struct parse_ctx *c, struct section_rec *rec, const char 
 }
 
 static int handle_setting_key(struct parse_ctx *c, struct section_rec *rec,
-			      const char *name, const char *key, const char *value)
+			      const char *name, const char *key,
+			      const char *value)
 {
 	struct profile_setting *s;
 	int k = key_index(setting_keys, N_SETTING_KEYS, key);
 	int rc;
 
 	if (k < 0)
-		return fail(c, c->line, "unknown key '%s' in section [setting %s]", key, name);
+		return fail(c, c->line,
+			    "unknown key '%s' in section [setting %s]", key,
+			    name);
 	if (rec->index < 0 && (rc = new_setting(c, rec, name)) != 0)
 		return rc;
 	if (c->setting_line[rec->index][k])
-		return fail(c, c->line, "key '%s' given twice in [setting %s] (first at line %d)",
-			    key, name, c->setting_line[rec->index][k]);
+		return fail(
+			c, c->line,
+			"key '%s' given twice in [setting %s] (first at line %d)",
+			key, name, c->setting_line[rec->index][k]);
 	c->setting_line[rec->index][k] = c->line;
 	s = &c->p->settings[rec->index];
 	if (k == SET_FORMAT) {
 		if (validate_format_parse(value, &s->format) != 0)
-			return fail(c, c->line, "'format': unknown format '%s'", value);
+			return fail(c, c->line, "'format': unknown format '%s'",
+				    value);
 		return 0;
 	}
-	return copy_value(c, k == SET_DEFAULT ? &s->default_value : &s->description, value);
+	return copy_value(
+		c, k == SET_DEFAULT ? &s->default_value : &s->description,
+		value);
 }
 
-/* inih's handler: returns 1 to go on, 0 on error (inih then reports its line). */
-static int on_key(void *user, const char *section, const char *key, const char *value)
+/*
+ * inih's handler: returns 1 to go on, 0 on error (inih then reports its line).
+ */
+static int on_key(void *user, const char *section, const char *key,
+		  const char *value)
 {
 	struct parse_ctx *c = user;
 	struct section_rec *rec;
@@ -560,7 +633,7 @@ static int on_key(void *user, const char *section, const char *key, const char *
 	else if (str_has_prefix(section, "setting "))
 		rc = handle_setting_key(c, rec, section + 8, key, value);
 	else
-		rc = handle_fixed_key(c, section, key, value);
+		rc = handle_fixed_key(c, rec, section, key, value);
 	return rc == 0;
 }
 
@@ -585,20 +658,23 @@ static int check_required(struct parse_ctx *c)
 			continue;
 		line = section_line(c, k->section);
 		if (line == 0)
-			return fail(c, 1, "missing section [%s] (it needs '%s')", k->section,
-				    k->key);
-		return fail(c, line, "section [%s] lacks the required key '%s'", k->section,
-			    k->key);
+			return fail(c, 1,
+				    "missing section [%s] (it needs '%s')",
+				    k->section, k->key);
+		return fail(c, line, "section [%s] lacks the required key '%s'",
+			    k->section, k->key);
 	}
 	for (size_t i = 0; i < c->n_sections; i++) {
 		if (c->sections[i].keys == 0)
-			return fail(c, c->sections[i].line, "section [%s] is empty",
+			return fail(c, c->sections[i].line,
+				    "section [%s] is empty",
 				    c->sections[i].name);
 	}
 	return 0;
 }
 
-static int fixed_key_line(const struct parse_ctx *c, const char *section, const char *key)
+static int fixed_key_line(const struct parse_ctx *c, const char *section,
+			  const char *key)
 {
 	for (size_t i = 0; i < N_FIXED_KEYS; i++) {
 		if (strcmp(fixed_keys[i].section, section) == 0 &&
@@ -618,21 +694,27 @@ static int check_expiration(struct parse_ctx *c)
 	if (!fixed_key_line(c, "token", "expiration-max"))
 		p->expiration_max = EXPIRATION_MAX_DEFAULT;
 	if (p->expiration_min < EXPIRATION_FLOOR)
-		return fail(c, fixed_key_line(c, "token", "expiration-min"),
-			    "'expiration-min' must be at least %d (the API server refuses less)",
-			    EXPIRATION_FLOOR);
+		return fail(
+			c, fixed_key_line(c, "token", "expiration-min"),
+			"'expiration-min' must be at least %d (the API server refuses less)",
+			EXPIRATION_FLOOR);
 	if (p->expiration_max < p->expiration_min)
-		return fail(c, fixed_key_line(c, "token", "expiration-max"),
-			    "'expiration-max' (%lld) is below 'expiration-min' (%lld)",
-			    (long long)p->expiration_max, (long long)p->expiration_min);
-	if (p->expiration < p->expiration_min || p->expiration > p->expiration_max)
-		return fail(c, line, "'expiration' (%lld) is outside [%lld, %lld]",
-			    (long long)p->expiration, (long long)p->expiration_min,
-			    (long long)p->expiration_max);
+		return fail(
+			c, fixed_key_line(c, "token", "expiration-max"),
+			"'expiration-max' (%lld) is below 'expiration-min' (%lld)",
+			(long long)p->expiration_max,
+			(long long)p->expiration_min);
+	if (p->expiration < p->expiration_min ||
+	    p->expiration > p->expiration_max)
+		return fail(
+			c, line, "'expiration' (%lld) is outside [%lld, %lld]",
+			(long long)p->expiration, (long long)p->expiration_min,
+			(long long)p->expiration_max);
 	return 0;
 }
 
-static int check_chain_settings(struct parse_ctx *c, const struct profile_env *e,
+static int check_chain_settings(struct parse_ctx *c,
+				const struct profile_env *e,
 				const struct profile_chain *chain, bool is_when)
 {
 	for (size_t i = 0; i < chain->n; i++) {
@@ -640,22 +722,35 @@ static int check_chain_settings(struct parse_ctx *c, const struct profile_env *e
 		const struct profile_setting *decl;
 
 		if (is_when && s->kind != SOURCE_SA_ANNOTATION &&
-		    s->kind != SOURCE_POD_ANNOTATION && s->kind != SOURCE_SETTING)
-			return fail(c, e->line, "[env %s]: 'when' takes only annotation and "
-				    "setting sources", e->name);
+		    s->kind != SOURCE_POD_ANNOTATION &&
+		    s->kind != SOURCE_SETTING)
+			return fail(
+				c, e->line,
+				"[env %s]: 'when' takes only annotation and "
+				"setting sources",
+				e->name);
 		if (s->kind != SOURCE_SETTING)
 			continue;
 		decl = profile_find_setting(c->p, s->arg);
 		if (decl == NULL)
-			return fail(c, e->line, "[env %s]: setting '%s' is not declared "
-				    "(add a [setting %s] section)", e->name, s->arg, s->arg);
+			return fail(c, e->line,
+				    "[env %s]: setting '%s' is not declared "
+				    "(add a [setting %s] section)",
+				    e->name, s->arg, s->arg);
 		if (is_when && decl->format != FORMAT_BOOLEAN)
-			return fail(c, e->line, "[env %s]: 'when' needs setting '%s' to have "
-				    "format boolean", e->name, s->arg);
-		if (!is_when && decl->default_value && e->format != FORMAT_ANY &&
+			return fail(
+				c, e->line,
+				"[env %s]: 'when' needs setting '%s' to have "
+				"format boolean",
+				e->name, s->arg);
+		if (!is_when && decl->default_value &&
+		    e->format != FORMAT_ANY &&
 		    !validate_value(e->format, decl->default_value))
-			return fail(c, e->line, "[env %s]: the default of setting '%s' is not %s",
-				    e->name, s->arg, validate_format_expectation(e->format));
+			return fail(
+				c, e->line,
+				"[env %s]: the default of setting '%s' is not %s",
+				e->name, s->arg,
+				validate_format_expectation(e->format));
 	}
 	return 0;
 }
@@ -663,10 +758,12 @@ static int check_chain_settings(struct parse_ctx *c, const struct profile_env *e
 static int check_env(struct parse_ctx *c, const struct profile_env *e)
 {
 	if ((e->value != NULL) == (e->from.n > 0))
-		return fail(c, e->line, "[env %s] needs exactly one of 'value' and 'from'",
+		return fail(c, e->line,
+			    "[env %s] needs exactly one of 'value' and 'from'",
 			    e->name);
 	if (e->value && (e->default_value || e->sanitize != SANITIZE_NONE))
-		return fail(c, e->line, "[env %s]: 'default' and 'sanitize' go with 'from'",
+		return fail(c, e->line,
+			    "[env %s]: 'default' and 'sanitize' go with 'from'",
 			    e->name);
 	if (e->value && !validate_value(e->format, e->value))
 		return fail(c, e->line, "[env %s]: value is not %s", e->name,
@@ -675,8 +772,10 @@ static int check_env(struct parse_ctx *c, const struct profile_env *e)
 		return fail(c, e->line, "[env %s]: default is not %s", e->name,
 			    validate_format_expectation(e->format));
 	for (size_t i = 0; i < c->p->n_env; i++) {
-		if (&c->p->env[i] != e && strcmp(c->p->env[i].name, e->name) == 0)
-			return fail(c, e->line, "[env %s] is declared twice", e->name);
+		if (&c->p->env[i] != e &&
+		    strcmp(c->p->env[i].name, e->name) == 0)
+			return fail(c, e->line, "[env %s] is declared twice",
+				    e->name);
 	}
 	if (check_chain_settings(c, e, &e->from, false) != 0)
 		return DIAG_ECONFIG;
@@ -688,8 +787,10 @@ static int check_settings_decl(struct parse_ctx *c)
 	for (size_t i = 0; i < c->p->n_settings; i++) {
 		const struct profile_setting *s = &c->p->settings[i];
 
-		if (s->default_value && !validate_value(s->format, s->default_value))
-			return fail(c, s->line, "[setting %s]: default is not %s", s->name,
+		if (s->default_value &&
+		    !validate_value(s->format, s->default_value))
+			return fail(c, s->line,
+				    "[setting %s]: default is not %s", s->name,
 				    validate_format_expectation(s->format));
 	}
 	return 0;
@@ -722,7 +823,10 @@ static int check_text(struct parse_ctx *c)
 		if (ch == '\n')
 			line++;
 		else if ((ch < 0x20 && ch != '\t' && ch != '\r') || ch == 0x7f)
-			return fail(c, line, "control or NUL byte 0x%02x: not a text file", ch);
+			return fail(
+				c, line,
+				"control or NUL byte 0x%02x: not a text file",
+				ch);
 	}
 	if (!str_is_utf8(c->text, c->len, &bad))
 		return fail(c, 0, "not valid UTF-8 (byte %zu)", bad);
@@ -739,7 +843,9 @@ int profile_parse(const char *text, size_t len, const char *source,
 	c = mem_calloc(1, sizeof(*c));
 	if (c == NULL)
 		return diag_set(d, DIAG_ENOMEM, "out of memory");
-	*c = (struct parse_ctx){ .text = text, .len = len, .source = source, .d = d };
+	*c = (struct parse_ctx){
+		.text = text, .len = len, .source = source, .d = d
+	};
 	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
 		c->pos = 3; /* a UTF-8 byte-order mark */
 	rc = check_text(c);
@@ -753,7 +859,8 @@ int profile_parse(const char *text, size_t len, const char *source,
 	c->p->default_mode = -1;
 	err_line = ini_parse_stream(read_line, c, on_key, c);
 	if (!c->failed && err_line != 0)
-		fail(c, err_line, "expected 'key = value' or a [section] header");
+		fail(c, err_line,
+		     "expected 'key = value' or a [section] header");
 	if (!c->failed)
 		check_profile(c);
 	rc = c->failed ? (d && d->code ? d->code : DIAG_ECONFIG) : 0;
@@ -824,7 +931,8 @@ const struct profile_setting *profile_find_setting(const struct profile *p,
 }
 
 const char *profile_setting_value(const struct profile *p,
-				  const struct settings *settings, const char *name)
+				  const struct settings *settings,
+				  const char *name)
 {
 	const struct profile_setting *decl = profile_find_setting(p, name);
 	const char *value = settings_get(settings, name);

@@ -1,6 +1,7 @@
 /*
- * profile_dir: the directory walk around profile_parse. Names are sorted with strcmp,
- * not the locale, so load order (which decides env conflicts) is the same everywhere.
+ * profile_dir: the directory walk around profile_parse. Names are sorted with
+ * strcmp, not the locale, so load order (which decides env conflicts) is the
+ * same everywhere.
  */
 #include "profile_dir.h"
 
@@ -43,7 +44,8 @@ static void free_names(char **names, size_t n)
 }
 
 /* Lists the profile files of dir, sorted. */
-static int list_profiles(const char *dir, char ***ret_names, size_t *ret_n, struct diag *d)
+static int list_profiles(const char *dir, char ***ret_names, size_t *ret_n,
+			 struct diag *d)
 {
 	DIR *dh = opendir(dir);
 	struct dirent *e;
@@ -62,13 +64,15 @@ static int list_profiles(const char *dir, char ***ret_names, size_t *ret_n, stru
 		if (!is_profile_file(dir, e->d_name))
 			continue;
 		if (n == MAX_DIR_ENTRIES) {
-			rc = diag_set_at(d, DIAG_ECONFIG, dir, 0, "more than %d profile files",
+			rc = diag_set_at(d, DIAG_ECONFIG, dir, 0,
+					 "more than %d profile files",
 					 MAX_DIR_ENTRIES);
 			goto out;
 		}
 		names[n] = mem_strdup(e->d_name);
 		if (names[n] == NULL) {
-			rc = diag_set_at(d, DIAG_ENOMEM, dir, 0, "out of memory");
+			rc = diag_set_at(d, DIAG_ENOMEM, dir, 0,
+					 "out of memory");
 			goto out;
 		}
 		n++;
@@ -96,10 +100,12 @@ static int load_one(struct profile_set *set, const char *dir, const char *name,
 	rc = file_read(path, BOUND_PROFILE_BYTES, &text, &len, d);
 	if (rc == 0)
 		rc = profile_parse(text, len, path, &p, d);
-	if (rc == 0 && (strlen(p->name) != stem || strncmp(p->name, name, stem) != 0))
-		rc = diag_set_at(d, DIAG_ECONFIG, path, 0,
-				 "profile name '%s' does not match the file name '%.*s.ini'",
-				 p->name, (int)stem, name);
+	if (rc == 0 &&
+	    (strlen(p->name) != stem || strncmp(p->name, name, stem) != 0))
+		rc = diag_set_at(
+			d, DIAG_ECONFIG, path, 0,
+			"profile name '%s' does not match the file name '%.*s.ini'",
+			p->name, (int)stem, name);
 	if (rc == 0)
 		rc = profile_set_add(set, p, d);
 	if (rc != 0)
@@ -108,7 +114,8 @@ static int load_one(struct profile_set *set, const char *dir, const char *name,
 	return rc;
 }
 
-int profile_dir_load(const char *dir, struct profile_set **ret_set, struct diag *d)
+int profile_dir_load(const char *dir, struct profile_set **ret_set,
+		     struct diag *d)
 {
 	struct profile_set *set = NULL;
 	char **names = NULL;

@@ -1,6 +1,7 @@
 /*
- * profile_set: ordered profiles with the cross-profile rules (unique names, volumes and
- * mount paths; one format per setting name) and the deployment settings check.
+ * profile_set: ordered profiles with the cross-profile rules (unique names,
+ * volumes and mount paths; one format per setting name) and the deployment
+ * settings check.
  */
 #include "profile_set.h"
 
@@ -45,8 +46,8 @@ int profile_set_new_builtin(struct profile_set **ret_set, struct diag *d)
 	return 0;
 }
 
-static int check_conflicts(const struct profile_set *set, const struct profile *p,
-			   struct diag *d)
+static int check_conflicts(const struct profile_set *set,
+			   const struct profile *p, struct diag *d)
 {
 	for (size_t i = 0; i < set->n; i++) {
 		const struct profile *q = set->items[i];
@@ -54,25 +55,29 @@ static int check_conflicts(const struct profile_set *set, const struct profile *
 		if (strcmp(q->name, p->name) == 0)
 			continue; /* p replaces q */
 		if (strcmp(q->volume_name, p->volume_name) == 0)
-			return diag_set_at(d, DIAG_ECONFIG, p->source, 0,
-					   "volume name '%s' is also used by profile '%s' (%s)",
-					   p->volume_name, q->name, q->source);
+			return diag_set_at(
+				d, DIAG_ECONFIG, p->source, 0,
+				"volume name '%s' is also used by profile '%s' (%s)",
+				p->volume_name, q->name, q->source);
 		if (strcmp(q->mount_path, p->mount_path) == 0)
-			return diag_set_at(d, DIAG_ECONFIG, p->source, 0,
-					   "mount path '%s' is also used by profile '%s' (%s)",
-					   p->mount_path, q->name, q->source);
+			return diag_set_at(
+				d, DIAG_ECONFIG, p->source, 0,
+				"mount path '%s' is also used by profile '%s' (%s)",
+				p->mount_path, q->name, q->source);
 		for (size_t k = 0; k < p->n_settings; k++) {
 			const struct profile_setting *mine = &p->settings[k];
 			const struct profile_setting *theirs =
 				profile_find_setting(q, mine->name);
 
 			if (theirs && theirs->format != mine->format)
-				return diag_set_at(d, DIAG_ECONFIG, p->source, mine->line,
-						   "setting '%s' has format %s here but %s in "
-						   "profile '%s' (%s)", mine->name,
-						   validate_format_name(mine->format),
-						   validate_format_name(theirs->format), q->name,
-						   q->source);
+				return diag_set_at(
+					d, DIAG_ECONFIG, p->source, mine->line,
+					"setting '%s' has format %s here but %s in "
+					"profile '%s' (%s)",
+					mine->name,
+					validate_format_name(mine->format),
+					validate_format_name(theirs->format),
+					q->name, q->source);
 		}
 	}
 	return 0;
@@ -92,8 +97,8 @@ int profile_set_add(struct profile_set *set, struct profile *p, struct diag *d)
 		}
 	}
 	if (set->n == BOUND_PROFILES)
-		return diag_set_at(d, DIAG_ECONFIG, p->source, 0, "more than %d profiles",
-				   BOUND_PROFILES);
+		return diag_set_at(d, DIAG_ECONFIG, p->source, 0,
+				   "more than %d profiles", BOUND_PROFILES);
 	set->items[set->n++] = p;
 	return 0;
 }
@@ -108,7 +113,8 @@ const struct profile *profile_set_get(const struct profile_set *set, size_t i)
 	return set->items[i];
 }
 
-const struct profile *profile_set_find(const struct profile_set *set, const char *name)
+const struct profile *profile_set_find(const struct profile_set *set,
+				       const char *name)
 {
 	for (size_t i = 0; i < set->n; i++) {
 		if (strcmp(set->items[i]->name, name) == 0)
@@ -127,17 +133,19 @@ void profile_set_free(struct profile_set *set)
 }
 
 /* Checks one profile's effective setting values against their formats. */
-static int check_profile_settings(const struct profile *p, const struct settings *st,
-				  struct diag *d)
+static int check_profile_settings(const struct profile *p,
+				  const struct settings *st, struct diag *d)
 {
 	for (size_t k = 0; k < p->n_settings; k++) {
 		const struct profile_setting *decl = &p->settings[k];
 		const char *value = profile_setting_value(p, st, decl->name);
 
 		if (value && !validate_value(decl->format, value))
-			return diag_set(d, DIAG_ECONFIG, "setting '%s': '%.80s' is not %s",
-					decl->name, value,
-					validate_format_expectation(decl->format));
+			return diag_set(
+				d, DIAG_ECONFIG,
+				"setting '%s': '%.80s' is not %s", decl->name,
+				value,
+				validate_format_expectation(decl->format));
 	}
 	for (size_t e = 0; e < p->n_env; e++) {
 		const struct profile_env *env = &p->env[e];
@@ -147,12 +155,16 @@ static int check_profile_settings(const struct profile *p, const struct settings
 
 			if (env->from.items[i].kind != SOURCE_SETTING)
 				continue;
-			value = profile_setting_value(p, st, env->from.items[i].arg);
+			value = profile_setting_value(p, st,
+						      env->from.items[i].arg);
 			if (value && !validate_value(env->format, value))
-				return diag_set(d, DIAG_ECONFIG,
-						"setting '%s': '%.80s' is not %s (as %s needs)",
-						env->from.items[i].arg, value,
-						validate_format_expectation(env->format), env->name);
+				return diag_set(
+					d, DIAG_ECONFIG,
+					"setting '%s': '%.80s' is not %s (as %s needs)",
+					env->from.items[i].arg, value,
+					validate_format_expectation(
+						env->format),
+					env->name);
 		}
 	}
 	return 0;
@@ -174,9 +186,11 @@ int profile_set_check_settings(const struct profile_set *set,
 		const char *name = settings_name(settings, i);
 
 		if (!setting_declared(set, name))
-			return diag_set(d, DIAG_ECONFIG,
-					"unknown setting '%s': no loaded profile declares it "
-					"(see check-profiles)", name);
+			return diag_set(
+				d, DIAG_ECONFIG,
+				"unknown setting '%s': no loaded profile declares it "
+				"(see check-profiles)",
+				name);
 	}
 	for (size_t i = 0; i < set->n; i++) {
 		int rc = check_profile_settings(set->items[i], settings, d);
@@ -212,13 +226,15 @@ static bool profile_reads(const struct profile *p, const char *key)
 			return true;
 	}
 	for (size_t i = 0; i < p->n_env; i++) {
-		if (chain_reads(&p->env[i].from, key) || chain_reads(&p->env[i].when, key))
+		if (chain_reads(&p->env[i].from, key) ||
+		    chain_reads(&p->env[i].when, key))
 			return true;
 	}
 	return false;
 }
 
-bool profile_set_reads_sa_annotation(const struct profile_set *set, const char *key)
+bool profile_set_reads_sa_annotation(const struct profile_set *set,
+				     const char *key)
 {
 	for (size_t i = 0; i < set->n; i++) {
 		if (profile_reads(set->items[i], key))

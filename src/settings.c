@@ -1,6 +1,7 @@
 /*
- * settings: a small ordered name/value list. Linear search is right here: a deployment
- * has a handful of settings, and they are read a few times per admission.
+ * settings: a small ordered name/value list. Linear search is right here: a
+ * deployment has a handful of settings, and they are read a few times per
+ * admission.
  */
 #include "settings.h"
 
@@ -37,7 +38,8 @@ void settings_free(struct settings *s)
 	mem_free(s);
 }
 
-static struct setting_pair *find_pair(const struct settings *s, const char *name)
+static struct setting_pair *find_pair(const struct settings *s,
+				      const char *name)
 {
 	for (size_t i = 0; s && i < s->n; i++) {
 		if (strcmp(s->items[i].name, name) == 0)
@@ -49,20 +51,26 @@ static struct setting_pair *find_pair(const struct settings *s, const char *name
 static int check_pair(const char *name, const char *value, struct diag *d)
 {
 	if (!validate_simple_name(name, 63))
-		return diag_set(d, DIAG_EINVAL,
-				"setting name '%.64s' is not [a-z0-9-], 1-63 characters", name);
+		return diag_set(
+			d, DIAG_EINVAL,
+			"setting name '%.64s' is not [a-z0-9-], 1-63 characters",
+			name);
 	if (strlen(value) > BOUND_SETTING_VALUE)
-		return diag_set(d, DIAG_EINVAL, "setting '%s' is longer than %d bytes",
-				name, BOUND_SETTING_VALUE);
+		return diag_set(d, DIAG_EINVAL,
+				"setting '%s' is longer than %d bytes", name,
+				BOUND_SETTING_VALUE);
 	for (const char *p = value; *p; p++) {
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return diag_set(d, DIAG_EINVAL,
-					"setting '%s' contains a control character", name);
+			return diag_set(
+				d, DIAG_EINVAL,
+				"setting '%s' contains a control character",
+				name);
 	}
 	return 0;
 }
 
-int settings_set(struct settings *s, const char *name, const char *value, struct diag *d)
+int settings_set(struct settings *s, const char *name, const char *value,
+		 struct diag *d)
 {
 	struct setting_pair *pair;
 	char *copy;
@@ -81,7 +89,8 @@ int settings_set(struct settings *s, const char *name, const char *value, struct
 	}
 	if (s->n == BOUND_SETTINGS) {
 		mem_free(copy);
-		return diag_set(d, DIAG_ELIMIT, "more than %d settings", BOUND_SETTINGS);
+		return diag_set(d, DIAG_ELIMIT, "more than %d settings",
+				BOUND_SETTINGS);
 	}
 	s->items[s->n].name = mem_strdup(name);
 	if (s->items[s->n].name == NULL) {
@@ -99,11 +108,13 @@ int settings_set_pair(struct settings *s, const char *pair, struct diag *d)
 	size_t n;
 
 	if (eq == NULL)
-		return diag_set(d, DIAG_EINVAL, "'%.64s' is not NAME=VALUE", pair);
+		return diag_set(d, DIAG_EINVAL, "'%.64s' is not NAME=VALUE",
+				pair);
 	n = (size_t)(eq - pair);
 	if (n == 0 || n >= sizeof(name))
 		return diag_set(d, DIAG_EINVAL,
-				"setting name in '%.64s' is empty or too long", pair);
+				"setting name in '%.64s' is empty or too long",
+				pair);
 	memcpy(name, pair, n);
 	name[n] = '\0';
 	return settings_set(s, name, eq + 1, d);

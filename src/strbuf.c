@@ -1,6 +1,6 @@
 /*
- * strbuf: bounded growable buffer. Growth doubles, so appending n bytes costs O(n)
- * amortised; the maximum protects every caller from unbounded input.
+ * strbuf: bounded growable buffer. Growth doubles, so appending n bytes costs
+ * O(n) amortised; the maximum protects every caller from unbounded input.
  */
 #include "strbuf.h"
 

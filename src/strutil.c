@@ -1,6 +1,7 @@
 /*
- * strutil: checked conversions and allocation-free list iteration. Every number the
- * webhook reads from a profile, a flag or an annotation goes through str_to_i64.
+ * strutil: checked conversions and allocation-free list iteration. Every number
+ * the webhook reads from a profile, a flag or an annotation goes through
+ * str_to_i64.
  */
 #include "strutil.h"
 
@@ -174,7 +175,8 @@ size_t str_utf8_sequence(const unsigned char *p, size_t left)
 			return 0;
 		cp = (cp << 6) | (p[i] & 0x3f);
 	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	if ((n == 3 && cp < 0x800) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
 	    (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
 	return n;

@@ -1,6 +1,7 @@
 /*
- * validate: value formats and Kubernetes name rules. Hand-written scanners rather than
- * regular expressions: each rule is a few lines, allocation-free and easy to fuzz.
+ * validate: value formats and Kubernetes name rules. Hand-written scanners
+ * rather than regular expressions: each rule is a few lines, allocation-free
+ * and easy to fuzz.
  */
 #include "validate.h"
 
@@ -15,7 +16,8 @@ static const struct {
 	const char *name;
 	const char *expectation;
 } formats[] = {
-	[FORMAT_ANY] = { "any", "a non-empty value without control characters" },
+	[FORMAT_ANY] = { "any",
+			 "a non-empty value without control characters" },
 	[FORMAT_EMAIL] = { "email", "an e-mail address" },
 	[FORMAT_ARN] = { "arn",
 			 "an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)" },
@@ -23,7 +25,8 @@ static const struct {
 	[FORMAT_HTTPS_URL] = { "https-url", "an https:// URL" },
 	[FORMAT_INTEGER] = { "integer", "a whole number" },
 	[FORMAT_BOOLEAN] = { "boolean", "true or false" },
-	[FORMAT_REGION] = { "region", "a region name ([a-z0-9-], at most 32 characters)" },
+	[FORMAT_REGION] = { "region",
+			    "a region name ([a-z0-9-], at most 32 characters)" },
 };
 
 int validate_format_parse(const char *name, enum value_format *ret)
@@ -201,7 +204,8 @@ static bool valid_https_url(const char *s)
 	host = s + 8;
 	end = host + strcspn(host, ":/?#");
 	host_len = (size_t)(end - host);
-	if (strchr(host, '@') && strchr(host, '@') < host + strcspn(host, "/?#"))
+	if (strchr(host, '@') &&
+	    strchr(host, '@') < host + strcspn(host, "/?#"))
 		return false; /* userinfo: credentials do not belong in an endpoint */
 	if (!valid_host(host, host_len, false))
 		return false;
@@ -261,7 +265,10 @@ bool validate_value(enum value_format format, const char *value)
 	return false;
 }
 
-/* The name part of a qualified name: [A-Za-z0-9][-A-Za-z0-9_.]*, alnum at the end. */
+/*
+ * The name part of a qualified name: [A-Za-z0-9][-A-Za-z0-9_.]*, alnum at the
+ * end.
+ */
 static bool valid_qualified_part(const char *s, size_t len)
 {
 	if (len == 0 || len > BOUND_DNS_LABEL)

@@ -1,0 +1,469 @@
+/*
+ * Mutator rules, one by one, with small inline pods: the golden cases cover the
+ * shipped profiles end to end; these pin the rules themselves
+ * (providers-reference "Our rules").
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+#include "mem.h"
+#include "mutate.h"
+#include "patch.h"
+#include "profile_dir.h"
+#include "profile_set.h"
+#include "service_account.h"
+#include "settings.h"
+
+struct fixture {
+	struct profile_set *set;
+	struct settings *settings;
+	cJSON *pod;
+	struct service_account *sa;
+	struct mutation m;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = mem_calloc(1, sizeof(*f));
+	struct diag d;
+
+	diag_clear(&d);
+	if (f == NULL ||
+	    profile_dir_load(PIW_SOURCE_DIR "/profiles", &f->set, &d) != 0 ||
+	    settings_new(&f->settings) != 0)
+		return -1;
+	mutation_init(&f->m);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	mutation_free(&f->m);
+	cJSON_Delete(f->pod);
+	sa_free(f->sa);
+	settings_free(f->settings);
+	profile_set_free(f->set);
+	mem_free(f);
+	return 0;
+}
+
+static cJSON *parse(const char *text)
+{
+	cJSON *root = NULL;
+	struct diag d;
+
+	diag_clear(&d);
+	if (json_parse(text, strlen(text), &root, &d) != 0)
+		fail_msg("bad test JSON: %s", d.text);
+	return root;
+}
+
+static void use_sa(struct fixture *f, const char *annotations)
+{
+	char text[2048];
+	cJSON *root;
+	struct diag d;
+
+	snprintf(
+		text, sizeof(text),
+		"{\"kind\":\"ServiceAccount\",\"metadata\":{\"name\":\"app\",\"namespace\":\"team\","
+		"\"annotations\":{%s}}}",
+		annotations);
+	root = parse(text);
+	diag_clear(&d);
+	assert_int_equal(sa_from_json(root, NULL, NULL, NULL, &f->sa, &d), 0);
+	cJSON_Delete(root);
+}
+
+static void run(struct fixture *f, const char *pod)
+{
+	struct mutate_input in;
+	struct diag d;
+
+	f->pod = parse(pod);
+	in = (struct mutate_input){ .pod = f->pod,
+				    .namespace = "team",
+				    .sa = f->sa };
+	diag_clear(&d);
+	assert_int_equal(mutate_pod(&in, f->set, f->settings, &f->m, &d), 0);
+}
+
+/* The pod after the patch, as compact JSON (caller frees). */
+static char *mutated(struct fixture *f)
+{
+	cJSON *copy = cJSON_Duplicate(f->pod, true);
+	size_t len;
+	const char *text = patch_text(&f->m.patch, &len);
+	struct diag d;
+	char *out;
+
+	diag_clear(&d);
+	assert_int_equal(patch_apply(copy, text, len, &d), 0);
+	out = cJSON_PrintUnformatted(copy);
+	cJSON_Delete(copy);
+	return out;
+}
+
+static bool has_warning(const struct mutation *m, const char *needle)
+{
+	for (size_t i = 0; i < m->n_warnings; i++) {
+		if (strstr(m->warnings[i], needle))
+			return true;
+	}
+	return false;
+}
+
+#define POD_ONE_CONTAINER \
+	"{\"metadata\":{\"name\":\"web\"},\"spec\":{\"containers\":[{\"name\":\"app\"}]}}"
+#define STACKIT_SA \
+	"\"workload-identity.stackit.cloud/service-account-email\":\"a@b.example\""
+#define AWS_SA \
+	"\"eks.amazonaws.com/role-arn\":\"arn:aws:iam::123456789012:role/r\""
+#define VULTR_SA \
+	"\"api.vultr.com/role\":\"0bd5b8a4-3e4c-4c1c-8f4f-2f4d1b2c3d4e\""
+
+static void test_service_account_not_found_admits_with_warning(void **state)
+{
+	struct fixture *f = *state;
+
+	run(f, POD_ONE_CONTAINER);
+	assert_true(f->m.allowed);
+	assert_int_equal(f->m.outcome, MUTATE_SA_NOT_FOUND);
+	assert_int_equal(f->m.patch.n_ops, 0);
+	assert_true(has_warning(&f->m,
+				"ServiceAccount \"team/default\" not found"));
+}
+
+static void test_no_trigger_no_change_no_warning(void **state)
+{
+	struct fixture *f = *state;
+
+	use_sa(f, "\"unrelated.io/x\":\"y\"");
+	run(f, "{\"spec\":\"garbage is fine when no profile applies\"}");
+	assert_true(f->m.allowed);
+	assert_int_equal(f->m.outcome, MUTATE_NO_MATCH);
+	assert_int_equal(f->m.n_warnings, 0);
+	assert_int_equal(f->m.patch.n_ops, 0);
+}
+
+static void test_missing_arrays_are_created(void **state)
+{
+	struct fixture *f = *state;
+	char *out;
+
+	use_sa(f, STACKIT_SA);
+	run(f,
+	    "{\"metadata\":{\"name\":\"web\"},\"spec\":{\"containers\":[{\"name\":\"app\"}]}}");
+	assert_int_equal(f->m.outcome, MUTATE_PATCHED);
+	out = mutated(f);
+	assert_non_null(strstr(
+		out, "\"volumes\":[{\"name\":\"stackit-workload-identity\""));
+	assert_non_null(strstr(
+		out,
+		"\"volumeMounts\":[{\"name\":\"stackit-workload-identity\","
+		"\"mountPath\":\"/var/run/secrets/stackit.cloud/serviceaccount\","
+		"\"readOnly\":true}]"));
+	assert_non_null(strstr(
+		out,
+		"\"env\":[{\"name\":\"STACKIT_SERVICE_ACCOUNT_EMAIL\","
+		"\"value\":\"a@b.example\"},{\"name\":\"STACKIT_FEDERATED_TOKEN_FILE\""));
+	assert_non_null(strstr(
+		out,
+		"\"annotations\":{\"pod-identity-webhook/profiles\":\"stackit\"}"));
+	mem_free(out);
+}
+
+static void test_annotation_pointer_is_escaped(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+
+	use_sa(f, STACKIT_SA);
+	run(f,
+	    "{\"metadata\":{\"annotations\":{\"a~b/c\":\"x\"}},\"spec\":{\"containers\":[{\"name\":\"a\"}]}}");
+	assert_non_null(strstr(
+		patch_text(&f->m.patch, &len),
+		"\"path\":\"/metadata/annotations/pod-identity-webhook~1profiles\""));
+}
+
+static void test_second_pass_is_empty(void **state)
+{
+	struct fixture *f = *state;
+	struct mutation again;
+	struct mutate_input in;
+	cJSON *pod2;
+	char *out;
+	struct diag d;
+
+	use_sa(f, STACKIT_SA "," AWS_SA);
+	run(f,
+	    "{\"metadata\":{\"name\":\"web\"},\"spec\":{\"initContainers\":[{\"name\":\"i\","
+	    "\"restartPolicy\":\"Always\"}],\"containers\":[{\"name\":\"a\",\"env\":[]},{\"name\":\"b\"}]}}");
+	assert_int_equal(f->m.n_applied, 2);
+	out = mutated(f);
+	pod2 = parse(out);
+	mutation_init(&again);
+	in = (struct mutate_input){ .pod = pod2,
+				    .namespace = "team",
+				    .sa = f->sa };
+	diag_clear(&d);
+	assert_int_equal(mutate_pod(&in, f->set, f->settings, &again, &d), 0);
+	assert_int_equal(again.outcome, MUTATE_UNCHANGED);
+	assert_int_equal(again.patch.n_ops, 0);
+	assert_int_equal(again.n_warnings, 0);
+	mutation_free(&again);
+	cJSON_Delete(pod2);
+	mem_free(out);
+}
+
+static void test_user_env_kept_with_warning_only_when_different(void **state)
+{
+	struct fixture *f = *state;
+	char *out;
+
+	use_sa(f, AWS_SA);
+	run(f,
+	    "{\"spec\":{\"containers\":[{\"name\":\"a\",\"env\":[{\"name\":\"AWS_ROLE_ARN\",\"value\":\"mine\"}]},"
+	    "{\"name\":\"b\",\"env\":[{\"name\":\"AWS_ROLE_ARN\",\"value\":\"arn:aws:iam::123456789012:role/r\"}]}]}}");
+	assert_true(
+		has_warning(&f->m, "container \"a\" sets AWS_ROLE_ARN itself"));
+	assert_false(has_warning(&f->m, "container \"b\""));
+	out = mutated(f);
+	assert_non_null(strstr(
+		out,
+		"{\"name\":\"AWS_ROLE_ARN\",\"value\":\"mine\"},{\"name\":\"AWS_WEB_IDENTITY_TOKEN_FILE\""));
+	assert_null(
+		strstr(out, "\"value\":\"mine\"},{\"name\":\"AWS_ROLE_ARN\""));
+	mem_free(out);
+}
+
+static void test_two_profiles_first_wins_on_env(void **state)
+{
+	struct fixture *f = *state;
+	char *out;
+
+	use_sa(f, AWS_SA "," VULTR_SA);
+	run(f, POD_ONE_CONTAINER);
+	assert_int_equal(f->m.n_applied, 2);
+	assert_string_equal(f->m.applied[0], "aws");
+	assert_string_equal(f->m.applied[1], "vultr");
+	assert_true(has_warning(
+		&f->m,
+		"vultr: AWS_ROLE_ARN is already injected by profile aws"));
+	assert_true(has_warning(
+		&f->m,
+		"vultr: AWS_WEB_IDENTITY_TOKEN_FILE is already injected"));
+	out = mutated(f);
+	assert_non_null(strstr(out, "\"AWS_ENDPOINT_URL_STS\""));
+	assert_null(strstr(
+		out, "\"value\":\"0bd5b8a4-3e4c-4c1c-8f4f-2f4d1b2c3d4e\""));
+	assert_non_null(
+		strstr(out, "\"pod-identity-webhook/profiles\":\"aws,vultr\""));
+	mem_free(out);
+}
+
+static void test_bad_trigger_denies_naming_everything(void **state)
+{
+	struct fixture *f = *state;
+
+	use_sa(f,
+	       "\"eks.amazonaws.com/role-arn\":\"arn:aws:iam::12:role/r\"," STACKIT_SA);
+	run(f, POD_ONE_CONTAINER);
+	assert_false(f->m.allowed);
+	assert_int_equal(f->m.outcome, MUTATE_DENIED);
+	assert_int_equal(f->m.patch.n_ops,
+			 0); /* stackit was fine, but all or nothing */
+	assert_non_null(strstr(
+		strbuf_str(&f->m.message),
+		"ServiceAccount \"team/app\" annotation \"eks.amazonaws.com/role-arn\": "
+		"\"arn:aws:iam::12:role/r\" is not an IAM role ARN"));
+}
+
+static void test_foreign_volume_with_our_name_denies(void **state)
+{
+	struct fixture *f = *state;
+
+	use_sa(f, AWS_SA);
+	run(f,
+	    "{\"metadata\":{\"name\":\"web\"},\"spec\":{\"volumes\":[{\"name\":\"aws-iam-token\",\"emptyDir\":{}}],"
+	    "\"containers\":[{\"name\":\"a\"}]}}");
+	assert_false(f->m.allowed);
+	assert_non_null(strstr(strbuf_str(&f->m.message),
+			       "volume \"aws-iam-token\" already exists"));
+}
+
+static void test_mount_conflicts_deny(void **state)
+{
+	struct fixture *f = *state;
+
+	use_sa(f, AWS_SA);
+	run(f,
+	    "{\"metadata\":{\"name\":\"web\"},\"spec\":{\"containers\":[{\"name\":\"a\",\"volumeMounts\":"
+	    "[{\"name\":\"other\",\"mountPath\":\"/var/run/secrets/eks.amazonaws.com/serviceaccount/\"}]}]}}");
+	assert_false(f->m.allowed);
+	assert_non_null(strstr(strbuf_str(&f->m.message),
+			       "container \"a\" mounts volume \"other\""));
+}
+
+static void test_unreadable_pod_is_admitted_with_warning(void **state)
+{
+	struct fixture *f = *state;
+
+	use_sa(f, AWS_SA);
+	run(f,
+	    "{\"spec\":{\"containers\":[{\"name\":\"a\",\"env\":{\"not\":\"an array\"}}]}}");
+	assert_true(f->m.allowed);
+	assert_int_equal(f->m.outcome, MUTATE_NOT_UNDERSTOOD);
+	assert_int_equal(f->m.patch.n_ops, 0);
+	assert_true(
+		has_warning(&f->m, "spec.containers[0].env is not an array"));
+}
+
+static void test_lifetime_clamped_and_pod_beats_sa(void **state)
+{
+	struct fixture *f = *state;
+	char *out;
+
+	use_sa(f, AWS_SA ",\"eks.amazonaws.com/token-expiration\":\"3600\"");
+	run(f,
+	    "{\"metadata\":{\"annotations\":{\"eks.amazonaws.com/token-expiration\":\"60\"}},"
+	    "\"spec\":{\"containers\":[{\"name\":\"a\"}]}}");
+	assert_true(has_warning(&f->m, "raised to the minimum of 600 s"));
+	out = mutated(f);
+	assert_non_null(strstr(out, "\"expirationSeconds\":600,"));
+	mem_free(out);
+}
+
+static void test_lifetime_not_a_number_denies(void **state)
+{
+	struct fixture *f = *state;
+
+	use_sa(f, AWS_SA ",\"eks.amazonaws.com/token-expiration\":\"1h\"");
+	run(f, POD_ONE_CONTAINER);
+	assert_false(f->m.allowed);
+	assert_non_null(strstr(
+		strbuf_str(&f->m.message),
+		"annotation \"eks.amazonaws.com/token-expiration\": \"1h\" is not a whole number"));
+}
+
+static void test_windows_token_path(void **state)
+{
+	struct fixture *f = *state;
+	char *out;
+
+	use_sa(f, AWS_SA);
+	run(f,
+	    "{\"spec\":{\"nodeSelector\":{\"kubernetes.io/os\":\"windows\"},\"containers\":[{\"name\":\"a\"}]}}");
+	out = mutated(f);
+	assert_non_null(strstr(
+		out,
+		"\"value\":\"C:\\\\var\\\\run\\\\secrets\\\\eks.amazonaws.com\\\\serviceaccount\\\\token\""));
+	assert_non_null(strstr(
+		out,
+		"\"mountPath\":\"/var/run/secrets/eks.amazonaws.com/serviceaccount\""));
+	mem_free(out);
+}
+
+static void test_session_name_sanitised(void **state)
+{
+	struct fixture *f = *state;
+	struct diag d;
+	char *out;
+
+	diag_clear(&d);
+	assert_int_equal(
+		settings_set_pair(f->settings, "role-session-name=true", &d),
+		0);
+	use_sa(f, AWS_SA);
+	run(f,
+	    "{\"metadata\":{\"generateName\":\"web:1/x-\"},\"spec\":{\"containers\":[{\"name\":\"a\"}]}}");
+	out = mutated(f);
+	assert_non_null(strstr(
+		out,
+		"{\"name\":\"AWS_ROLE_SESSION_NAME\",\"value\":\"web-1-x-\"}"));
+	mem_free(out);
+}
+
+static void test_bad_boolean_annotation_denies(void **state)
+{
+	struct fixture *f = *state;
+
+	use_sa(f,
+	       AWS_SA ",\"eks.amazonaws.com/sts-regional-endpoints\":\"yes\"");
+	run(f, POD_ONE_CONTAINER);
+	assert_false(f->m.allowed);
+	assert_non_null(strstr(strbuf_str(&f->m.message),
+			       "\"yes\" is not true or false"));
+}
+
+static void test_include_and_skip_containers(void **state)
+{
+	struct fixture *f = *state;
+	char *out;
+
+	use_sa(f, AWS_SA);
+	run(f,
+	    "{\"metadata\":{\"annotations\":{\"eks.amazonaws.com/include-containers\":\"a; b\","
+	    "\"eks.amazonaws.com/skip-containers\":\" b \"}},"
+	    "\"spec\":{\"containers\":[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"c\"}]}}");
+	out = mutated(f);
+	assert_non_null(strstr(out, "{\"name\":\"a\",\"volumeMounts\""));
+	assert_non_null(strstr(out, "{\"name\":\"b\"}"));
+	assert_non_null(strstr(out, "{\"name\":\"c\"}"));
+	mem_free(out);
+}
+
+static void test_skip_label_present_vs_true(void **state)
+{
+	struct fixture *f = *state;
+
+	use_sa(f, AWS_SA "," STACKIT_SA);
+	run(f,
+	    "{\"metadata\":{\"labels\":{\"eks.amazonaws.com/skip-pod-identity-webhook\":\"false\","
+	    "\"workload-identity.stackit.cloud/skip-pod-identity-webhook\":\"false\"}},"
+	    "\"spec\":{\"containers\":[{\"name\":\"a\"}]}}");
+	/* aws matches on presence, stackit only on "true". */
+	assert_int_equal(f->m.n_applied, 1);
+	assert_string_equal(f->m.applied[0], "stackit");
+	assert_non_null(strstr(
+		f->m.skip_reason,
+		"aws: pod label eks.amazonaws.com/skip-pod-identity-webhook"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(test_service_account_not_found_admits_with_warning),
+		T(test_no_trigger_no_change_no_warning),
+		T(test_missing_arrays_are_created),
+		T(test_annotation_pointer_is_escaped),
+		T(test_second_pass_is_empty),
+		T(test_user_env_kept_with_warning_only_when_different),
+		T(test_two_profiles_first_wins_on_env),
+		T(test_bad_trigger_denies_naming_everything),
+		T(test_foreign_volume_with_our_name_denies),
+		T(test_mount_conflicts_deny),
+		T(test_unreadable_pod_is_admitted_with_warning),
+		T(test_lifetime_clamped_and_pod_beats_sa),
+		T(test_lifetime_not_a_number_denies),
+		T(test_windows_token_path),
+		T(test_session_name_sanitised),
+		T(test_bad_boolean_annotation_denies),
+		T(test_include_and_skip_containers),
+		T(test_skip_label_present_vs_true),
+#undef T
+	};
+
+	mem_install_json_hooks();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,144 @@
+/* Value formats and Kubernetes names, and the checked string helpers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "diag.h"
+#include "strbuf.h"
+#include "strutil.h"
+#include "validate.h"
+
+static void test_formats(void **state)
+{
+	(void)state;
+	assert_true(validate_value(FORMAT_EMAIL, "app@sa.stackit.cloud"));
+	assert_true(
+		validate_value(FORMAT_EMAIL, "first.last+tag@example.co.uk"));
+	assert_false(validate_value(FORMAT_EMAIL, "app@localhost"));
+	assert_false(validate_value(FORMAT_EMAIL, "@example.com"));
+	assert_false(validate_value(FORMAT_EMAIL, "a..b@example.com"));
+	assert_false(validate_value(FORMAT_EMAIL, "a b@example.com"));
+	assert_false(validate_value(FORMAT_EMAIL, "a@-x.com"));
+	assert_true(validate_value(FORMAT_ARN,
+				   "arn:aws:iam::123456789012:role/app"));
+	assert_true(validate_value(
+		FORMAT_ARN, "arn:aws-cn:iam::123456789012:role/path/to/app"));
+	assert_true(validate_value(
+		FORMAT_ARN, "arn:aws-us-gov:iam::123456789012:role/a+=,.@_-"));
+	assert_false(validate_value(FORMAT_ARN,
+				    "arn:aws:iam::12345678901:role/app"));
+	assert_false(validate_value(FORMAT_ARN,
+				    "arn:aws:s3::123456789012:role/app"));
+	assert_false(validate_value(FORMAT_ARN,
+				    "arn:aws:iam::123456789012:user/app"));
+	assert_false(
+		validate_value(FORMAT_ARN, "arn:aws:iam::123456789012:role/"));
+	assert_false(validate_value(FORMAT_ARN,
+				    "arn:gcp:iam::123456789012:role/app"));
+	assert_true(validate_value(FORMAT_UUID,
+				   "0bd5b8a4-3e4c-4c1c-8f4f-2f4d1b2c3d4e"));
+	assert_false(validate_value(FORMAT_UUID,
+				    "0bd5b8a4-3e4c-4c1c-8f4f-2f4d1b2c3d4"));
+	assert_false(validate_value(FORMAT_UUID,
+				    "0bd5b8a4x3e4c-4c1c-8f4f-2f4d1b2c3d4e"));
+	assert_true(validate_value(
+		FORMAT_HTTPS_URL,
+		"https://accounts.stackit.cloud/oauth/v2/token"));
+	assert_true(
+		validate_value(FORMAT_HTTPS_URL, "https://idp.example:8443"));
+	assert_false(validate_value(FORMAT_HTTPS_URL,
+				    "http://accounts.stackit.cloud"));
+	assert_false(validate_value(FORMAT_HTTPS_URL, "https://"));
+	assert_false(validate_value(FORMAT_HTTPS_URL,
+				    "https://user:pw@host.example/"));
+	assert_false(
+		validate_value(FORMAT_HTTPS_URL, "https://host.example:0/"));
+	assert_false(validate_value(FORMAT_HTTPS_URL, "https://host example/"));
+	assert_true(validate_value(FORMAT_INTEGER, "-42"));
+	assert_false(validate_value(FORMAT_INTEGER, "4 2"));
+	assert_true(validate_value(FORMAT_BOOLEAN, "TRUE"));
+	assert_false(validate_value(FORMAT_BOOLEAN, "1"));
+	assert_true(validate_value(FORMAT_REGION, "eu-central-1"));
+	assert_false(validate_value(FORMAT_REGION, "EU"));
+	assert_false(validate_value(FORMAT_ANY, ""));
+	assert_false(validate_value(FORMAT_ANY, "tab\there"));
+}
+
+static void test_names(void **state)
+{
+	(void)state;
+	assert_true(validate_qualified_name("eks.amazonaws.com/role-arn"));
+	assert_true(validate_qualified_name("app"));
+	assert_false(validate_qualified_name("Eks.com/x"));
+	assert_false(validate_qualified_name("a/b/c"));
+	assert_false(validate_qualified_name("x.io/-bad"));
+	assert_false(validate_qualified_name("x.io/"));
+	assert_true(validate_dns_label("aws-iam-token"));
+	assert_false(validate_dns_label("aws_iam"));
+	assert_true(validate_abs_path("/var/run/x"));
+	assert_false(validate_abs_path("/"));
+	assert_false(validate_abs_path("/var//x"));
+	assert_false(validate_abs_path("/var/./x"));
+	assert_false(validate_abs_path("/var/x/"));
+	assert_false(validate_abs_path("var/x"));
+	assert_true(validate_env_name("_A1"));
+	assert_false(validate_env_name("1A"));
+}
+
+static void test_numbers_and_lists(void **state)
+{
+	int64_t v;
+	bool b;
+	int mode;
+	const char *cursor = " a ,, b;c ", *item;
+	size_t len, n = 0;
+
+	(void)state;
+	assert_int_equal(str_to_i64("600", 1, 1000, &v), 0);
+	assert_int_equal(v, 600);
+	assert_int_equal(str_to_i64("+6", 1, 1000, &v), DIAG_EPARSE);
+	assert_int_equal(str_to_i64(" 6", 1, 1000, &v), DIAG_EPARSE);
+	assert_int_equal(str_to_i64("", 1, 1000, &v), DIAG_EPARSE);
+	assert_int_equal(str_to_i64("-", 1, 1000, &v), DIAG_EPARSE);
+	assert_int_equal(str_to_i64("1001", 1, 1000, &v), DIAG_ELIMIT);
+	assert_int_equal(
+		str_to_i64("99999999999999999999", INT64_MIN, INT64_MAX, &v),
+		DIAG_ELIMIT);
+	assert_int_equal(str_to_bool("False", &b), 0);
+	assert_false(b);
+	assert_int_equal(str_to_mode("0444", &mode), 0);
+	assert_int_equal(mode, 292);
+	while (str_list_next(&cursor, ",;", &item, &len))
+		n++;
+	assert_int_equal(n, 3);
+	assert_true(str_list_contains("x, app ;y", ",;", "app"));
+	assert_false(str_list_contains("application", ",;", "app"));
+}
+
+static void test_strbuf_limit(void **state)
+{
+	struct strbuf sb;
+
+	(void)state;
+	strbuf_init(&sb, 8);
+	assert_int_equal(strbuf_adds(&sb, "12345678"), 0);
+	assert_int_equal(strbuf_addc(&sb, '9'), DIAG_ELIMIT);
+	assert_string_equal(strbuf_str(&sb), "12345678");
+	assert_int_equal(strbuf_addf(&sb, "%d", 1), DIAG_ELIMIT);
+	strbuf_free(&sb);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_formats),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_numbers_and_lists),
+		cmocka_unit_test(test_strbuf_limit),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
