@@ -34,7 +34,40 @@ struct config {
 	const char *sa_file;
 	const char *namespace;
 	const char *output; /* patch | pod | review */
+
+	/* serve */
+	const char *listen;	    /* [HOST]:PORT */
+	const char *metrics_listen; /* [HOST]:PORT, or "off" */
+	const char *tls_cert, *tls_key;
+	const char *tls_min_version; /* "1.2" | "1.3" */
+	const char *log_level;	     /* debug | info | warn | error */
+	const char *log_format;	     /* json | text */
+	const char *sa_dir;	     /* --service-accounts-dir */
+	const char *kubeconfig;
+	int64_t max_body_bytes;
+	int64_t max_connections;
+	int64_t threads; /* 0: one per core */
+	int64_t request_timeout_ms;
+	int64_t shutdown_delay_ms;
+	int64_t shutdown_timeout_ms;
+	int64_t reload_interval_ms;
+	int64_t sa_lookup_timeout_ms;
+	int64_t sa_lookup_rate; /* live lookups per second */
 };
+
+/*
+ * Splits "[HOST]:PORT" (HOST: empty for all interfaces, an IPv4 address, or an IPv6
+ * address in brackets) into host (NUL-terminated, without brackets) and port.
+ * 0 or DIAG_EINVAL.
+ */
+int config_split_address(const char *address, char *host, size_t host_size,
+			 int *port);
+
+/*
+ * Parses a duration: digits followed by "ms", "s" or "m" (a bare number is seconds)
+ * into milliseconds. 0, DIAG_EPARSE or DIAG_ELIMIT (negative or past a day).
+ */
+int config_parse_duration(const char *text, int64_t *ret_ms);
 
 /* Looks up an environment variable (getenv in production, a table in tests). */
 typedef const char *(*config_getenv_fn)(const char *name);

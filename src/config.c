@@ -13,9 +13,13 @@
 #include "strutil.h"
 
 enum opt_kind {
-	OPT_STRING,  /* stored as const char * */
-	OPT_CHOICE,  /* a string from `choices` */
-	OPT_SETTING, /* NAME=VALUE, repeatable, into cfg->settings */
+	OPT_STRING,   /* stored as const char * */
+	OPT_CHOICE,   /* a string from `choices` */
+	OPT_SETTING,  /* NAME=VALUE, repeatable, into cfg->settings */
+	OPT_NAMED,    /* the value of the setting named by `choices` */
+	OPT_INT,      /* int64_t in [min, max] */
+	OPT_DURATION, /* int64_t milliseconds in [min, max] */
+	OPT_ADDRESS,  /* [HOST]:PORT as const char *; or "off" when `choices` */
 };
 
 struct option {
@@ -25,6 +29,7 @@ struct option {
 	size_t offset;
 	const char *def;
 	const char *choices;
+	int64_t min, max;
 	unsigned commands;
 	const char *metavar;
 	const char *help;
@@ -32,27 +37,107 @@ struct option {
 
 #define ALL	   (CMD_SERVE | CMD_MUTATE | CMD_CHECK_PROFILES)
 #define OFF(field) offsetof(struct config, field)
+#define MIB	   (1024 * 1024)
 static const struct option options[] = {
+	/* every command */
 	{ "--profiles-dir", "PIW_PROFILES_DIR", OPT_STRING, OFF(profiles_dir),
-	  NULL, NULL, ALL, "DIR",
+	  NULL, NULL, 0, 0, ALL, "DIR",
 	  "load every *.ini profile in DIR after the built-in ones" },
-	{ "--setting", "PIW_SETTINGS", OPT_SETTING, 0, NULL, NULL, ALL,
+	{ "--setting", "PIW_SETTINGS", OPT_SETTING, 0, NULL, NULL, 0, 0, ALL,
 	  "NAME=VALUE",
-	  "set a deployment-level setting a profile declares (repeatable; the variable "
-	  "takes a comma-separated list)" },
-	{ "--pod", NULL, OPT_STRING, OFF(pod_file), NULL, NULL, CMD_MUTATE,
-	  "FILE",
-	  "Pod, AdmissionRequest or AdmissionReview JSON ('-' reads standard input)" },
-	{ "--service-account", NULL, OPT_STRING, OFF(sa_file), NULL, NULL,
+	  "set a deployment-level setting a profile declares (repeatable; the "
+	  "variable takes a comma-separated list)" },
+	{ "--region", "PIW_REGION", OPT_NAMED, 0, NULL, "region", 0, 0, ALL,
+	  "REGION",
+	  "same as --setting region=REGION (aws: AWS_REGION, AWS_DEFAULT_REGION)" },
+	{ "--sts-regional-endpoints", "PIW_STS_REGIONAL_ENDPOINTS", OPT_NAMED,
+	  0, NULL, "sts-regional-endpoints", 0, 0, ALL, "true|false",
+	  "same as --setting sts-regional-endpoints=... (aws)" },
+	{ "--vultr-sts-endpoint", "PIW_VULTR_STS_ENDPOINT", OPT_NAMED, 0, NULL,
+	  "vultr-sts-endpoint", 0, 0, ALL, "URL",
+	  "same as --setting vultr-sts-endpoint=URL (vultr: AWS_ENDPOINT_URL_STS)" },
+
+	/* mutate */
+	{ "--pod", NULL, OPT_STRING, OFF(pod_file), NULL, NULL, 0, 0,
 	  CMD_MUTATE, "FILE",
-	  "the pod's ServiceAccount JSON (omitted: the ServiceAccount does not exist)" },
-	{ "--namespace", NULL, OPT_STRING, OFF(namespace), NULL, NULL,
+	  "Pod, AdmissionRequest or AdmissionReview JSON ('-' reads standard "
+	  "input)" },
+	{ "--service-account", NULL, OPT_STRING, OFF(sa_file), NULL, NULL, 0, 0,
+	  CMD_MUTATE, "FILE",
+	  "the pod's ServiceAccount JSON (omitted: the ServiceAccount does not "
+	  "exist)" },
+	{ "--namespace", NULL, OPT_STRING, OFF(namespace), NULL, NULL, 0, 0,
 	  CMD_MUTATE, "NS",
-	  "namespace of the request (default: the pod's, else the ServiceAccount's)" },
+	  "namespace of the request (default: the pod's, else the "
+	  "ServiceAccount's)" },
 	{ "--output", NULL, OPT_CHOICE, OFF(output), "patch",
-	  "patch|pod|review", CMD_MUTATE, "WHAT",
+	  "patch|pod|review", 0, 0, CMD_MUTATE, "WHAT",
 	  "print the JSON Patch, the mutated pod or an AdmissionReview response" },
+
+	/* serve */
+	{ "--listen", "PIW_LISTEN", OPT_ADDRESS, OFF(listen), ":8443", NULL, 0,
+	  0, CMD_SERVE, "[HOST]:PORT",
+	  "HTTPS address of /mutate, /healthz, /readyz" },
+	{ "--tls-cert", "PIW_TLS_CERT", OPT_STRING, OFF(tls_cert),
+	  "/etc/webhook/certs/tls.crt", NULL, 0, 0, CMD_SERVE, "FILE",
+	  "serving certificate chain (PEM); reloaded when it changes" },
+	{ "--tls-key", "PIW_TLS_KEY", OPT_STRING, OFF(tls_key),
+	  "/etc/webhook/certs/tls.key", NULL, 0, 0, CMD_SERVE, "FILE",
+	  "private key (PEM, RSA or ECDSA); reloaded when it changes" },
+	{ "--tls-min-version", "PIW_TLS_MIN_VERSION", OPT_CHOICE,
+	  OFF(tls_min_version), "1.2", "1.2|1.3", 0, 0, CMD_SERVE, "1.2|1.3",
+	  "oldest TLS version accepted" },
+	{ "--metrics-listen", "PIW_METRICS_LISTEN", OPT_ADDRESS,
+	  OFF(metrics_listen), ":9090", "off", 0, 0, CMD_SERVE,
+	  "[HOST]:PORT|off",
+	  "plain-HTTP address of /metrics, /healthz, /readyz" },
+	{ "--service-accounts-dir", "PIW_SERVICE_ACCOUNTS_DIR", OPT_STRING,
+	  OFF(sa_dir), NULL, NULL, 0, 0, CMD_SERVE, "DIR",
+	  "read ServiceAccounts from JSON files in DIR (reloaded on change) "
+	  "instead of the Kubernetes API" },
+	{ "--kubeconfig", "PIW_KUBECONFIG", OPT_STRING, OFF(kubeconfig), NULL,
+	  NULL, 0, 0, CMD_SERVE, "FILE",
+	  "reach the Kubernetes API with this kubeconfig (default: the in-cluster "
+	  "configuration)" },
+	{ "--sa-lookup-timeout", "PIW_SA_LOOKUP_TIMEOUT", OPT_DURATION,
+	  OFF(sa_lookup_timeout_ms), "1s", NULL, 50, 30000, CMD_SERVE,
+	  "DURATION", "timeout of a live ServiceAccount GET on a cache miss" },
+	{ "--sa-lookup-rate", "PIW_SA_LOOKUP_RATE", OPT_INT,
+	  OFF(sa_lookup_rate), "20", NULL, 1, 10000, CMD_SERVE, "N",
+	  "at most N live ServiceAccount GETs per second (cache misses)" },
+	{ "--log-level", "PIW_LOG_LEVEL", OPT_CHOICE, OFF(log_level), "info",
+	  "debug|info|warn|error", 0, 0, CMD_SERVE, "LEVEL",
+	  "least severe level logged" },
+	{ "--log-format", "PIW_LOG_FORMAT", OPT_CHOICE, OFF(log_format), "json",
+	  "json|text", 0, 0, CMD_SERVE, "FORMAT",
+	  "one JSON object or one key=value line per event, on standard error" },
+	{ "--max-body-bytes", "PIW_MAX_BODY_BYTES", OPT_INT,
+	  OFF(max_body_bytes), "1048576", NULL, 4096, 16 * MIB, CMD_SERVE, "N",
+	  "larger request bodies get 413" },
+	{ "--max-connections", "PIW_MAX_CONNECTIONS", OPT_INT,
+	  OFF(max_connections), "1024", NULL, 4, 100000, CMD_SERVE, "N",
+	  "concurrent connections per listener; more are refused" },
+	{ "--threads", "PIW_THREADS", OPT_INT, OFF(threads), "0", NULL, 0, 256,
+	  CMD_SERVE, "N", "worker threads (0: one per core)" },
+	{ "--request-timeout", "PIW_REQUEST_TIMEOUT", OPT_DURATION,
+	  OFF(request_timeout_ms), "10s", NULL, 1000, 300000, CMD_SERVE,
+	  "DURATION",
+	  "an idle connection is closed after this long, and a request still "
+	  "incomplete this long after it started gets 408" },
+	{ "--shutdown-delay", "PIW_SHUTDOWN_DELAY", OPT_DURATION,
+	  OFF(shutdown_delay_ms), "0s", NULL, 0, 300000, CMD_SERVE, "DURATION",
+	  "after SIGTERM, keep serving (reporting not ready) this long before "
+	  "draining" },
+	{ "--shutdown-timeout", "PIW_SHUTDOWN_TIMEOUT", OPT_DURATION,
+	  OFF(shutdown_timeout_ms), "25s", NULL, 0, 300000, CMD_SERVE,
+	  "DURATION", "longest wait for in-flight requests after SIGTERM" },
+	{ "--reload-interval", "PIW_RELOAD_INTERVAL", OPT_DURATION,
+	  OFF(reload_interval_ms), "2s", NULL, 100, 600000, CMD_SERVE,
+	  "DURATION",
+	  "how often the certificate and ServiceAccount files are checked for "
+	  "changes" },
 };
+#undef MIB
 #undef OFF
 
 static const struct {
@@ -119,6 +204,67 @@ static int set_settings_list(struct config *cfg, const char *list,
 	return 0;
 }
 
+static int set_int(struct config *cfg, const struct option *o,
+		   const char *value, const char *origin, struct diag *d)
+{
+	int64_t v;
+	int rc = o->kind == OPT_DURATION
+			 ? config_parse_duration(value, &v)
+			 : str_to_i64(value, INT64_MIN, INT64_MAX, &v);
+
+	if (rc != 0 || v < o->min || v > o->max) {
+		if (o->kind == OPT_DURATION)
+			return diag_set_at(
+				d, DIAG_EINVAL, origin, 0,
+				"'%.64s' is not a duration between "
+				"%lldms and %llds (e.g. 500ms, 10s, 2m)",
+				value, (long long)o->min,
+				(long long)(o->max / 1000));
+		return diag_set_at(
+			d, DIAG_EINVAL, origin, 0,
+			"'%.64s' is not a whole number in [%lld, %lld]", value,
+			(long long)o->min, (long long)o->max);
+	}
+	*(int64_t *)((char *)cfg + o->offset) = v;
+	return 0;
+}
+
+static int set_address(struct config *cfg, const struct option *o,
+		       const char *value, const char *origin, struct diag *d)
+{
+	char host[64];
+	int port;
+
+	if (!(o->choices && strcmp(value, o->choices) == 0) &&
+	    config_split_address(value, host, sizeof(host), &port) != 0)
+		return diag_set_at(d, DIAG_EINVAL, origin, 0,
+				   "'%.64s' is not [HOST]:PORT (e.g. :8443, "
+				   "127.0.0.1:8443, [::1]:8443)%s%s",
+				   value, o->choices ? " or " : "",
+				   o->choices ? o->choices : "");
+	*(const char **)((char *)cfg + o->offset) = value;
+	return 0;
+}
+
+static int set_setting(struct config *cfg, const struct option *o,
+		       const char *value, const char *origin, bool from_env,
+		       struct diag *d)
+{
+	int rc;
+
+	if (o->kind == OPT_NAMED)
+		rc = settings_set(cfg->settings, o->choices, value, d);
+	else if (from_env)
+		return set_settings_list(cfg, value, origin, d);
+	else
+		rc = settings_set_pair(cfg->settings, value, d);
+	if (rc != 0) {
+		diag_locate(d, origin, 0);
+		return DIAG_EINVAL;
+	}
+	return 0;
+}
+
 static int apply_value(struct config *cfg, const struct option *o,
 		       const char *value, const char *origin, bool from_env,
 		       struct diag *d)
@@ -130,20 +276,20 @@ static int apply_value(struct config *cfg, const struct option *o,
 					   "needs a non-empty value");
 		break;
 	case OPT_CHOICE:
-		if (!str_list_contains(o->choices, "|", value) ||
-		    value[0] == '\0')
+		if (value[0] == '\0' ||
+		    !str_list_contains(o->choices, "|", value))
 			return diag_set_at(d, DIAG_EINVAL, origin, 0,
 					   "'%.64s' is not one of %s", value,
 					   o->choices);
 		break;
 	case OPT_SETTING:
-		if (from_env)
-			return set_settings_list(cfg, value, origin, d);
-		if (settings_set_pair(cfg->settings, value, d) != 0) {
-			diag_locate(d, origin, 0);
-			return DIAG_EINVAL;
-		}
-		return 0;
+	case OPT_NAMED:
+		return set_setting(cfg, o, value, origin, from_env, d);
+	case OPT_INT:
+	case OPT_DURATION:
+		return set_int(cfg, o, value, origin, d);
+	case OPT_ADDRESS:
+		return set_address(cfg, o, value, origin, d);
 	}
 	*(const char **)((char *)cfg + o->offset) = value;
 	return 0;
@@ -308,4 +454,66 @@ void config_print_markdown(FILE *out)
 		fprintf(out, " | %s%s%s | %s |\n", o->def ? "`" : "",
 			o->def ? o->def : "", o->def ? "`" : "", o->help);
 	}
+}
+
+int config_split_address(const char *address, char *host, size_t host_size,
+			 int *port)
+{
+	const char *colon = strrchr(address, ':');
+	const char *start = address, *end;
+	int64_t p;
+	size_t n;
+
+	if (colon == NULL || str_to_i64(colon + 1, 1, 65535, &p) != 0)
+		return DIAG_EINVAL;
+	end = colon;
+	if (address[0] == '[') {
+		if (colon == address || colon[-1] != ']')
+			return DIAG_EINVAL;
+		start = address + 1;
+		end = colon - 1;
+	} else if (memchr(address, ':', (size_t)(colon - address))) {
+		return DIAG_EINVAL; /* IPv6 needs brackets */
+	}
+	n = (size_t)(end - start);
+	if (n >= host_size)
+		return DIAG_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = start[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+		      (c >= 'A' && c <= 'F') || c == '.' || c == ':'))
+			return DIAG_EINVAL;
+	}
+	memcpy(host, start, n);
+	host[n] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+int config_parse_duration(const char *text, int64_t *ret_ms)
+{
+	static const struct {
+		const char *suffix;
+		int64_t ms;
+	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "", 1000 } };
+	char digits[24];
+	size_t n = 0;
+	int64_t v;
+
+	while (text[n] >= '0' && text[n] <= '9')
+		n++;
+	if (n == 0 || n >= sizeof(digits))
+		return DIAG_EPARSE;
+	memcpy(digits, text, n);
+	digits[n] = '\0';
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(text + n, units[i].suffix) != 0)
+			continue;
+		if (str_to_i64(digits, 0, 86400000 / units[i].ms, &v) != 0)
+			return DIAG_ELIMIT;
+		*ret_ms = v * units[i].ms;
+		return 0;
+	}
+	return DIAG_EPARSE;
 }
