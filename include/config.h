@@ -24,6 +24,7 @@ enum cli_command {
 struct config {
 	enum cli_command command;
 	bool help, version;
+	bool help_markdown; /* `help --markdown`: the options as a Markdown table */
 
 	/* profiles and deployment settings (every command) */
 	const char *profiles_dir;

@@ -45,6 +45,8 @@ struct mutation {
 	bool allowed;
 	enum mutate_outcome outcome;
 	struct strbuf message; /* deny message (or the not-understood reason) */
+	const char *deny_reason; /* first denial's class: "invalid-value",
+				    "volume-conflict" or "mount-conflict" */
 	char *warnings[BOUND_WARNINGS + 1];
 	size_t n_warnings;
 	const char *

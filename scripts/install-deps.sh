@@ -13,7 +13,7 @@ libmicrohttpd-dev libgnutls28-dev gnutls-bin libcjson-dev libinih-dev
 libcurl4-gnutls-dev libyaml-dev libcmocka-dev
 clang libclang-rt-14-dev clang-format valgrind
 python3 python3-jsonpatch python3-yaml
-curl wrk nginx-light nodejs
+curl openssl wrk nginx-light nodejs
 "
 
 as_root() {

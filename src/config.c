@@ -122,8 +122,8 @@ static const struct option options[] = {
 	{ "--request-timeout", "PIW_REQUEST_TIMEOUT", OPT_DURATION,
 	  OFF(request_timeout_ms), "10s", NULL, 1000, 300000, CMD_SERVE,
 	  "DURATION",
-	  "an idle connection is closed after this long, and a request still "
-	  "incomplete this long after it started gets 408" },
+	  "an idle connection is closed after this long, and so is one whose "
+	  "request is still incomplete this long after it started" },
 	{ "--shutdown-delay", "PIW_SHUTDOWN_DELAY", OPT_DURATION,
 	  OFF(shutdown_delay_ms), "0s", NULL, 0, 300000, CMD_SERVE, "DURATION",
 	  "after SIGTERM, keep serving (reporting not ready) this long before "
@@ -367,6 +367,8 @@ int config_parse(int argc, char *const argv[], config_getenv_fn get_env,
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		cfg->help = true;
+		cfg->help_markdown =
+			argc > 2 && strcmp(argv[2], "--markdown") == 0;
 		return 0;
 	}
 	if (strcmp(argv[1], "--version") == 0 ||

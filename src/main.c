@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "config.h"
 #include "mem.h"
+#include "serve.h"
 
 #ifndef PIW_VERSION
 #define PIW_VERSION "0.0.0"
@@ -25,6 +26,8 @@ static int run(const struct config *cfg)
 		return cli_mutate(cfg, stdout, stderr);
 	case CMD_CHECK_PROFILES:
 		return cli_check_profiles(cfg, stdout, stderr);
+	case CMD_SERVE:
+		return serve_run(cfg, PIW_VERSION);
 	default:
 		fprintf(stderr,
 			"pod-identity-webhook: %s is not available in this build\n",
@@ -49,6 +52,10 @@ int main(int argc, char *argv[])
 	}
 	if (cfg.version) {
 		printf("pod-identity-webhook %s\n", PIW_VERSION);
+		return 0;
+	}
+	if (cfg.help_markdown) {
+		config_print_markdown(stdout);
 		return 0;
 	}
 	if (cfg.help) {

@@ -153,10 +153,10 @@ const char *mutate_outcome_name(enum mutate_outcome outcome)
 /*
  * Appends a denial sentence; the first ones are kept when the message is full.
  */
-static int deny(struct ctx *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+static int deny(struct ctx *c, const char *reason, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-static int deny(struct ctx *c, const char *fmt, ...)
+static int deny(struct ctx *c, const char *reason, const char *fmt, ...)
 {
 	char text[600];
 	struct strbuf *msg = &c->m->message;
@@ -168,6 +168,8 @@ static int deny(struct ctx *c, const char *fmt, ...)
 	va_end(ap);
 	c->denied = true;
 	c->plan->denied = true;
+	if (c->m->deny_reason == NULL)
+		c->m->deny_reason = reason;
 	if (msg->len > 0)
 		rc = strbuf_adds(msg, "; ");
 	if (rc == 0)
@@ -494,7 +496,8 @@ static int deny_value(struct ctx *c, const struct profile_source *origin,
 
 	describe_source(c, origin, what, sizeof(what));
 	str_shorten(value, BOUND_VALUE_SHOWN, shown, sizeof(shown));
-	return deny(c, "%s: \"%s\" is not %s", what, shown, expectation);
+	return deny(c, "invalid-value", "%s: \"%s\" is not %s", what, shown,
+		    expectation);
 }
 
 static int plan_expiration(struct ctx *c)
@@ -662,7 +665,8 @@ static int plan_one_env(struct ctx *c, const struct profile_env *e,
 	}
 	if (!validate_value(e->format, value)) {
 		if (origin == NULL)
-			return deny(c, "%s: the value for %s is not %s",
+			return deny(c, "invalid-value",
+				    "%s: the value for %s is not %s",
 				    pl->p->name, e->name,
 				    validate_format_expectation(e->format));
 		return deny_value(c, origin, value,
@@ -778,7 +782,7 @@ static int check_volume(struct ctx *c)
 			continue;
 		if (!is_our_volume(pl, volume))
 			return deny(
-				c,
+				c, "volume-conflict",
 				"Pod \"%s/%s\": volume \"%s\" already exists and is not "
 				"the token %s projects (serviceAccountToken audience \"%s\", "
 				"path \"%s\", expirationSeconds %lld); rename it",
@@ -830,7 +834,7 @@ static int check_mounts(struct ctx *c, const struct container_ref *ref,
 		}
 		if (ours || same_path(path, pl->mount_dir))
 			return deny(
-				c,
+				c, "mount-conflict",
 				"Pod \"%s/%s\": container \"%s\" mounts volume \"%s\" at "
 				"\"%s\", but profile %s mounts volume \"%s\" at \"%s\"",
 				c->v.namespace, c->v.name, ref->name, name,

@@ -1,0 +1,45 @@
+/*
+ * sa_source: where `serve` finds ServiceAccounts. One small interface, two sources:
+ * files (sa_files, --service-accounts-dir) and the Kubernetes API (kube).
+ */
+#ifndef PIW_SA_SOURCE_H
+#define PIW_SA_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "diag.h"
+#include "service_account.h"
+
+enum sa_lookup {
+	SA_LOOKUP_FOUND,
+	SA_LOOKUP_NOT_FOUND, /* it does not exist: admit with a warning */
+	SA_LOOKUP_UNAVAILABLE, /* cannot tell (API server unreachable): answer 500 */
+};
+
+struct sa_source {
+	const char *name; /* "files" or "kubernetes", for metrics and logs */
+
+	/*
+	 * Finds namespace/name. On SA_LOOKUP_FOUND *ret_sa is a copy the caller owns
+	 * (sa_free). On SA_LOOKUP_UNAVAILABLE d says why. Thread-safe.
+	 */
+	enum sa_lookup (*lookup)(struct sa_source *s, const char *namespace,
+				 const char *name,
+				 struct service_account **ret_sa,
+				 struct diag *d);
+
+	/* Whether the source has completed its first full load. Thread-safe. */
+	bool (*ready)(struct sa_source *s);
+
+	/* How many ServiceAccounts it knows. Thread-safe. */
+	size_t (*count)(struct sa_source *s);
+
+	/* Periodic work from the main loop (files: reload on change). May be NULL. */
+	void (*poll)(struct sa_source *s);
+
+	/* Stops threads and frees everything. */
+	void (*free)(struct sa_source *s);
+};
+
+#endif

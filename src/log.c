@@ -1,0 +1,147 @@
+/*
+ * log: structured lines on stderr. The two settings are process-wide (configured once
+ * by main before threads start, then only read); each line is built in a stack buffer
+ * and written with a single write(2), which keeps lines whole under concurrency.
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "strbuf.h"
+
+#define LINE_MAX_BYTES 4000 /* below PIPE_BUF: whole lines even on a pipe */
+
+static enum log_level min_level = LOG_INFO;
+static bool json_format = true;
+
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
+
+void log_setup(enum log_level level, bool json)
+{
+	min_level = level;
+	json_format = json;
+}
+
+enum log_level log_level_parse(const char *name)
+{
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]);
+	     i++) {
+		if (strcmp(level_names[i], name) == 0)
+			return (enum log_level)i;
+	}
+	return LOG_INFO;
+}
+
+bool log_enabled(enum log_level level)
+{
+	return level >= min_level;
+}
+
+/* Appends s escaped for JSON (control bytes as \u00XX). */
+static void put_json_string(char *buf, size_t *n, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (*n < LINE_MAX_BYTES)
+		buf[(*n)++] = '"';
+	for (; *s && *n + 8 < LINE_MAX_BYTES; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			buf[(*n)++] = '\\';
+			buf[(*n)++] = (char)c;
+		} else if (c < 0x20) {
+			memcpy(buf + *n, "\\u00", 4);
+			buf[*n + 4] = hex[c >> 4];
+			buf[*n + 5] = hex[c & 15];
+			*n += 6;
+		} else {
+			buf[(*n)++] = (char)c;
+		}
+	}
+	if (*n < LINE_MAX_BYTES)
+		buf[(*n)++] = '"';
+}
+
+/* Appends a text value, quoted when it holds spaces, quotes or '='. */
+static void put_text_value(char *buf, size_t *n, const char *s)
+{
+	if (s[0] != '\0' && strpbrk(s, " \"=\t\n\\") == NULL) {
+		size_t len = strlen(s);
+
+		if (len > LINE_MAX_BYTES - *n - 2)
+			len = LINE_MAX_BYTES - *n - 2;
+		memcpy(buf + *n, s, len);
+		*n += len;
+		return;
+	}
+	put_json_string(buf, n, s);
+}
+
+static void put_pair(char *buf, size_t *n, const char *key, const char *value)
+{
+	size_t klen = strlen(key);
+
+	if (*n + klen + 8 >= LINE_MAX_BYTES)
+		return;
+	if (json_format) {
+		buf[(*n)++] = ',';
+		put_json_string(buf, n, key);
+		buf[(*n)++] = ':';
+		put_json_string(buf, n, value ? value : "");
+	} else {
+		buf[(*n)++] = ' ';
+		memcpy(buf + *n, key, klen);
+		*n += klen;
+		buf[(*n)++] = '=';
+		put_text_value(buf, n, value ? value : "");
+	}
+}
+
+static void put_timestamp(char *out, size_t size)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+
+	snprintf(out + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+void log_event(enum log_level level, const char *event, ...)
+{
+	char buf[LINE_MAX_BYTES + 2], when[32];
+	const char *key;
+	size_t n = 0;
+	va_list ap;
+
+	if (level < min_level)
+		return;
+	put_timestamp(when, sizeof(when));
+	if (json_format)
+		n = (size_t)snprintf(buf, LINE_MAX_BYTES,
+				     "{\"time\":\"%s\",\"level\":\"%s\","
+				     "\"event\":\"%s\"",
+				     when, level_names[level], event);
+	else
+		n = (size_t)snprintf(buf, LINE_MAX_BYTES,
+				     "time=%s level=%s event=%s", when,
+				     level_names[level], event);
+	if (n >= LINE_MAX_BYTES)
+		n = LINE_MAX_BYTES - 1;
+	va_start(ap, event);
+	while ((key = va_arg(ap, const char *)) != NULL)
+		put_pair(buf, &n, key, va_arg(ap, const char *));
+	va_end(ap);
+	if (json_format)
+		buf[n++] = '}';
+	buf[n++] = '\n';
+	if (write(STDERR_FILENO, buf, n) < 0)
+		return; /* nowhere left to report it */
+}

@@ -1,0 +1,272 @@
+/*
+ * serve: the daemon's main thread. Signals are blocked in every thread and taken here
+ * with sigtimedwait, whose timeout doubles as the reload tick: no signal handler runs
+ * arbitrary code, and reloads happen on one thread, so the stores they touch need
+ * locking only against the request threads that read them.
+ */
+#include "serve.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "profile_dir.h"
+#include "profile_live.h"
+#include "sa_files.h"
+#include "server.h"
+#include "settings.h"
+#include "tls_store.h"
+#include "webhook.h"
+
+#define TLS_GRACE_MIN_SECONDS 120
+
+struct serve {
+	const struct config *cfg;
+	struct metrics *metrics;
+	struct profile_live *profiles;
+	struct sa_source *sa;
+	struct tls_store *tls;
+	struct webhook webhook;
+	struct server *server;
+	sigset_t signals;
+};
+
+static int fail_config(const struct diag *d)
+{
+	char line[sizeof(d->where) + sizeof(d->text) + 32];
+
+	diag_format(d, line, sizeof(line));
+	fprintf(stderr, "pod-identity-webhook: %s\n", line);
+	log_event(LOG_ERROR, "startup_failed", "error", line, NULL);
+	return 2;
+}
+
+static int load_profiles(const struct config *cfg, struct profile_set **ret,
+			 struct diag *d)
+{
+	int rc = profile_dir_load(cfg->profiles_dir, ret, d);
+
+	if (rc == 0 &&
+	    (rc = profile_set_check_settings(*ret, cfg->settings, d)) != 0) {
+		profile_set_free(*ret);
+		*ret = NULL;
+	}
+	return rc;
+}
+
+static int open_sa_source(struct serve *s, struct diag *d)
+{
+	if (s->cfg->sa_dir)
+		return sa_files_new(s->cfg->sa_dir, s->metrics, &s->sa, d);
+	return diag_set(
+		d, DIAG_ECONFIG,
+		"no ServiceAccount source: give --service-accounts-dir (the Kubernetes "
+		"API source comes with --kubeconfig or in a cluster)");
+}
+
+static void reload_certificate(struct serve *s)
+{
+	char why[600], when[24];
+	struct diag d;
+
+	diag_clear(&d);
+	switch (tls_store_reload(s->tls, &d)) {
+	case TLS_UNCHANGED:
+		return;
+	case TLS_RELOADED:
+		snprintf(when, sizeof(when), "%lld",
+			 (long long)tls_store_not_after(s->tls));
+		log_event(LOG_INFO, "certificate_loaded", "cert",
+			  s->cfg->tls_cert, "not_after", when, NULL);
+		metrics_certificate_reload(s->metrics, true);
+		break;
+	case TLS_FAILED:
+		diag_format(&d, why, sizeof(why));
+		log_event(LOG_ERROR, "certificate_reload_failed", "error", why,
+			  "kept",
+			  tls_store_loaded(s->tls) ? "the previous certificate"
+						   : "none (not ready)",
+			  NULL);
+		metrics_certificate_reload(s->metrics, false);
+		break;
+	}
+	metrics_certificate(s->metrics, tls_store_loaded(s->tls),
+			    tls_store_not_after(s->tls));
+}
+
+static void reload_profiles(struct serve *s)
+{
+	struct profile_set *set = NULL;
+	char why[600], count[16];
+	struct diag d;
+
+	diag_clear(&d);
+	if (load_profiles(s->cfg, &set, &d) != 0 ||
+	    profile_live_replace(s->profiles, set) != 0) {
+		profile_set_free(set);
+		diag_format(&d, why, sizeof(why));
+		log_event(LOG_ERROR, "profiles_reload_failed", "error", why,
+			  "kept", "the running profiles", NULL);
+		metrics_profile_reload(s->metrics, false);
+		return;
+	}
+	snprintf(count, sizeof(count), "%zu", profile_set_count(set));
+	log_event(LOG_INFO, "profiles_reloaded", "count", count, NULL);
+	metrics_profile_reload(s->metrics, true);
+	metrics_profiles(s->metrics, profile_set_count(set));
+}
+
+static void tick(struct serve *s)
+{
+	reload_certificate(s);
+	if (s->sa->poll)
+		s->sa->poll(s->sa);
+	metrics_sa_source(s->metrics, s->sa->name, s->sa->ready(s->sa),
+			  s->sa->count(s->sa));
+}
+
+static struct timespec duration(int64_t ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	return ts;
+}
+
+/* Waits for SIGTERM/SIGINT, handling SIGHUP and the reload tick meanwhile. */
+static void run_until_stopped(struct serve *s)
+{
+	for (;;) {
+		struct timespec wait = duration(s->cfg->reload_interval_ms);
+		int sig = sigtimedwait(&s->signals, NULL, &wait);
+
+		if (sig == SIGTERM || sig == SIGINT)
+			return;
+		if (sig == SIGHUP)
+			reload_profiles(s);
+		tick(s);
+	}
+}
+
+/* Keeps serving (not ready) for --shutdown-delay; a second signal cuts it short. */
+static void delay_shutdown(struct serve *s)
+{
+	struct timespec start, now;
+	int64_t left = s->cfg->shutdown_delay_ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (left > 0) {
+		struct timespec wait = duration(left);
+		int sig = sigtimedwait(&s->signals, NULL, &wait);
+
+		if (sig == SIGTERM || sig == SIGINT)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = s->cfg->shutdown_delay_ms -
+		       ((now.tv_sec - start.tv_sec) * 1000 +
+			(now.tv_nsec - start.tv_nsec) / 1000000);
+	}
+}
+
+static void shut_down(struct serve *s)
+{
+	char left[24];
+	bool drained;
+
+	log_event(LOG_INFO, "shutdown_started", NULL);
+	server_set_draining(s->server);
+	delay_shutdown(s);
+	server_quiesce(s->server);
+	drained = server_drain(s->server, s->cfg->shutdown_timeout_ms);
+	snprintf(left, sizeof(left), "%ld", server_inflight(s->server));
+	log_event(drained ? LOG_INFO : LOG_WARN, "shutdown_complete", "drained",
+		  drained ? "true" : "false", "requests_cut", left, NULL);
+}
+
+static int start(struct serve *s, const char *version, struct diag *d)
+{
+	const struct config *c = s->cfg;
+	struct profile_set *set = NULL;
+	int grace = (int)(2 * c->request_timeout_ms / 1000);
+	int rc;
+
+	if (metrics_new(version, &s->metrics) != 0)
+		return diag_set(d, DIAG_ENOMEM, "out of memory");
+	rc = load_profiles(c, &set, d);
+	if (rc == 0 && (rc = profile_live_new(set, &s->profiles)) != 0)
+		profile_set_free(set);
+	if (rc != 0)
+		return rc;
+	metrics_profiles(s->metrics, profile_set_count(set));
+	rc = open_sa_source(s, d);
+	if (rc == 0)
+		rc = tls_store_new(c->tls_cert, c->tls_key,
+				   grace > TLS_GRACE_MIN_SECONDS
+					   ? grace
+					   : TLS_GRACE_MIN_SECONDS,
+				   &s->tls);
+	if (rc != 0)
+		return rc;
+	s->webhook =
+		(struct webhook){ s->profiles, c->settings, s->sa, s->metrics };
+	tick(s);
+	return 0;
+}
+
+static void teardown(struct serve *s)
+{
+	server_stop(s->server);
+	if (s->sa)
+		s->sa->free(s->sa);
+	tls_store_free(s->tls);
+	profile_live_free(s->profiles);
+	metrics_free(s->metrics);
+}
+
+static struct server_options server_options(const struct config *c)
+{
+	return (struct server_options){ c->listen,
+					c->metrics_listen,
+					c->tls_min_version,
+					c->max_body_bytes,
+					c->max_connections,
+					c->threads,
+					c->request_timeout_ms };
+}
+
+int serve_run(const struct config *cfg, const char *version)
+{
+	struct serve s = { .cfg = cfg };
+	struct server_options opts = server_options(cfg);
+	struct diag d;
+	int status = 0;
+
+	log_setup(log_level_parse(cfg->log_level),
+		  strcmp(cfg->log_format, "json") == 0);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&s.signals);
+	sigaddset(&s.signals, SIGTERM);
+	sigaddset(&s.signals, SIGINT);
+	sigaddset(&s.signals, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &s.signals,
+			NULL); /* before any thread starts */
+	diag_clear(&d);
+	if (start(&s, version, &d) != 0) {
+		status = fail_config(&d);
+	} else if (server_start(&opts, &s.webhook, s.tls, s.metrics, &s.server,
+				&d) != 0) {
+		fail_config(&d);
+		status = 1;
+	} else {
+		log_event(LOG_INFO, "serving", "listen", cfg->listen,
+			  "metrics_listen", cfg->metrics_listen,
+			  "service_accounts", s.sa->name, "version", version,
+			  NULL);
+		run_until_stopped(&s);
+		shut_down(&s);
+	}
+	teardown(&s);
+	return status;
+}

@@ -1,0 +1,595 @@
+/*
+ * server: libmicrohttpd daemons and the request lifecycle.
+ *
+ * Both listeners run an epoll thread pool sized to the cores. Requests follow
+ * libmicrohttpd's pattern: state is created on the first callback (headers complete),
+ * where anything that can be refused without the body is refused (404, 405, 415, 413
+ * on a declared length); body chunks are appended into a bounded buffer; the work is
+ * done on the final callback; the state is freed in the completion callback, which
+ * also ends the request's "in flight" count that the drain waits on.
+ *
+ * TLS: only TLS 1.2/1.3 with forward-secret AEAD suites. The certificate comes from
+ * tls_store through GnuTLS's retrieve callback on every handshake, which is what lets
+ * a rotated certificate be served without a restart. That callback has no user
+ * argument, hence the one file-scope variable below.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "mem.h"
+#include "strbuf.h"
+#include "strutil.h"
+
+#define PRIORITY_BASE                                                  \
+	"NORMAL:-VERS-ALL:-RSA:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:" \
+	"+CHACHA20-POLY1305:%SERVER_PRECEDENCE"
+#define CONNECTION_MEMORY (64 * 1024) /* header bytes a connection may buffer */
+
+static struct tls_store *served_store; /* read by the GnuTLS callback */
+
+enum route {
+	ROUTE_MUTATE,
+	ROUTE_HEALTHZ,
+	ROUTE_READYZ,
+	ROUTE_METRICS,
+	ROUTE_OTHER
+};
+static const char *const route_paths[] = { "/mutate", "/healthz", "/readyz",
+					   "/metrics", "other" };
+
+struct listener {
+	struct server *server;
+	enum metrics_listener which;
+	struct MHD_Daemon *daemon;
+};
+
+struct server {
+	struct listener https, plain;
+	const struct webhook *webhook;
+	struct metrics *metrics;
+	struct tls_store *tls;
+	int64_t max_body;
+	int64_t request_timeout_ms;
+	int port;
+	atomic_long inflight;
+	atomic_bool draining;
+};
+
+struct request {
+	enum route route;
+	int early_status; /* non-zero: answered without (all of) the body */
+	bool answered;	  /* the early answer is queued */
+	size_t discarded; /* body bytes thrown away after a 413 */
+	struct strbuf body;
+	struct timespec started;
+};
+
+/* ---- TLS ---- */
+
+static int retrieve_certificate(gnutls_session_t session,
+				const gnutls_datum_t *req_ca_dn,
+				int n_req_ca_dn,
+				const gnutls_pk_algorithm_t *pk_algos,
+				int n_pk_algos, gnutls_pcert_st **pcerts,
+				unsigned int *n_pcerts, gnutls_privkey_t *key)
+{
+	(void)session;
+	(void)req_ca_dn;
+	(void)n_req_ca_dn;
+	(void)pk_algos;
+	(void)n_pk_algos;
+	return tls_store_current(served_store, pcerts, n_pcerts, key);
+}
+
+/* ---- replies ---- */
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn,
+				  struct listener *l, enum route route,
+				  int status, const char *type, char *body,
+				  size_t len, const char *allow)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = body ? MHD_create_response_from_buffer_with_free_callback(
+			      len, body, mem_free)
+		    : MHD_create_response_from_buffer(0, (void *)"",
+						      MHD_RESPMEM_PERSISTENT);
+	if (resp == NULL) {
+		mem_free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (allow)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	if (atomic_load(&l->server->draining))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+					"close");
+	ret = MHD_queue_response(conn, (unsigned int)status, resp);
+	MHD_destroy_response(resp);
+	metrics_http(l->server->metrics, l->which, route_paths[route], status);
+	return ret;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *conn,
+				 struct listener *l, enum route route,
+				 int status, const char *text,
+				 const char *allow)
+{
+	char *copy = mem_strdup(text);
+
+	if (copy == NULL)
+		return MHD_NO;
+	return send_reply(conn, l, route, status, "text/plain; charset=utf-8",
+			  copy, strlen(copy), allow);
+}
+
+/* ---- routing and early checks ---- */
+
+static enum route find_route(const struct listener *l, const char *url)
+{
+	if (strcmp(url, "/healthz") == 0)
+		return ROUTE_HEALTHZ;
+	if (strcmp(url, "/readyz") == 0)
+		return ROUTE_READYZ;
+	if (l->which == METRICS_LISTENER_HTTPS && strcmp(url, "/mutate") == 0)
+		return ROUTE_MUTATE;
+	if (l->which == METRICS_LISTENER_METRICS &&
+	    strcmp(url, "/metrics") == 0)
+		return ROUTE_METRICS;
+	return ROUTE_OTHER;
+}
+
+static bool is_json_type(const char *type)
+{
+	size_t n = strcspn(type, "; \t");
+
+	return n == strlen("application/json") &&
+	       strncasecmp(type, "application/json", n) == 0;
+}
+
+/* The status to answer before reading any body, or 0 to go on. */
+static int early_status(struct server *s, struct MHD_Connection *conn,
+			enum route route, const char *method)
+{
+	const char *type, *length;
+	int64_t declared;
+	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+
+	if (route == ROUTE_OTHER)
+		return 404;
+	if (route != ROUTE_MUTATE)
+		return get ? 0 : 405;
+	if (strcmp(method, "POST") != 0)
+		return 405;
+	type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+					   MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (type == NULL || !is_json_type(type))
+		return 415;
+	length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+					     MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (length && (str_to_i64(length, 0, s->max_body, &declared) != 0))
+		return 413;
+	return 0;
+}
+
+static enum MHD_Result send_early(struct MHD_Connection *conn,
+				  struct listener *l, const struct request *r)
+{
+	const char *allow = r->route == ROUTE_MUTATE ? "POST" : "GET, HEAD";
+
+	switch (r->early_status) {
+	case 404:
+		return send_text(conn, l, r->route, 404, "not found\n", NULL);
+	case 405:
+		return send_text(conn, l, r->route, 405, "method not allowed\n",
+				 allow);
+	case 415:
+		return send_text(
+			conn, l, r->route, 415,
+			"unsupported media type: send application/json\n",
+			NULL);
+	case 408:
+		return send_text(conn, l, r->route, 408, "request timeout\n",
+				 NULL);
+	default:
+		return send_text(conn, l, r->route, 413,
+				 "request body too large\n", NULL);
+	}
+}
+
+/* ---- the routes ---- */
+
+static bool ready(const struct server *s, const char **why)
+{
+	if (atomic_load(&((struct server *)s)->draining))
+		*why = "shutting down";
+	else if (!tls_store_loaded(s->tls))
+		*why = "no valid serving certificate loaded";
+	else if (!s->webhook->sa->ready(s->webhook->sa))
+		*why = "ServiceAccounts not synced yet";
+	else
+		return true;
+	return false;
+}
+
+static enum MHD_Result answer_readyz(struct MHD_Connection *conn,
+				     struct listener *l)
+{
+	const char *why = NULL;
+	char text[128];
+
+	if (ready(l->server, &why))
+		return send_text(conn, l, ROUTE_READYZ, 200, "ready\n", NULL);
+	snprintf(text, sizeof(text), "not ready: %s\n", why);
+	return send_text(conn, l, ROUTE_READYZ, 503, text, NULL);
+}
+
+static enum MHD_Result answer_metrics(struct MHD_Connection *conn,
+				      struct listener *l)
+{
+	struct strbuf sb;
+	size_t len;
+	char *body;
+
+	strbuf_init(&sb, 4 * 1024 * 1024);
+	if (metrics_render(l->server->metrics, &sb) != 0) {
+		strbuf_free(&sb);
+		return send_text(conn, l, ROUTE_METRICS, 500,
+				 "cannot render metrics\n", NULL);
+	}
+	body = strbuf_detach(&sb, &len);
+	if (body == NULL)
+		return MHD_NO;
+	return send_reply(conn, l, ROUTE_METRICS, 200,
+			  "text/plain; version=0.0.4", body, len, NULL);
+}
+
+static enum MHD_Result answer_mutate(struct MHD_Connection *conn,
+				     struct listener *l, struct request *r)
+{
+	struct http_reply reply;
+
+	webhook_mutate(l->server->webhook, r->body.buf ? r->body.buf : "",
+		       r->body.len, &reply);
+	strbuf_free(&r->body);
+	if (reply.body == NULL)
+		return MHD_NO;
+	return send_reply(conn, l, ROUTE_MUTATE, reply.status,
+			  reply.content_type, reply.body, reply.len, NULL);
+}
+
+static enum MHD_Result answer(struct MHD_Connection *conn, struct listener *l,
+			      struct request *r)
+{
+	switch (r->route) {
+	case ROUTE_HEALTHZ:
+		return send_text(conn, l, r->route, 200, "ok\n", NULL);
+	case ROUTE_READYZ:
+		return answer_readyz(conn, l);
+	case ROUTE_METRICS:
+		return answer_metrics(conn, l);
+	default:
+		return answer_mutate(conn, l, r);
+	}
+}
+
+/* ---- the libmicrohttpd callbacks ---- */
+
+static int64_t elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(now.tv_sec - since->tv_sec) * 1000 +
+	       (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+static struct request *begin(struct listener *l, struct MHD_Connection *conn,
+			     const char *url, const char *method)
+{
+	struct request *r = mem_calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->route = find_route(l, url);
+	r->early_status = early_status(l->server, conn, r->route, method);
+	strbuf_init(&r->body, (size_t)l->server->max_body);
+	clock_gettime(CLOCK_MONOTONIC, &r->started);
+	atomic_fetch_add(&l->server->inflight, 1);
+	metrics_inflight(l->server->metrics, 1);
+	return r;
+}
+
+/*
+ * Takes a body chunk. libmicrohttpd accepts a response only right after the headers
+ * or once the body is complete, so a body that grows past the limit is discarded and
+ * answered with 413 when it ends; false means "close the connection now": the body
+ * went past twice the limit, or the request outlived --request-timeout.
+ */
+static bool take_chunk(struct listener *l, struct request *r, const char *data,
+		       size_t n)
+{
+	struct server *s = l->server;
+
+	if (elapsed_ms(&r->started) > s->request_timeout_ms) {
+		log_event(LOG_DEBUG, "request_cut", "reason", "request timeout",
+			  NULL);
+		return false;
+	}
+	if (r->early_status != 0) {
+		r->discarded += n;
+		return r->discarded <= (size_t)s->max_body;
+	}
+	if (strbuf_add(&r->body, data, n) != 0) {
+		r->early_status = 413;
+		r->discarded = r->body.len + n;
+		strbuf_free(&r->body);
+	}
+	return true;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+				  const char *url, const char *method,
+				  const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **req_cls)
+{
+	struct listener *l = cls;
+	struct request *r = *req_cls;
+
+	(void)version;
+	if (r == NULL) {
+		*req_cls = r = begin(l, conn, url, method);
+		if (r == NULL)
+			return MHD_NO;
+		if (r->early_status == 0)
+			return MHD_YES;
+		/* Refuse at once what needs no body: the client need not send it. */
+		r->answered = true;
+		return send_early(conn, l, r);
+	}
+	if (*upload_data_size > 0) {
+		bool keep = take_chunk(l, r, upload_data, *upload_data_size);
+
+		*upload_data_size = 0;
+		return keep ? MHD_YES : MHD_NO;
+	}
+	if (r->early_status != 0)
+		return r->answered ? MHD_YES : send_early(conn, l, r);
+	return answer(conn, l, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+			 enum MHD_RequestTerminationCode code)
+{
+	struct listener *l = cls;
+	struct request *r = *req_cls;
+
+	(void)conn;
+	(void)code;
+	if (r == NULL)
+		return;
+	strbuf_free(&r->body);
+	mem_free(r);
+	*req_cls = NULL;
+	atomic_fetch_sub(&l->server->inflight, 1);
+	metrics_inflight(l->server->metrics, -1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char text[300];
+	size_t n;
+
+	(void)cls;
+	if (!log_enabled(LOG_DEBUG))
+		return;
+	vsnprintf(text, sizeof(text), fmt, ap);
+	n = strlen(text);
+	while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+		text[--n] = '\0';
+	log_event(LOG_DEBUG, "http_error", "detail", text, NULL);
+}
+
+/* ---- starting and stopping ---- */
+
+struct bind_addr {
+	struct sockaddr_storage ss;
+	bool any; /* empty host: every interface, dual stack if available */
+	bool ipv6;
+	int port;
+};
+
+static int resolve(const char *address, struct bind_addr *out, struct diag *d)
+{
+	char host[64];
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&out->ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&out->ss;
+
+	memset(out, 0, sizeof(*out));
+	if (config_split_address(address, host, sizeof(host), &out->port) != 0)
+		return diag_set(d, DIAG_EINVAL, "bad address '%s'", address);
+	out->any = host[0] == '\0';
+	if (out->any)
+		return 0;
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)out->port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)out->port);
+		out->ipv6 = true;
+		return 0;
+	}
+	return diag_set(d, DIAG_EINVAL, "'%s' is not an IP address", host);
+}
+
+static unsigned pool_size(int64_t threads)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (threads > 0)
+		return (unsigned)threads;
+	return cores > 0 ? (unsigned)cores : 1;
+}
+
+/* Options common to both listeners, for MHD_start_daemon's variable arguments. */
+#define COMMON_OPTIONS(l, o, extra, timeout)                                   \
+	MHD_OPTION_ARRAY, (extra), MHD_OPTION_CONNECTION_LIMIT,                \
+		(unsigned int)(o)->max_connections,                            \
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(timeout),        \
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, \
+		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,                          \
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, (l),                \
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL
+
+static struct MHD_Daemon *start_daemon(struct listener *l,
+				       const struct server_options *o,
+				       const struct bind_addr *a, bool tls,
+				       unsigned flags)
+{
+	unsigned threads = pool_size(o->threads);
+	unsigned timeout = (unsigned)((o->request_timeout_ms + 999) / 1000);
+	const char *prio = strcmp(o->tls_min_version, "1.3") == 0
+				   ? PRIORITY_BASE ":+VERS-TLS1.3"
+				   : PRIORITY_BASE ":+VERS-TLS1.3:+VERS-TLS1.2";
+	struct MHD_OptionItem extra[3];
+	size_t n = 0;
+
+	if (!a->any)
+		extra[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0,
+						      (void *)&a->ss };
+	if (threads > 1)
+		extra[n++] =
+			(struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
+						 threads, NULL };
+	extra[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	flags |= MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+		 MHD_USE_ERROR_LOG | (a->ipv6 ? MHD_USE_IPv6 : 0);
+	if (!tls)
+		return MHD_start_daemon(
+			flags, (uint16_t)a->port, NULL, NULL, on_request, l,
+			COMMON_OPTIONS(l, o, extra, timeout), MHD_OPTION_END);
+	return MHD_start_daemon(flags | MHD_USE_TLS, (uint16_t)a->port, NULL,
+				NULL, on_request, l,
+				COMMON_OPTIONS(l, o, extra, timeout),
+				MHD_OPTION_HTTPS_PRIORITIES, prio,
+				MHD_OPTION_HTTPS_CERT_CALLBACK,
+				retrieve_certificate, MHD_OPTION_END);
+}
+
+static int start_listener(struct listener *l, const struct server_options *o,
+			  const char *address, bool tls, struct diag *d)
+{
+	struct bind_addr a;
+	int rc = resolve(address, &a, d);
+
+	if (rc != 0)
+		return rc;
+	l->daemon =
+		a.any ? start_daemon(l, o, &a, tls, MHD_USE_DUAL_STACK) : NULL;
+	if (l->daemon == NULL)
+		l->daemon = start_daemon(l, o, &a, tls, 0);
+	if (l->daemon == NULL)
+		return diag_set(d, DIAG_EIO,
+				"cannot listen on %s (address in use, or not "
+				"allowed?)",
+				address);
+	return 0;
+}
+
+int server_start(const struct server_options *opts,
+		 const struct webhook *webhook, struct tls_store *tls,
+		 struct metrics *metrics, struct server **ret, struct diag *d)
+{
+	struct server *s = mem_calloc(1, sizeof(*s));
+	const union MHD_DaemonInfo *info;
+	int rc;
+
+	*ret = NULL;
+	if (s == NULL)
+		return diag_set(d, DIAG_ENOMEM, "out of memory");
+	*s = (struct server){ .webhook = webhook,
+			      .metrics = metrics,
+			      .tls = tls,
+			      .max_body = opts->max_body_bytes,
+			      .request_timeout_ms = opts->request_timeout_ms };
+	s->https = (struct listener){ s, METRICS_LISTENER_HTTPS, NULL };
+	s->plain = (struct listener){ s, METRICS_LISTENER_METRICS, NULL };
+	served_store = tls;
+	rc = start_listener(&s->https, opts, opts->listen, true, d);
+	if (rc == 0 && strcmp(opts->metrics_listen, "off") != 0)
+		rc = start_listener(&s->plain, opts, opts->metrics_listen,
+				    false, d);
+	if (rc != 0) {
+		server_stop(s);
+		return rc;
+	}
+	info = MHD_get_daemon_info(s->https.daemon, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = info ? info->port : 0;
+	*ret = s;
+	return 0;
+}
+
+int server_port(const struct server *s)
+{
+	return s->port;
+}
+
+void server_set_draining(struct server *s)
+{
+	atomic_store(&s->draining, true);
+}
+
+void server_quiesce(struct server *s)
+{
+	MHD_socket fd = MHD_quiesce_daemon(s->https.daemon);
+
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+}
+
+long server_inflight(const struct server *s)
+{
+	return atomic_load(&((struct server *)s)->inflight);
+}
+
+bool server_drain(struct server *s, int64_t timeout_ms)
+{
+	struct timespec start, pause = { 0, 10 * 1000 * 1000 };
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (atomic_load(&s->inflight) > 0) {
+		if (elapsed_ms(&start) >= timeout_ms)
+			return false;
+		nanosleep(&pause, NULL);
+	}
+	return true;
+}
+
+void server_stop(struct server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->https.daemon)
+		MHD_stop_daemon(s->https.daemon);
+	if (s->plain.daemon)
+		MHD_stop_daemon(s->plain.daemon);
+	served_store = NULL;
+	mem_free(s);
+}
