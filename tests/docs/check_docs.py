@@ -1,0 +1,42 @@
+#!/usr/bin/python3
+"""Keeps docs/ true to the code.
+
+Usage: check_docs.py BINARY TOP
+
+1. docs/configuration.md holds, between its options markers, exactly the table that
+   `pod-identity-webhook help --markdown` prints from the option table.
+2. The Azure profile in docs/profiles.md is the file profiles/contrib/azure.ini
+   (without its leading comment lines), and that file passes check-profiles.
+"""
+import re
+import subprocess
+import sys
+
+
+def main():
+    binary, top = sys.argv[1], sys.argv[2]
+    failures = []
+    table = subprocess.run([binary, "help", "--markdown"], check=True,
+                           capture_output=True, text=True).stdout
+    doc = open(f"{top}/docs/configuration.md").read()
+    m = re.search(r"<!-- options:begin -->\n(.*?)<!-- options:end -->", doc, re.S)
+    if not m or m.group(1) != table:
+        failures.append("docs/configuration.md options table differs from "
+                        "`help --markdown`; regenerate it")
+    profiles_doc = open(f"{top}/docs/profiles.md").read()
+    block = re.search(r"## A worked example: Azure.*?```ini\n(.*?)```", profiles_doc, re.S)
+    azure = open(f"{top}/profiles/contrib/azure.ini").read()
+    azure_body = "".join(l for l in azure.splitlines(True) if not l.startswith(";")).lstrip("\n")
+    if not block or block.group(1) != azure_body:
+        failures.append("docs/profiles.md Azure example differs from profiles/contrib/azure.ini")
+    check = subprocess.run([binary, "check-profiles", f"{top}/profiles/contrib"],
+                           capture_output=True, text=True)
+    if check.returncode != 0:
+        failures.append("profiles/contrib fails check-profiles: " + check.stderr.strip())
+    for f in failures:
+        print("check_docs:", f, file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+/*
+ * The admission flow without a network: body in, HTTP reply out, through a fake
+ * ServiceAccount source that can also be "unavailable".
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+#include "mem.h"
+#include "profile_dir.h"
+#include "profile_live.h"
+#include "log.h"
+#include "webhook.h"
+
+struct fake_source {
+	struct sa_source base;
+	bool unavailable;
+	int lookups;
+};
+
+static enum sa_lookup fake_lookup(struct sa_source *s, const char *ns,
+				  const char *name,
+				  struct service_account **ret, struct diag *d)
+{
+	struct fake_source *f = (struct fake_source *)s;
+	struct sa_annotation a = { "eks.amazonaws.com/role-arn",
+				   "arn:aws:iam::123456789012:role/app" };
+
+	f->lookups++;
+	*ret = NULL;
+	if (f->unavailable) {
+		diag_set(d, DIAG_EUNAVAIL, "connection refused");
+		return SA_LOOKUP_UNAVAILABLE;
+	}
+	if (strcmp(ns, "team") != 0 || strcmp(name, "app") != 0)
+		return SA_LOOKUP_NOT_FOUND;
+	assert_int_equal(sa_new(ns, name, &a, 1, ret), 0);
+	return SA_LOOKUP_FOUND;
+}
+
+static bool fake_ready(struct sa_source *s)
+{
+	(void)s;
+	return true;
+}
+
+static size_t fake_count(struct sa_source *s)
+{
+	(void)s;
+	return 1;
+}
+
+struct fixture {
+	struct fake_source source;
+	struct profile_live *live;
+	struct webhook w;
+	struct http_reply reply;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = mem_calloc(1, sizeof(*f));
+	struct profile_set *set = NULL;
+
+	if (f == NULL ||
+	    profile_dir_load(PIW_SOURCE_DIR "/profiles", &set, NULL) != 0 ||
+	    profile_live_new(set, &f->live) != 0)
+		return -1;
+	f->source.base =
+		(struct sa_source){ "fake",	fake_lookup, fake_ready,
+				    fake_count, NULL,	     NULL };
+	f->w = (struct webhook){ f->live, NULL, &f->source.base, NULL };
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	mem_free(f->reply.body);
+	profile_live_free(f->live);
+	mem_free(f);
+	return 0;
+}
+
+#define REVIEW(api, ns, op, sa)                                                          \
+	"{\"apiVersion\":\"" api                                                         \
+	"\",\"kind\":\"AdmissionReview\",\"request\":{"                                  \
+	"\"uid\":\"u-7\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"}," \
+	"\"operation\":\"" op "\",\"namespace\":\"" ns                                   \
+	"\",\"object\":{\"spec\":{"                                                      \
+	"\"serviceAccountName\":\"" sa                                                   \
+	"\",\"containers\":[{\"name\":\"c\"}]}}}}"
+
+static cJSON *post(struct fixture *f, const char *body)
+{
+	cJSON *root = NULL;
+
+	mem_free(f->reply.body);
+	webhook_mutate(&f->w, body, strlen(body), &f->reply);
+	if (f->reply.status != 200)
+		return NULL;
+	assert_string_equal(f->reply.content_type, "application/json");
+	assert_int_equal(json_parse(f->reply.body, f->reply.len, &root, NULL),
+			 0);
+	return root;
+}
+
+static void test_patched_v1beta1(void **state)
+{
+	struct fixture *f = *state;
+	cJSON *root = post(
+		f, REVIEW("admission.k8s.io/v1beta1", "team", "CREATE", "app"));
+	const cJSON *resp = cJSON_GetObjectItem(root, "response");
+
+	assert_string_equal(json_string(root, "apiVersion"),
+			    "admission.k8s.io/v1beta1");
+	assert_string_equal(json_string(resp, "uid"), "u-7");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(resp, "allowed")));
+	assert_string_equal(json_string(resp, "patchType"), "JSONPatch");
+	assert_non_null(json_string(resp, "patch"));
+	cJSON_Delete(root);
+}
+
+static void test_not_found_warns(void **state)
+{
+	struct fixture *f = *state;
+	cJSON *root = post(
+		f, REVIEW("admission.k8s.io/v1", "team", "CREATE", "ghost"));
+	const cJSON *resp = cJSON_GetObjectItem(root, "response");
+
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(resp, "allowed")));
+	assert_null(cJSON_GetObjectItem(resp, "patch"));
+	assert_non_null(strstr(
+		cJSON_GetArrayItem(cJSON_GetObjectItem(resp, "warnings"), 0)
+			->valuestring,
+		"\"team/ghost\" not found"));
+	cJSON_Delete(root);
+}
+
+static void test_unavailable_is_500(void **state)
+{
+	struct fixture *f = *state;
+
+	f->source.unavailable = true;
+	assert_null(post(
+		f, REVIEW("admission.k8s.io/v1", "team", "CREATE", "app")));
+	assert_int_equal(f->reply.status, 500);
+	assert_non_null(strstr(f->reply.body,
+			       "cannot look up ServiceAccount team/app: "
+			       "connection refused"));
+}
+
+static void test_update_passes_without_lookup(void **state)
+{
+	struct fixture *f = *state;
+	cJSON *root =
+		post(f, REVIEW("admission.k8s.io/v1", "team", "UPDATE", "app"));
+
+	assert_int_equal(f->source.lookups, 0);
+	assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "response"),
+					"patch"));
+	cJSON_Delete(root);
+}
+
+static void test_malformed_is_400_with_reason(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_null(post(
+		f,
+		"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\"}"));
+	assert_int_equal(f->reply.status, 400);
+	assert_string_equal(
+		f->reply.body,
+		"invalid AdmissionReview: request is missing or not an object\n");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(test_patched_v1beta1),
+		T(test_not_found_warns),
+		T(test_unavailable_is_500),
+		T(test_update_passes_without_lookup),
+		T(test_malformed_is_400_with_reason),
+#undef T
+	};
+
+	mem_install_json_hooks();
+	log_setup(LOG_ERROR, true);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
