@@ -38,6 +38,12 @@ struct sa_source {
 	/* Periodic work from the main loop (files: reload on change). May be NULL. */
 	void (*poll)(struct sa_source *s);
 
+	/*
+	 * The profiles were reloaded: the annotations worth keeping may differ (the
+	 * Kubernetes cache relists). May be NULL.
+	 */
+	void (*profiles_changed)(struct sa_source *s);
+
 	/* Stops threads and frees everything. */
 	void (*free)(struct sa_source *s);
 };

@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "base64.h"
 #include "json.h"
 
 #define API_V1	    "admission.k8s.io/v1"
@@ -207,41 +208,6 @@ void admission_request_free(struct admission_request *r)
 	r->root = NULL;
 }
 
-int admission_base64_append(struct strbuf *out, const unsigned char *data,
-			    size_t len)
-{
-	static const char table[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i = 0;
-	char *w;
-	int rc = strbuf_reserve(out, (len + 2) / 3 * 4);
-
-	if (rc != 0)
-		return rc;
-	w = out->buf + out->len;
-	for (; i + 2 < len; i += 3) {
-		unsigned v = (unsigned)data[i] << 16 |
-			     (unsigned)data[i + 1] << 8 | data[i + 2];
-
-		*w++ = table[v >> 18];
-		*w++ = table[(v >> 12) & 63];
-		*w++ = table[(v >> 6) & 63];
-		*w++ = table[v & 63];
-	}
-	if (i < len) {
-		unsigned v = (unsigned)data[i] << 16 |
-			     (i + 1 < len ? (unsigned)data[i + 1] << 8 : 0);
-
-		*w++ = table[v >> 18];
-		*w++ = table[(v >> 12) & 63];
-		*w++ = i + 1 < len ? table[(v >> 6) & 63] : '=';
-		*w++ = '=';
-	}
-	out->len = (size_t)(w - out->buf);
-	*w = '\0';
-	return 0;
-}
-
 static int encode_warnings(const struct admission_response *r,
 			   struct strbuf *out)
 {
@@ -289,9 +255,8 @@ int admission_encode(enum admission_version version,
 		rc = strbuf_adds(out,
 				 ",\"patchType\":\"JSONPatch\",\"patch\":\"");
 		if (rc == 0)
-			rc = admission_base64_append(
-				out, (const unsigned char *)r->patch,
-				r->patch_len);
+			rc = base64_append(out, (const unsigned char *)r->patch,
+					   r->patch_len);
 		if (rc == 0)
 			rc = strbuf_addc(out, '"');
 	}

@@ -259,8 +259,12 @@ int sa_files_new(const char *dir, struct metrics *metrics,
 		mem_free(f);
 		return diag_set(d, DIAG_ENOMEM, "out of memory");
 	}
-	f->base = (struct sa_source){ "files",	   files_lookup, files_ready,
-				      files_count, files_poll,	 files_free };
+	f->base = (struct sa_source){ .name = "files",
+				      .lookup = files_lookup,
+				      .ready = files_ready,
+				      .count = files_count,
+				      .poll = files_poll,
+				      .free = files_free };
 	f->metrics = metrics;
 	pthread_mutex_init(&f->lock, NULL);
 	rc = dir_signature(dir, &f->signature, d);

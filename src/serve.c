@@ -6,12 +6,21 @@
  */
 #include "serve.h"
 
+#include <curl/curl.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "bounds.h"
+#include "fileio.h"
+#include "kube_client.h"
+#include "kube_source.h"
+#include "kubeconfig.h"
 #include "log.h"
+#include "mem.h"
 #include "metrics.h"
 #include "profile_dir.h"
 #include "profile_live.h"
@@ -57,14 +66,63 @@ static int load_profiles(const struct config *cfg, struct profile_set **ret,
 	return rc;
 }
 
+static const char *process_getenv(const char *name)
+{
+	return getenv(name);
+}
+
+/* The API server's address and credentials: --kubeconfig, else in-cluster. */
+static int kube_configuration(const char *path, struct kube_config *kc,
+			      struct diag *d)
+{
+	char *text = NULL, dir[BOUND_PATH * 2];
+	size_t len = 0;
+	int rc;
+
+	if (path == NULL)
+		return kube_config_in_cluster(process_getenv,
+					      KUBE_IN_CLUSTER_DIR, kc, d);
+	snprintf(dir, sizeof(dir), "%s", path);
+	rc = file_read(path, 1024 * 1024, &text, &len, d);
+	if (rc == 0)
+		rc = kubeconfig_parse(text, len, dirname(dir), kc, d);
+	diag_locate(d, path, 0);
+	if (text)
+		explicit_bzero(text, len);
+	mem_free(text);
+	return rc;
+}
+
+static int open_kube_source(struct serve *s, struct diag *d)
+{
+	struct kube_source_options opts = kube_source_defaults();
+	struct kube_client *client = NULL;
+	struct kube_config kc;
+	int rc = kube_configuration(s->cfg->kubeconfig, &kc, d);
+
+	if (rc != 0)
+		return rc;
+	rc = kube_client_new(&kc, &client, d);
+	kube_config_free(&kc);
+	if (rc != 0)
+		return rc;
+	opts.lookup_timeout_ms = s->cfg->sa_lookup_timeout_ms;
+	opts.lookup_rate = s->cfg->sa_lookup_rate;
+	opts.watch_idle_ms = (long)s->cfg->sa_watch_idle_ms;
+	opts.page_size = (long)s->cfg->sa_list_page_size;
+	return kube_source_new(client, s->profiles, s->metrics, &opts, &s->sa,
+			       d);
+}
+
 static int open_sa_source(struct serve *s, struct diag *d)
 {
+	if (s->cfg->sa_dir && s->cfg->kubeconfig)
+		return diag_set(
+			d, DIAG_ECONFIG,
+			"give either --service-accounts-dir or --kubeconfig, not both");
 	if (s->cfg->sa_dir)
 		return sa_files_new(s->cfg->sa_dir, s->metrics, &s->sa, d);
-	return diag_set(
-		d, DIAG_ECONFIG,
-		"no ServiceAccount source: give --service-accounts-dir (the Kubernetes "
-		"API source comes with --kubeconfig or in a cluster)");
+	return open_kube_source(s, d);
 }
 
 static void reload_certificate(struct serve *s)
@@ -115,6 +173,8 @@ static void reload_profiles(struct serve *s)
 	}
 	snprintf(count, sizeof(count), "%zu", profile_set_count(set));
 	log_event(LOG_INFO, "profiles_reloaded", "count", count, NULL);
+	if (s->sa->profiles_changed)
+		s->sa->profiles_changed(s->sa);
 	metrics_profile_reload(s->metrics, true);
 	metrics_profiles(s->metrics, profile_set_count(set));
 }
@@ -245,6 +305,11 @@ int serve_run(const struct config *cfg, const char *version)
 
 	log_setup(log_level_parse(cfg->log_level),
 		  strcmp(cfg->log_format, "json") == 0);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr,
+			"pod-identity-webhook: cannot initialise libcurl\n");
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&s.signals);
 	sigaddset(&s.signals, SIGTERM);
@@ -268,5 +333,6 @@ int serve_run(const struct config *cfg, const char *version)
 		shut_down(&s);
 	}
 	teardown(&s);
+	curl_global_cleanup();
 	return status;
 }

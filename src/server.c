@@ -13,10 +13,13 @@
  * a rotated certificate be served without a restart. That callback has no user
  * argument, hence the one file-scope variable below.
  */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "server.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <pthread.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -50,10 +53,25 @@ enum route {
 static const char *const route_paths[] = { "/mutate", "/healthz", "/readyz",
 					   "/metrics", "other" };
 
+/*
+ * A connection as the reaper sees it. libmicrohttpd resets its idle timer on every
+ * byte, so a client trickling header bytes would never be cut; the reaper closes any
+ * connection that has gone --request-timeout without a complete request.
+ */
+struct tracked {
+	struct tracked *prev, *next;
+	int fd;
+	atomic_llong idle_since_ms; /* accepted, or the last request completed */
+	atomic_bool busy; /* a request (headers complete) is in progress */
+	bool cut;
+};
+
 struct listener {
 	struct server *server;
 	enum metrics_listener which;
 	struct MHD_Daemon *daemon;
+	pthread_mutex_t lock; /* guards the tracked list */
+	struct tracked *tracked;
 };
 
 struct server {
@@ -66,6 +84,9 @@ struct server {
 	int port;
 	atomic_long inflight;
 	atomic_bool draining;
+	pthread_t reaper;
+	bool reaper_started;
+	atomic_bool stopping;
 };
 
 struct request {
@@ -73,6 +94,7 @@ struct request {
 	int early_status; /* non-zero: answered without (all of) the body */
 	bool answered;	  /* the early answer is queued */
 	size_t discarded; /* body bytes thrown away after a 413 */
+	struct tracked *tracked;
 	struct strbuf body;
 	struct timespec started;
 };
@@ -287,6 +309,99 @@ static enum MHD_Result answer(struct MHD_Connection *conn, struct listener *l,
 	}
 }
 
+/* ---- connection tracking and the reaper ---- */
+
+static int64_t now_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct listener *l = cls;
+	struct tracked *t = *socket_context;
+	const union MHD_ConnectionInfo *info;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		info = MHD_get_connection_info(
+			conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		t = mem_calloc(1, sizeof(*t));
+		if (t == NULL || info == NULL) {
+			mem_free(t);
+			return; /* untracked: still bounded by the idle timeout */
+		}
+		t->fd = info->connect_fd;
+		atomic_store(&t->idle_since_ms, now_ms());
+		pthread_mutex_lock(&l->lock);
+		t->next = l->tracked;
+		if (l->tracked)
+			l->tracked->prev = t;
+		l->tracked = t;
+		pthread_mutex_unlock(&l->lock);
+		*socket_context = t;
+		return;
+	}
+	if (t == NULL)
+		return;
+	/* libmicrohttpd reports the close before it closes the socket, so while an entry
+	 * is listed its fd is still this connection's. */
+	pthread_mutex_lock(&l->lock);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		l->tracked = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	pthread_mutex_unlock(&l->lock);
+	mem_free(t);
+	*socket_context = NULL;
+}
+
+static struct tracked *tracked_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *info = MHD_get_connection_info(
+		conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return info ? info->socket_context : NULL;
+}
+
+static void reap(struct listener *l, int64_t limit_ms)
+{
+	int64_t now = now_ms();
+
+	if (l->daemon == NULL)
+		return;
+	pthread_mutex_lock(&l->lock);
+	for (struct tracked *t = l->tracked; t; t = t->next) {
+		if (t->cut || atomic_load(&t->busy) ||
+		    now - atomic_load(&t->idle_since_ms) <= limit_ms)
+			continue;
+		shutdown(
+			t->fd,
+			SHUT_RDWR); /* libmicrohttpd sees the error and closes */
+		t->cut = true;
+	}
+	pthread_mutex_unlock(&l->lock);
+}
+
+static void *reaper_main(void *arg)
+{
+	struct server *s = arg;
+	struct timespec tick = { 0, 250 * 1000 * 1000 };
+
+	while (!atomic_load(&s->stopping)) {
+		nanosleep(&tick, NULL);
+		reap(&s->https, s->request_timeout_ms);
+		reap(&s->plain, s->request_timeout_ms);
+	}
+	return NULL;
+}
+
 /* ---- the libmicrohttpd callbacks ---- */
 
 static int64_t elapsed_ms(const struct timespec *since)
@@ -309,6 +424,9 @@ static struct request *begin(struct listener *l, struct MHD_Connection *conn,
 	r->early_status = early_status(l->server, conn, r->route, method);
 	strbuf_init(&r->body, (size_t)l->server->max_body);
 	clock_gettime(CLOCK_MONOTONIC, &r->started);
+	r->tracked = tracked_of(conn);
+	if (r->tracked)
+		atomic_store(&r->tracked->busy, true);
 	atomic_fetch_add(&l->server->inflight, 1);
 	metrics_inflight(l->server->metrics, 1);
 	return r;
@@ -383,6 +501,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	if (r == NULL)
 		return;
 	strbuf_free(&r->body);
+	if (r->tracked) {
+		atomic_store(&r->tracked->idle_since_ms, now_ms());
+		atomic_store(&r->tracked->busy, false);
+	}
 	mem_free(r);
 	*req_cls = NULL;
 	atomic_fetch_sub(&l->server->inflight, 1);
@@ -439,13 +561,43 @@ static int resolve(const char *address, struct bind_addr *out, struct diag *d)
 	return diag_set(d, DIAG_EINVAL, "'%s' is not an IP address", host);
 }
 
+/* The CPU quota of the cgroup (cgroup v2 cpu.max "QUOTA PERIOD"), 0 when unlimited. */
+static long cgroup_cpus(void)
+{
+	char line[64], *space;
+	int64_t quota, period;
+	FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+
+	if (f == NULL)
+		return 0;
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	space = strchr(line, ' ');
+	if (space == NULL)
+		return 0;
+	*space = '\0';
+	space[1 + strcspn(space + 1, "\n")] = '\0';
+	if (str_to_i64(line, 1, INT64_MAX, &quota) != 0 ||
+	    str_to_i64(space + 1, 1, INT64_MAX, &period) != 0)
+		return 0; /* "max": no quota */
+	return (long)((quota + period - 1) / period);
+}
+
+/* Worker threads: as asked, else one per CPU this process may use (its affinity
+ * mask, capped by a cgroup CPU quota, as a container limit sets). */
 static unsigned pool_size(int64_t threads)
 {
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN), quota = cgroup_cpus();
 
 	if (threads > 0)
 		return (unsigned)threads;
-	return cores > 0 ? (unsigned)cores : 1;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		cpus = CPU_COUNT(&set);
+	if (quota > 0 && quota < cpus)
+		cpus = quota;
+	return cpus > 0 ? (unsigned)cpus : 1;
 }
 
 /* Options common to both listeners, for MHD_start_daemon's variable arguments. */
@@ -456,6 +608,7 @@ static unsigned pool_size(int64_t threads)
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, \
 		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,                          \
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, (l),                \
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, (l),              \
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL
 
 static struct MHD_Daemon *start_daemon(struct listener *l,
@@ -529,8 +682,12 @@ int server_start(const struct server_options *opts,
 			      .tls = tls,
 			      .max_body = opts->max_body_bytes,
 			      .request_timeout_ms = opts->request_timeout_ms };
-	s->https = (struct listener){ s, METRICS_LISTENER_HTTPS, NULL };
-	s->plain = (struct listener){ s, METRICS_LISTENER_METRICS, NULL };
+	s->https = (struct listener){ .server = s,
+				      .which = METRICS_LISTENER_HTTPS };
+	s->plain = (struct listener){ .server = s,
+				      .which = METRICS_LISTENER_METRICS };
+	pthread_mutex_init(&s->https.lock, NULL);
+	pthread_mutex_init(&s->plain.lock, NULL);
 	served_store = tls;
 	rc = start_listener(&s->https, opts, opts->listen, true, d);
 	if (rc == 0 && strcmp(opts->metrics_listen, "off") != 0)
@@ -540,6 +697,12 @@ int server_start(const struct server_options *opts,
 		server_stop(s);
 		return rc;
 	}
+	if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+		server_stop(s);
+		return diag_set(d, DIAG_ENOMEM,
+				"cannot start the connection reaper");
+	}
+	s->reaper_started = true;
 	info = MHD_get_daemon_info(s->https.daemon, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = info ? info->port : 0;
 	*ret = s;
@@ -586,10 +749,15 @@ void server_stop(struct server *s)
 {
 	if (s == NULL)
 		return;
+	atomic_store(&s->stopping, true);
+	if (s->reaper_started)
+		pthread_join(s->reaper, NULL);
 	if (s->https.daemon)
 		MHD_stop_daemon(s->https.daemon);
 	if (s->plain.daemon)
 		MHD_stop_daemon(s->plain.daemon);
+	pthread_mutex_destroy(&s->https.lock);
+	pthread_mutex_destroy(&s->plain.lock);
 	served_store = NULL;
 	mem_free(s);
 }

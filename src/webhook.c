@@ -164,16 +164,27 @@ static void pass_through(const struct webhook *w,
 			 struct http_reply *out, double started)
 {
 	struct mutation m;
+	char ms[32];
+	double seconds;
 
 	mutation_init(&m);
 	m.outcome = MUTATE_NOT_POD_CREATE;
 	encode(req, &m, out);
+	seconds = now_seconds() - started;
 	if (w->metrics)
-		metrics_admission(w->metrics, "not-pod-create",
-				  now_seconds() - started, NULL, 0, NULL);
-	log_event(LOG_DEBUG, "admission", "uid", req->uid, "operation",
-		  req->operation, "kind", req->kind, "outcome",
-		  "not-pod-create", NULL);
+		metrics_admission(w->metrics,
+				  out->status == 200 ? "not-pod-create"
+						     : "error",
+				  seconds, NULL, 0, NULL);
+	snprintf(ms, sizeof(ms), "%.3f", seconds * 1000);
+	log_event(LOG_INFO, "admission", "uid", req->uid, "namespace",
+		  req->namespace ? req->namespace : "", "pod",
+		  req->object ? mutate_pod_name(req->object) : "",
+		  "service_account",
+		  req->object ? mutate_service_account_name(req->object) : "",
+		  "kind", req->kind, "operation", req->operation, "decision",
+		  "allowed", "outcome", "not-pod-create", "duration_ms", ms,
+		  NULL);
 	mutation_free(&m);
 }
 

@@ -28,6 +28,7 @@ import json
 import os
 import random
 import re
+import select
 import signal
 import socket
 import socketserver
@@ -54,6 +55,7 @@ DEFAULT_BULK_ANNOTATIONS = {
 CHUNK_MAX = 64 * 1024          # watch lines are coalesced into chunks up to this size
 SNAPSHOTS_KEPT = 32            # list snapshots (continue tokens) kept before they expire
 REQUESTS_KEPT = 100000         # request records kept (the counts are never trimmed)
+CLIENT_POLL = 0.25             # seconds between checks that a watching client is still there
 GARBAGE_JSON = (b'{"kind":"ServiceAccountList","apiVersion":"v1","metadata":'
                 b'{"resourceVersion":"1"},"items":[{"metadata":{"name":"x",]}\xff\n')
 GARBAGE_WATCH_LINE = b'{"type":"ADDED","object":{"kind":"ServiceAccount",<<garbage>>\n'
@@ -212,9 +214,10 @@ class _Store:
     """ServiceAccounts, the global resourceVersion, the event log and list snapshots.
 
     One condition variable guards everything; open watches wait on it and are woken on
-    every change. Invariant: every resourceVersion bump either appends an event or moves
-    the compaction point, so a watch that is not behind the compaction point has seen
-    every change up to the current resourceVersion once it has no pending events.
+    every change. Invariant: every resourceVersion bump either appends an event or (a
+    bulk creation without events) signals every open watch "gone", and events are only
+    dropped once every open watch has delivered them; so an open watch with no pending
+    events has seen every change up to the current resourceVersion.
     """
 
     def __init__(self, initial_rv):
@@ -296,7 +299,7 @@ class _Store:
             return len(self._objects)
 
     def bulk_put(self, specs, events):
-        """Stores (key, fragments) pairs, replacing existing ones; see FakeApiServer.bulk_create."""
+        """Stores (key, fragments) pairs, replacing existing ones (see bulk_create)."""
         created = _now_iso()
         with self.cond:
             for key, fragments in specs:
@@ -305,28 +308,37 @@ class _Store:
                 if events:
                     self._log(kind, item)
             if not events:
+                # Open watches never saw these objects: they must relist, as after a
+                # compaction they fell behind.
                 self._compact_locked(self.rv)
+                self._signal_locked("gone")
             return self.rv
 
     # -- compaction and snapshots ---------------------------------------------------------
 
     def compact(self, rv=None):
-        """Drops events up to rv (default: all); older watches and tokens get 410."""
+        """Compacts up to rv (default: now): new watches from older resourceVersions and
+        continue tokens of older lists get 410."""
         with self.cond:
             self._compact_locked(self.rv if rv is None else min(int(rv), self.rv))
             return self.compacted_rv
 
     def _compact_locked(self, rv):
-        """Moves the compaction point to rv (lock held)."""
+        """Moves the compaction point to rv (lock held).
+
+        Events that open watches have not delivered yet are kept: as with etcd, a
+        compaction refuses new watches from older resourceVersions but does not break
+        established ones.
+        """
         if rv <= self.compacted_rv:
             return
-        cut = bisect.bisect_right(self._event_rvs, rv)
+        self.compacted_rv = rv
+        floor = min([rv] + [w.last_rv for w in self._watches])
+        cut = bisect.bisect_right(self._event_rvs, floor)
         del self._event_rvs[:cut]
         del self._event_lines[:cut]
-        self.compacted_rv = rv
         for snap_id in [s.id for s in self._snapshots.values() if s.rv < rv]:
             del self._snapshots[snap_id]
-        self.cond.notify_all()
 
     def expire_snapshots(self):
         """Forgets every list snapshot: all outstanding continue tokens get 410."""
@@ -381,25 +393,24 @@ class _Store:
 
     # -- watches --------------------------------------------------------------------------
 
-    def watch_begin(self, rv):
-        """Where a watch from rv starts: (last_rv, initial items or None).
+    def watch_begin(self, watch, rv):
+        """Opens a watch from rv; returns its initial items (or None).
 
-        rv None means "now, with the current objects first" (ADDED for each). A resourceVersion
-        behind the compaction point raises 410.
+        rv None means "now, with the current objects first" (an ADDED for each). A
+        resourceVersion behind the compaction point raises 410 and opens nothing. The
+        watch is registered under the same lock, so no signal can miss it.
         """
         with self.cond:
             if rv is None:
                 snap = self._current_snapshot()
-                return snap.rv, snap.items
-            if rv < self.compacted_rv:
+                watch.last_rv, initial = snap.rv, snap.items
+            elif rv < self.compacted_rv:
                 raise ApiError(410, "too old resource version: %d (%d)"
                                % (rv, self.compacted_rv), "Expired")
-            return rv, None
-
-    def register(self, watch):
-        """Counts a watch as open."""
-        with self.cond:
+            else:
+                watch.last_rv, initial = rv, None
             self._watches.add(watch)
+            return initial
 
     def unregister(self, watch):
         """Counts a watch as closed."""
@@ -414,13 +425,17 @@ class _Store:
     def signal_watches(self, signal_name):
         """Tells every open watch to drop/gone/stop; returns how many were told."""
         with self.cond:
-            told = 0
-            for watch in self._watches:
-                if watch.signal is None:
-                    watch.signal = signal_name
-                    told += 1
-            self.cond.notify_all()
-            return told
+            return self._signal_locked(signal_name)
+
+    def _signal_locked(self, signal_name):
+        """signal_watches() with the lock held."""
+        told = 0
+        for watch in self._watches:
+            if watch.signal is None:
+                watch.signal = signal_name
+                told += 1
+        self.cond.notify_all()
+        return told
 
     def next_batch(self, watch, wake_at):
         """Waits until a watch has work, at most until wake_at (monotonic).
@@ -432,11 +447,10 @@ class _Store:
         with self.cond:
             while True:
                 if watch.signal is not None:
+                    if watch.signal == "gone":
+                        watch.gone_message = "too old resource version: %d (%d)" % (
+                            watch.last_rv, self.rv)
                     return [], watch.signal
-                if watch.last_rv < self.compacted_rv:
-                    watch.gone_message = "too old resource version: %d (%d)" % (
-                        watch.last_rv, self.compacted_rv)
-                    return [], "gone"
                 first = bisect.bisect_right(self._event_rvs, watch.last_rv)
                 if first < len(self._event_rvs):
                     watch.last_rv = self._event_rvs[-1]
@@ -502,6 +516,8 @@ class _Faults:
             raise ApiError(400, "give percent or count, not both")
         if count is not None and (not isinstance(count, int) or count < 1):
             raise ApiError(400, "count must be a positive integer")
+        if retry_after is not None and (not isinstance(retry_after, int) or retry_after < 0):
+            raise ApiError(400, "retry_after must be a non-negative integer (seconds)")
         if percent is None and count is None:
             percent = 100
         if percent is not None and (not isinstance(percent, (int, float))
@@ -696,17 +712,18 @@ class _HTTPServer(ThreadingHTTPServer):
         self.server_name, self.server_port = self.server_address[:2]
 
     def handle_error(self, request, client_address):
-        """Tracebacks only in verbose mode."""
-        if self.api.verbose:
+        """A traceback for a bug; a lost connection is only mentioned in verbose mode."""
+        exc = sys.exc_info()[1]
+        if self.api.verbose or not isinstance(exc, (OSError, ValueError)):
             super().handle_error(request, client_address)
 
 
 class _Watch:
     """One open watch stream: its position and the signal that ends it."""
 
-    def __init__(self, handler, last_rv):
+    def __init__(self, handler):
         self.handler = handler
-        self.last_rv = last_rv
+        self.last_rv = 0            # every event up to here has been delivered
         self.signal = None          # None, "drop", "gone" or "stop"
         self.gone_message = "too old resource version"
 
@@ -728,6 +745,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
         self.rfile = self.wfile = None
         self._rec = None
         self._garbage = None
+        self._hard_closed = False
         self.api._connection_opened(self)
 
     def handle(self):
@@ -745,11 +763,23 @@ class _ApiHandler(BaseHTTPRequestHandler):
                 socketserver.StreamRequestHandler.finish(self)
         except (OSError, ValueError):
             pass
+        self._close_socket()
+        self.api._connection_closed(self)
+
+    def _close_socket(self):
+        """Closes the socket, with a TLS close_notify unless the end is meant to be abrupt
+        (non-blocking, so the peer's answering close_notify is not waited for)."""
+        sock = self.request
+        if isinstance(sock, ssl.SSLSocket) and not self._hard_closed:
+            try:
+                sock.setblocking(False)
+                sock.unwrap()
+            except (OSError, ValueError):
+                pass
         try:
-            self.request.close()
+            sock.close()
         except OSError:
             pass
-        self.api._connection_closed(self)
 
     def _tls_accept(self):
         """Hangs if asked to, else completes the TLS handshake; False if none happened."""
@@ -770,6 +800,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
     def hard_close(self):
         """Shuts the TCP connection down with no TLS close_notify (an abrupt end)."""
         self.close_connection = True
+        self._hard_closed = True
         try:
             socket.socket.shutdown(self.request, socket.SHUT_RDWR)
         except (OSError, ValueError):
@@ -791,6 +822,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
         """Records the request, applies faults and authentication, then routes it."""
         url = urlsplit(self.path)
         params = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        self._rec = self._garbage = None    # per request, on a kept-alive connection
         if self.command != "GET":
             self.close_connection = True   # any request body is left unread
         try:
@@ -881,6 +913,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
 
     def _serve_list(self, params):
         """One page of the cluster-wide list."""
+        parse_bool(params.get("watch"))     # 400 for watch=bogus, as the real server
         limit = _int_param(params, "limit", 0)
         cap = self.api._config.page_size
         if cap and (limit == 0 or limit > cap):
@@ -901,10 +934,12 @@ class _ApiHandler(BaseHTTPRequestHandler):
         parse_bool(params.get("watch"))
         rv_param = params.get("resourceVersion")
         rv = None if rv_param in (None, "", "0") else _int_param(params, "resourceVersion", 0)
-        timeout = _int_param(params, "timeoutSeconds", 0) or self.api._config.default_watch_timeout
+        timeout = (_int_param(params, "timeoutSeconds", 0)
+                   or self.api._config.default_watch_timeout)
         bookmarks = parse_bool(params.get("allowWatchBookmarks"))
+        watch = _Watch(self)
         try:
-            last_rv, initial = self.api._store.watch_begin(rv)
+            initial = self.api._store.watch_begin(watch, rv)
         except ApiError as err:
             if self.api._config.watch_gone == "http":
                 raise
@@ -912,7 +947,10 @@ class _ApiHandler(BaseHTTPRequestHandler):
             self._write_chunk(_error_line(err.code, err.message))
             self._end_stream()
             return
-        _WatchStream(self, last_rv, initial, timeout, bookmarks).run()
+        try:
+            _WatchStream(self, watch, initial, timeout, bookmarks).run()
+        finally:
+            self.api._store.unregister(watch)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -962,29 +1000,24 @@ class _ApiHandler(BaseHTTPRequestHandler):
 class _WatchStream:
     """Serves one watch: initial ADDED events, logged events, bookmarks, then the end."""
 
-    def __init__(self, handler, last_rv, initial, timeout, bookmarks):
+    def __init__(self, handler, watch, initial, timeout, bookmarks):
         self.handler = handler
         self.api = handler.api
-        self.watch = _Watch(handler, last_rv)
+        self.watch = watch
         self.initial = initial
         self.deadline = time.monotonic() + timeout
         self.bookmarks = bookmarks
 
     def run(self):
         """Streams until timeout, a signal or a write error."""
-        store = self.api._store
         if self.api._stopping:
             raise ApiError(503, "the server is shutting down")
         self.handler._start_stream()
         if self._spoil():
             return
-        store.register(self.watch)
-        try:
-            if self.initial:
-                self._write_lines(_event_line("ADDED", item) for item in self.initial)
-            self._loop(store)
-        finally:
-            store.unregister(self.watch)
+        if self.initial:
+            self._write_lines(_event_line("ADDED", item) for item in self.initial)
+        self._loop(self.api._store)
 
     def _spoil(self):
         """Applies a garbage fault to the stream; True if it did."""
@@ -1000,18 +1033,15 @@ class _WatchStream:
         """Delivers events and bookmarks until the stream must end."""
         next_bookmark = self._next_bookmark(time.monotonic())
         while True:
-            lines, reason = store.next_batch(self.watch, min(self.deadline, next_bookmark))
+            wake_at = min(self.deadline, next_bookmark, time.monotonic() + CLIENT_POLL)
+            lines, reason = store.next_batch(self.watch, wake_at)
             if lines:
                 self._write_lines(lines)
-            elif reason == "drop":
-                self.handler._abort_mid_chunk()
+            elif reason != "idle":
+                self._finish(reason)
                 return
-            elif reason == "gone":
-                self._write_lines([_error_line(410, self.watch.gone_message)])
-                self.handler._end_stream()
-                return
-            elif reason == "stop":
-                self.handler._end_stream()
+            elif self._client_gone():
+                self.handler.close_connection = True
                 return
             now = time.monotonic()
             if now >= self.deadline:
@@ -1020,6 +1050,24 @@ class _WatchStream:
             if now >= next_bookmark:
                 self._write_lines([_bookmark_line(self.watch.last_rv)])
                 next_bookmark = self._next_bookmark(now)
+
+    def _finish(self, reason):
+        """Ends the stream as a signal asks: cut mid-chunk, ERROR 410, or cleanly."""
+        if reason == "drop":
+            self.handler._abort_mid_chunk()
+            return
+        if reason == "gone":
+            self._write_lines([_error_line(410, self.watch.gone_message)])
+        self.handler._end_stream()
+
+    def _client_gone(self):
+        """Whether the client hung up: on an open watch it sends nothing, so anything
+        readable is its FIN or TLS close_notify."""
+        try:
+            readable, _, _ = select.select([self.handler.request], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
 
     def _next_bookmark(self, now):
         """When the next bookmark is due (never without allowWatchBookmarks)."""
@@ -1161,6 +1209,7 @@ class _ControlHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake-apiserver-control"
     sys_version = ""
+    timeout = 30
     MAX_BODY = 10 * 1024 * 1024
 
     def do_GET(self):

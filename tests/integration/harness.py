@@ -18,6 +18,7 @@ TLS. Pieces:
 
 Everything here uses Debian's /usr/bin/python3 standard library (plus nothing else).
 """
+import atexit
 import base64
 import hashlib
 import http.client
@@ -215,14 +216,20 @@ class CertFactory:
 
 
 _certs = None
+_certs_lock = threading.Lock()
 
 
 def certs():
     """The CertFactory of this test run (made on first use, removed at exit)."""
     global _certs
+    with _certs_lock:
+        return _certs or _make_certs()
+
+
+def _make_certs():
+    global _certs
     if _certs is None:
         d = tempfile.mkdtemp(prefix="piw-it-certs-")
-        import atexit
         atexit.register(shutil.rmtree, d, True)
         _certs = CertFactory(d)
         _certs.default_rsa = _certs.pair("rsa")
@@ -350,6 +357,21 @@ def request_head(method, path, length=None, content_type="application/json", ext
         lines.append("Content-Length: %d" % length)
     lines.extend(extra)
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def send_raw(port, head, body, chunk=65536):
+    """Sends head and body on a new TLS connection (a write error, e.g. the server closing
+    early after an error answer, is tolerated) and reads the response; returns (response,
+    write error or None)."""
+    with tls_connect(port) as s:
+        error = None
+        try:
+            s.sendall(head)
+            for i in range(0, len(body), chunk):
+                s.sendall(body[i:i + chunk])
+        except OSError as e:
+            error = e
+        return read_response(s, timeout=scaled(10)), error
 
 
 class Client:
@@ -563,8 +585,9 @@ class Server:
 
 
 class ServerTestCase(unittest.TestCase):
-    """Gives each test self.tmp (removed afterwards) and start_server(); servers are
-    stopped even when the test fails, and their stderr is printed when it does."""
+    """Gives each test self.tmp (removed afterwards) and start_server(); servers still
+    running at the end get SIGTERM and must exit 0 (even when the test failed), and their
+    stderr is printed when the test fails."""
 
     shared_servers = ()  # class-level servers whose log (since setUp) is printed too
 
@@ -585,8 +608,19 @@ class ServerTestCase(unittest.TestCase):
         for i, obj in enumerate(service_accounts or []):
             write_json(os.path.join(server.sa_dir, "sa-%d.json" % i), obj)
         self._servers.append(server)
-        self.addCleanup(server.close)
+        self.addCleanup(self._stop_server, server)
         return server.start(wait_ready=wait_ready)
+
+    def _stop_server(self, server):
+        """At the end of a test: SIGTERM a server still running and require exit status
+        0 (under ASan or valgrind a leak or memory error makes it non-zero)."""
+        try:
+            rc = server.stop(scaled(30)) if server.running else None
+        finally:
+            server.close()
+        if rc is not None and rc != 0:
+            raise AssertionError("%s: exit status %r after SIGTERM at the end of the test"
+                                 % (server.name, rc))
 
     def run(self, result=None):
         if result is None:

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "admission.h"
+#include "base64.h"
 #include "mem.h"
 
 #define REVIEW(api, request)     \
@@ -158,12 +159,28 @@ static void test_base64(void **state)
 	strbuf_init(&sb, 64);
 	for (size_t i = 0; i < 7; i++) {
 		strbuf_reset(&sb);
-		assert_int_equal(admission_base64_append(
-					 &sb, (const unsigned char *)in[i],
-					 strlen(in[i])),
+		assert_int_equal(base64_append(&sb,
+					       (const unsigned char *)in[i],
+					       strlen(in[i])),
 				 0);
 		assert_string_equal(strbuf_str(&sb), out[i]);
+		strbuf_reset(&sb);
+		assert_int_equal(
+			base64_decode_append(&sb, out[i], strlen(out[i])), 0);
+		assert_int_equal(sb.len, strlen(in[i]));
+		assert_memory_equal(strbuf_str(&sb), in[i], sb.len);
 	}
+	strbuf_reset(&sb);
+	assert_int_equal(base64_decode_append(&sb, "Zm9v\nYmFy", 9), 0);
+	assert_string_equal(strbuf_str(&sb), "foobar");
+	strbuf_reset(&sb);
+	assert_int_equal(base64_decode_append(&sb, "Zm9vYg", 6),
+			 0); /* unpadded */
+	assert_string_equal(strbuf_str(&sb), "foob");
+	assert_int_equal(base64_decode_append(&sb, "Zm9v!", 5), DIAG_EPARSE);
+	assert_int_equal(base64_decode_append(&sb, "Z", 1), DIAG_EPARSE);
+	assert_int_equal(base64_decode_append(&sb, "Zg==Zg==", 8), DIAG_EPARSE);
+	assert_string_equal(strbuf_str(&sb), "foob");
 	strbuf_free(&sb);
 }
 

@@ -1,0 +1,46 @@
+/*
+ * kube_source: ServiceAccounts from the Kubernetes API. A thread lists every
+ * ServiceAccount (paginated), then watches from the list's resourceVersion with
+ * bookmarks, relisting on 410 Gone and reconnecting with backoff and jitter. Lookups
+ * are served from that cache; a miss becomes a live GET (short timeout, rate limited,
+ * concurrent lookups of one ServiceAccount merged into one request) whose result feeds
+ * the cache. Only the annotations the loaded profiles read are kept.
+ */
+#ifndef PIW_KUBE_SOURCE_H
+#define PIW_KUBE_SOURCE_H
+
+#include <stdint.h>
+
+#include "diag.h"
+#include "kube_client.h"
+#include "metrics.h"
+#include "profile_live.h"
+#include "sa_source.h"
+
+struct kube_source_options {
+	int64_t lookup_timeout_ms; /* live GET on a cache miss */
+	int64_t lookup_rate;	   /* live GETs per second (burst: the same) */
+	long page_size;		   /* items per list page */
+	long watch_timeout_s; /* asked of the server; it then ends the watch */
+	long watch_idle_ms;   /* a silent stream longer than this is dead */
+	long list_timeout_ms; /* per list page */
+	long backoff_max_ms;  /* reconnect backoff ceiling */
+};
+
+/* The options used in production (tests shorten the timings). */
+struct kube_source_options kube_source_defaults(void);
+
+/*
+ * Starts the source: takes ownership of client, reads profiles (to filter
+ * annotations) and reports to metrics (may be NULL). The first list runs in the
+ * background; ready() turns true once it completed. 0 or DIAG_ENOMEM.
+ */
+int kube_source_new(struct kube_client *client, struct profile_live *profiles,
+		    struct metrics *metrics,
+		    const struct kube_source_options *opts,
+		    struct sa_source **ret, struct diag *d);
+
+/* Percent-encodes a query value (RFC 3986 unreserved characters stay). */
+int kube_query_escape(struct strbuf *out, const char *value);
+
+#endif
