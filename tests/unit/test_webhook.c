@@ -71,9 +71,10 @@ static int setup(void **state)
 	    profile_dir_load(PIW_SOURCE_DIR "/profiles", &set, NULL) != 0 ||
 	    profile_live_new(set, &f->live) != 0)
 		return -1;
-	f->source.base =
-		(struct sa_source){ "fake",	fake_lookup, fake_ready,
-				    fake_count, NULL,	     NULL };
+	f->source.base = (struct sa_source){ .name = "fake",
+					     .lookup = fake_lookup,
+					     .ready = fake_ready,
+					     .count = fake_count };
 	f->w = (struct webhook){ f->live, NULL, &f->source.base, NULL };
 	*state = f;
 	return 0;
