@@ -6,6 +6,7 @@
 #ifndef PIW_MEM_H
 #define PIW_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* malloc/calloc/realloc/free with failure injection; mem_free accepts NULL. */
@@ -38,5 +39,39 @@ void mem_fail_after(long n);
  * mem_fail_after().
  */
 int mem_failure_fired(void);
+
+/*
+ * A bump allocator for one request's short-lived JSON tree: parsing a pod makes
+ * hundreds of small allocations that all die together, which glibc's malloc pays
+ * for dearly (fastbin consolidation). While an arena is entered on a thread,
+ * mem_alloc and friends take memory from it (the caller's buffer first, then
+ * growing chunks up to `max` bytes in all); while it is paused they use malloc
+ * again, and mem_free of its blocks is a no-op until mem_arena_leave() releases
+ * everything. Only for memory that does not outlive the arena's scope.
+ */
+struct mem_arena_chunk;
+struct mem_arena {
+	char *buf; /* the block being filled */
+	size_t size, used;
+	size_t total, max; /* bytes in chunks, and their limit */
+	bool allocating;
+	bool exhausted; /* an allocation failed for want of room */
+	struct mem_arena_chunk *chunks;
+	char *first; /* the caller's buffer */
+	size_t first_size;
+};
+
+/* Prepares an arena that uses buf (may be NULL) before any chunk. */
+void mem_arena_init(struct mem_arena *a, void *buf, size_t size, size_t max);
+
+/* Makes a the calling thread's arena, allocating from it. */
+void mem_arena_enter(struct mem_arena *a);
+
+/* Allocations go to malloc again; a's blocks are still recognised by mem_free. */
+void mem_arena_pause(struct mem_arena *a);
+
+/* Forgets a on this thread and frees its chunks: none of its blocks may be used
+ * afterwards. */
+void mem_arena_leave(struct mem_arena *a);
 
 #endif

@@ -28,6 +28,9 @@ int strbuf_addc(struct strbuf *sb, char c);
 int strbuf_addf(struct strbuf *sb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Appends a decimal integer (no printf on hot paths). */
+int strbuf_add_i64(struct strbuf *sb, long long v);
+
 /* Makes room for `len` more bytes without changing the contents. */
 int strbuf_reserve(struct strbuf *sb, size_t len);
 

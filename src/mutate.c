@@ -862,15 +862,20 @@ static int render_volume(struct ctx *c)
 	if (rc == 0)
 		rc = json_append_string(out, pl->audience);
 	if (rc == 0)
-		rc = strbuf_addf(out, ",\"expirationSeconds\":%lld,\"path\":",
-				 (long long)pl->expiration);
+		rc = strbuf_adds(out, ",\"expirationSeconds\":");
+	if (rc == 0)
+		rc = strbuf_add_i64(out, (long long)pl->expiration);
+	if (rc == 0)
+		rc = strbuf_adds(out, ",\"path\":");
 	if (rc == 0)
 		rc = json_append_string(out, pl->token_file);
 	if (rc == 0)
 		rc = strbuf_adds(out, "}}]");
-	if (rc == 0 && pl->p->default_mode >= 0)
-		rc = strbuf_addf(out, ",\"defaultMode\":%d",
-				 pl->p->default_mode);
+	if (rc == 0 && pl->p->default_mode >= 0) {
+		rc = strbuf_adds(out, ",\"defaultMode\":");
+		if (rc == 0)
+			rc = strbuf_add_i64(out, pl->p->default_mode);
+	}
 	if (rc == 0)
 		rc = strbuf_adds(out, "}}");
 	return rc;
@@ -1275,11 +1280,11 @@ static int not_understood(struct ctx *c)
 
 static int apply_all(struct ctx *c)
 {
+	struct plan
+		plan; /* ~14 KB: the stack is cheaper than a malloc per request */
 	int rc = 0;
 
-	c->plan = mem_alloc(sizeof(*c->plan));
-	if (c->plan == NULL)
-		return DIAG_ENOMEM;
+	c->plan = &plan;
 	strbuf_init(&c->path, BOUND_PATH * 2);
 	strbuf_init(&c->value, BOUND_PATCH_BYTES);
 	for (size_t i = 0; rc == 0 && i < profile_set_count(c->set); i++)
@@ -1290,7 +1295,7 @@ static int apply_all(struct ctx *c)
 		finish(c);
 	strbuf_free(&c->path);
 	strbuf_free(&c->value);
-	mem_free(c->plan);
+	c->plan = NULL;
 	return rc;
 }
 

@@ -91,7 +91,9 @@ int patch_pointer_append(struct strbuf *pointer, const char *token)
 
 int patch_pointer_append_index(struct strbuf *pointer, size_t index)
 {
-	return strbuf_addf(pointer, "/%zu", index);
+	int rc = strbuf_addc(pointer, '/');
+
+	return rc ? rc : strbuf_add_i64(pointer, (long long)index);
 }
 
 /* ---- applying ---- */

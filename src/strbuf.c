@@ -126,3 +126,18 @@ char *strbuf_detach(struct strbuf *sb, size_t *ret_len)
 	sb->cap = 0;
 	return out;
 }
+
+int strbuf_add_i64(struct strbuf *sb, long long v)
+{
+	char digits[24], *p = digits + sizeof(digits);
+	unsigned long long u =
+		v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return strbuf_add(sb, p, (size_t)(digits + sizeof(digits) - p));
+}

@@ -16,6 +16,9 @@
 #include "mem.h"
 #include "mutate.h"
 
+#define ARENA_STACK_BYTES	  (32 * 1024) /* holds the tree of a typical pod */
+#define ARENA_BYTES_PER_BODY_BYTE 48 /* cJSON's worst expansion, about 32x */
+
 struct admission_log {
 	const struct admission_request *req;
 	const char *namespace, *pod, *sa_name;
@@ -191,24 +194,41 @@ static void pass_through(const struct webhook *w,
 void webhook_mutate(const struct webhook *w, const char *body, size_t len,
 		    struct http_reply *out)
 {
+	_Alignas(16) char arena_buf[ARENA_STACK_BYTES];
 	struct admission_request req;
 	double started = now_seconds();
 	char text[sizeof(((struct diag *)0)->text) + 64];
+	struct mem_arena arena;
 	struct diag d;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	diag_clear(&d);
-	if (admission_decode(body, len, &req, &d) != 0) {
-		snprintf(text, sizeof(text), "invalid AdmissionReview: %s\n",
-			 d.text);
-		reply_text(out, d.code == DIAG_ENOMEM ? 500 : 400, text);
+	/* The request's JSON tree lives in an arena: parsed and dropped in one go. */
+	mem_arena_init(&arena, arena_buf, sizeof(arena_buf),
+		       ARENA_BYTES_PER_BODY_BYTE * len + sizeof(arena_buf));
+	mem_arena_enter(&arena);
+	rc = admission_decode(body, len, &req, &d);
+	mem_arena_pause(&arena);
+	if (rc != 0) {
+		if (arena.exhausted)
+			reply_text(out, 413,
+				   "request body too complex to process\n");
+		else {
+			snprintf(text, sizeof(text),
+				 "invalid AdmissionReview: %s\n", d.text);
+			reply_text(out, d.code == DIAG_ENOMEM ? 500 : 400,
+				   text);
+		}
 		log_event(LOG_WARN, "admission_rejected", "error", d.text,
 			  NULL);
+		mem_arena_leave(&arena);
 		return;
 	}
 	if (admission_is_pod_create(&req))
 		decide(w, &req, out, started);
 	else
 		pass_through(w, &req, out, started);
-	admission_request_free(&req);
+	admission_request_forget(&req); /* the arena holds the tree */
+	mem_arena_leave(&arena);
 }
