@@ -37,6 +37,12 @@ static bool scalar_is(const yaml_node_t *n, const char *s)
 	       memcmp(n->data.scalar.value, s, len) == 0;
 }
 
+/* The code of the error already recorded (the caller may pass no diag at all). */
+static int failed(const struct doc *doc)
+{
+	return doc->d && doc->d->code != DIAG_OK ? doc->d->code : DIAG_ECONFIG;
+}
+
 /* The value of key in a mapping node, or NULL. */
 static yaml_node_t *get(struct doc *doc, const yaml_node_t *map,
 			const char *key)
@@ -149,7 +155,7 @@ static int read_cluster(struct doc *doc, const yaml_node_t *c,
 			"verifies the API server (give certificate-authority-data)");
 	out->server = scalar_copy(doc, get(doc, c, "server"), "cluster.server");
 	if (out->server == NULL)
-		return doc->d->code;
+		return failed(doc);
 	len = strlen(out->server);
 	while (len > 0 && out->server[len - 1] == '/')
 		out->server[--len] = '\0';
@@ -163,7 +169,7 @@ static int read_cluster(struct doc *doc, const yaml_node_t *c,
 	if ((n = get(doc, c, "certificate-authority")) != NULL) {
 		out->ca_file =
 			resolve_path(doc, n, base_dir, "certificate-authority");
-		return out->ca_file ? 0 : doc->d->code;
+		return out->ca_file ? 0 : failed(doc);
 	}
 	return 0; /* the system trust store */
 }
@@ -203,14 +209,14 @@ static int read_user_cert(struct doc *doc, const yaml_node_t *u,
 	else if ((n = get(doc, u, "client-certificate")) != NULL &&
 		 (out->cert_file = resolve_path(doc, n, base_dir,
 						"client-certificate")) == NULL)
-		rc = doc->d->code;
+		rc = failed(doc);
 	if (rc == 0 && (n = get(doc, u, "client-key-data")) != NULL)
 		rc = decode_data(doc, n, "client-key-data", &out->key_data,
 				 &out->key_data_len);
 	else if (rc == 0 && (n = get(doc, u, "client-key")) != NULL &&
 		 (out->key_file =
 			  resolve_path(doc, n, base_dir, "client-key")) == NULL)
-		rc = doc->d->code;
+		rc = failed(doc);
 	if (rc == 0 && (out->cert_data || out->cert_file) !=
 			       (out->key_data || out->key_file))
 		rc = diag_set(
@@ -227,11 +233,11 @@ static int read_user(struct doc *doc, const yaml_node_t *u,
 
 	if (rc == 0 && (n = get(doc, u, "token")) != NULL &&
 	    (out->token = scalar_copy(doc, n, "user.token")) == NULL)
-		rc = doc->d->code;
+		rc = failed(doc);
 	if (rc == 0 && (n = get(doc, u, "tokenFile")) != NULL &&
 	    (out->token_file =
 		     resolve_path(doc, n, base_dir, "user.tokenFile")) == NULL)
-		rc = doc->d->code;
+		rc = failed(doc);
 	if (rc == 0)
 		rc = read_user_cert(doc, u, base_dir, out);
 	if (rc == 0 && !out->token && !out->token_file && !out->cert_data &&

@@ -91,6 +91,8 @@ struct ctx {
 	struct strbuf path, value;
 	struct injected *injected;
 	size_t n_injected;
+	char *mount_dirs[BOUND_PROFILES]; /* where applied profiles mount (owned) */
+	size_t n_mount_dirs;
 	size_t n_matched, n_skipped;
 	bool denied;
 };
@@ -747,6 +749,24 @@ static bool same_path(const char *a, const char *ours)
 	       (a[n] == '\0' || (a[n] == '/' && a[n + 1] == '\0'));
 }
 
+/* Two profiles may not mount at one path (a file annotation can move a mount onto
+ * another profile's): the API server would reject the pod as invalid. */
+static int check_mount_dir(struct ctx *c)
+{
+	const struct plan *pl = c->plan;
+
+	for (size_t i = 0; i < c->n_mount_dirs; i++) {
+		if (same_path(c->mount_dirs[i], pl->mount_dir))
+			return deny(
+				c, "mount-conflict",
+				"Pod \"%s/%s\": profiles %s and %s would both mount their "
+				"token at \"%s\"",
+				c->v.namespace, c->v.name, c->m->applied[i],
+				pl->p->name, pl->mount_dir);
+	}
+	return 0;
+}
+
 static bool is_our_volume(const struct plan *pl, const cJSON *volume)
 {
 	const cJSON *projected = NULL, *sources = NULL, *token = NULL,
@@ -1159,6 +1179,10 @@ static int record_applied(struct ctx *c)
 		c->injected[c->n_injected].name = pl->env[i].spec->name;
 		c->injected[c->n_injected++].profile = pl->p->name;
 	}
+	c->mount_dirs[c->n_mount_dirs] = mem_strdup(pl->mount_dir);
+	if (c->mount_dirs[c->n_mount_dirs] == NULL)
+		return DIAG_ENOMEM;
+	c->n_mount_dirs++;
 	c->m->applied[c->m->n_applied++] = pl->p->name;
 	return 0;
 }
@@ -1216,6 +1240,8 @@ static int apply_profile(struct ctx *c, const struct profile *p)
 			c, &trigger, pl->trigger,
 			validate_format_expectation(p->trigger_format));
 	rc = plan_profile(c);
+	if (rc == 0 && !pl->denied)
+		rc = check_mount_dir(c);
 	if (rc == 0 && !pl->denied)
 		rc = check_volume(c);
 	if (rc != 0 || pl->denied)
@@ -1329,6 +1355,8 @@ int mutate_pod(const struct mutate_input *in,
 	}
 	mem_free(c.v.containers);
 	mem_free(c.injected);
+	for (size_t i = 0; i < c.n_mount_dirs; i++)
+		mem_free(c.mount_dirs[i]);
 	if (rc != 0)
 		return diag_set(d, rc, "%s while deciding on the pod",
 				diag_code_name(rc));

@@ -439,6 +439,22 @@ static void test_skip_label_present_vs_true(void **state)
 		"aws: pod label eks.amazonaws.com/skip-pod-identity-webhook"));
 }
 
+static void test_two_profiles_one_mount_path_denies(void **state)
+{
+	struct fixture *f = *state;
+
+	use_sa(f, STACKIT_SA
+	       ",\"workload-identity.stackit.cloud/federated-token-file\":"
+	       "\"/var/run/secrets/eks.amazonaws.com/serviceaccount/stackit\"," AWS_SA);
+	run(f, POD_ONE_CONTAINER);
+	assert_false(f->m.allowed);
+	assert_string_equal(f->m.deny_reason, "mount-conflict");
+	assert_non_null(strstr(
+		strbuf_str(&f->m.message),
+		"profiles stackit and aws would both mount their token at "
+		"\"/var/run/secrets/eks.amazonaws.com/serviceaccount\""));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -461,6 +477,7 @@ int main(void)
 		T(test_bad_boolean_annotation_denies),
 		T(test_include_and_skip_containers),
 		T(test_skip_label_present_vs_true),
+		T(test_two_profiles_one_mount_path_denies),
 #undef T
 	};
 

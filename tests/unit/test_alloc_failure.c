@@ -1,0 +1,203 @@
+/*
+ * Allocation failure, everywhere: each operation runs with its 1st, 2nd, 3rd...
+ * allocation failing, until a run where no injected failure fires. Every run must end
+ * in success or a clean error code (never a crash), and the valgrind and ASan runs of
+ * this test check that each error path frees what it took.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "admission.h"
+#include "fileio.h"
+#include "json.h"
+#include "kube_event.h"
+#include "mem.h"
+#include "mutate.h"
+#include "patch.h"
+#include "profile_dir.h"
+#include "profile_set.h"
+#include "service_account.h"
+#include "settings.h"
+
+#define MAX_STEPS 100000
+
+/* Runs op with the n-th allocation failing, for n = 0, 1, 2...; returns how many
+ * allocations a full run makes. op returns 0 or a negative code. */
+static int sweep(const char *name, int (*op)(void *), void *arg)
+{
+	for (long n = 0; n < MAX_STEPS; n++) {
+		int rc;
+
+		mem_fail_after(n);
+		rc = op(arg);
+		if (!mem_failure_fired()) {
+			mem_fail_after(-1);
+			if (rc != 0)
+				fail_msg(
+					"%s: fails without an injected failure (%d)",
+					name, rc);
+			print_message(
+				"%s: %ld allocations, each failed in turn\n",
+				name, n);
+			return (int)n;
+		}
+		if (rc == 0)
+			continue; /* the failure was absorbed: fine, as long as nothing leaked */
+		if (rc != DIAG_ENOMEM && rc != DIAG_ECONFIG &&
+		    rc != DIAG_EPARSE)
+			fail_msg("%s: allocation %ld failing gave code %d",
+				 name, n, rc);
+	}
+	fail_msg("%s: more than %d allocations", name, MAX_STEPS);
+	return 0;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	char *text = NULL;
+
+	assert_int_equal(file_read(path, 1 << 22, &text, len, NULL), 0);
+	return text;
+}
+
+static int op_profile_dir(void *arg)
+{
+	struct profile_set *set = NULL;
+	int rc = profile_dir_load(arg, &set, NULL);
+
+	profile_set_free(set);
+	return rc;
+}
+
+struct mutate_case {
+	const char *review;
+	size_t review_len;
+	const char *sa;
+	size_t sa_len;
+	struct profile_set *set;
+	struct settings *settings;
+};
+
+/* The server's flow: decode, mutate, encode; and the patch applied once more. */
+static int op_admission(void *arg)
+{
+	struct mutate_case *mc = arg;
+	struct admission_request req;
+	struct service_account *sa = NULL;
+	struct mutation m;
+	cJSON *sa_json = NULL;
+	struct strbuf out;
+	int rc;
+
+	mutation_init(&m);
+	strbuf_init(&out, 1 << 22);
+	rc = admission_decode(mc->review, mc->review_len, &req, NULL);
+	if (rc == 0)
+		rc = json_parse(mc->sa, mc->sa_len, &sa_json, NULL);
+	if (rc == 0)
+		rc = sa_from_json(sa_json, NULL, NULL, NULL, &sa, NULL);
+	if (rc == 0) {
+		struct mutate_input in = { req.object, req.namespace, sa };
+
+		rc = mutate_pod(&in, mc->set, mc->settings, &m, NULL);
+	}
+	if (rc == 0) {
+		struct admission_response r = { .uid = req.uid,
+						.allowed = m.allowed,
+						.warnings = m.warnings,
+						.n_warnings = m.n_warnings };
+
+		r.patch = patch_text(&m.patch, &r.patch_len);
+		rc = r.patch ? admission_encode(req.version, &r, &out)
+			     : DIAG_ENOMEM;
+	}
+	if (rc == 0 && m.patch.n_ops > 0) {
+		cJSON *copy = cJSON_Duplicate(req.object, true);
+		size_t len;
+		const char *text = patch_text(&m.patch, &len);
+
+		rc = copy && text ? patch_apply(copy, text, len, NULL)
+				  : DIAG_ENOMEM;
+		cJSON_Delete(copy);
+	}
+	strbuf_free(&out);
+	mutation_free(&m);
+	sa_free(sa);
+	cJSON_Delete(sa_json);
+	if (req.root)
+		admission_request_free(&req);
+	return rc;
+}
+
+static int op_watch_event(void *arg)
+{
+	struct kube_event ev;
+	int rc = kube_event_parse(arg, strlen(arg), NULL, NULL, &ev, NULL);
+
+	if (rc == 0)
+		kube_event_clear(&ev);
+	return rc;
+}
+
+static void test_profile_loader(void **state)
+{
+	(void)state;
+	assert_true(sweep("profile_dir_load", op_profile_dir,
+			  PIW_SOURCE_DIR "/profiles") > 20);
+}
+
+static void test_admission_flow(void **state)
+{
+	struct mutate_case mc = { 0 };
+	size_t len;
+	char *review, *sa;
+
+	(void)state;
+	review = slurp(PIW_SOURCE_DIR
+		       "/../shared/bench/admissionreview-pod.json",
+		       &len);
+	mc.review = review;
+	mc.review_len = len;
+	sa = slurp(PIW_SOURCE_DIR "/tests/data/sa-app-stackit-aws.json", &len);
+	mc.sa = sa;
+	mc.sa_len = len;
+	assert_int_equal(
+		profile_dir_load(PIW_SOURCE_DIR "/profiles", &mc.set, NULL), 0);
+	assert_int_equal(settings_new(&mc.settings), 0);
+	assert_int_equal(
+		settings_set_pair(mc.settings, "role-session-name=true", NULL),
+		0);
+	assert_true(sweep("admission flow", op_admission, &mc) > 100);
+	settings_free(mc.settings);
+	profile_set_free(mc.set);
+	mem_free(review);
+	mem_free(sa);
+}
+
+static void test_watch_event(void **state)
+{
+	static char line[] =
+		"{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"ServiceAccount\",\"metadata\":{"
+		"\"name\":\"app\",\"namespace\":\"team\",\"resourceVersion\":\"12\","
+		"\"annotations\":{\"a\":\"1\",\"b\":\"2\"}}}}";
+
+	(void)state;
+	assert_true(sweep("kube_event_parse", op_watch_event, line) > 5);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_profile_loader),
+		cmocka_unit_test(test_admission_flow),
+		cmocka_unit_test(test_watch_event),
+	};
+
+	mem_install_json_hooks();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
