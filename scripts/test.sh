@@ -1,10 +1,17 @@
 #!/bin/sh
-# The whole test suite on a fresh Debian machine: installs what is missing, builds with
-# -Werror twice (a release build, then an AddressSanitizer + UndefinedBehaviorSanitizer
-# build) and runs every test in both (the valgrind tests only in the first).
+# The whole test suite on a fresh Debian machine: installs what is missing, then
+#   1. a release build with -Werror: every test (unit, golden cases, CLI, integration
+#      over TLS, Kubernetes source against the fake API server, hostile clients and
+#      faults, the Helm chart, the image file set, docs and source checks, the quick
+#      benchmark), plus valgrind runs of the unit tests, `mutate` and the integration
+#      tests;
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: the same tests, minus the
+#      ones that test packaging rather than code;
+#   3. a clang libFuzzer build: each fuzz target for PIW_FUZZ_SECONDS (default 30).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
+fuzz_seconds=${PIW_FUZZ_SECONDS:-30}
 
 "$top/scripts/install-deps.sh"
 
@@ -15,5 +22,12 @@ ctest --test-dir "$top/build" --output-on-failure -j"$jobs"
 cmake -S "$top" -B "$top/build-asan" -DCMAKE_BUILD_TYPE=Debug -DPIW_SANITIZE=ON >/dev/null
 cmake --build "$top/build-asan" -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	ctest --test-dir "$top/build-asan" --output-on-failure -j"$jobs" -LE 'valgrind|source|image|chart|fakeapi'
+	ctest --test-dir "$top/build-asan" --output-on-failure -j"$jobs" \
+	-LE 'valgrind|source|image|chart|fakeapi|bench'
+
+cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_C_COMPILER=clang -DPIW_FUZZ=ON \
+	-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPIW_FUZZ_SECONDS="$fuzz_seconds" >/dev/null
+cmake --build "$top/build-fuzz" -j"$jobs" --target fuzz_admission fuzz_profile \
+	fuzz_kube_event fuzz_kubeconfig
+ctest --test-dir "$top/build-fuzz" --output-on-failure -j"$jobs" -L fuzz
 echo "test.sh: all tests passed"

@@ -790,6 +790,13 @@ class RotationTests(ServerTestCase):
 # Shutdown
 
 
+# Tests whose assertions are about wall-clock time: under valgrind (PIW_TEST_WRAPPER)
+# the server is 20-50 times slower, so they say nothing there; the code paths they
+# exercise still run under valgrind in the other classes.
+TIMING_UNDER_WRAPPER = unittest.skipIf(
+    os.environ.get("PIW_TEST_WRAPPER"), "wall-clock assertions: not meaningful under a wrapper")
+
+
 class ShutdownTests(ServerTestCase):
     """SIGTERM/SIGINT: readiness, draining, in-flight requests, exit status."""
 
@@ -856,6 +863,7 @@ class ShutdownTests(ServerTestCase):
         self.assertGreater(elapsed, 1.5, "did not wait for the request in flight")
         self.assertLess(elapsed, scaled(4.5))
 
+    @TIMING_UNDER_WRAPPER
     def test_readyz_503_during_shutdown_delay(self):
         """With --shutdown-delay 2s, SIGTERM turns /readyz 503 (with a reason) on both
         listeners at once while /healthz and /mutate keep answering; the process exits 0
@@ -910,6 +918,7 @@ def new_connection_refused(port):
 class SlowClientTests(ServerTestCase):
     """A slowloris client does not block the others."""
 
+    @TIMING_UNDER_WRAPPER
     def test_slowloris_does_not_block_others(self):
         """50 TLS connections drip their headers one byte every 0.5 s and 10 TCP
         connections never start TLS; meanwhile new-connection requests all get 200 with
