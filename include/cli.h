@@ -19,6 +19,9 @@ enum {
 		2, /* usage or input error, with a one-line message on err */
 };
 
+/* Prints "pod-identity-webhook: where:line: why" on err; returns CLI_BAD_INPUT. */
+int cli_report(FILE *err, const struct diag *d);
+
 /*
  * `mutate`: prints the requested output on out, the decision and warnings on
  * err.

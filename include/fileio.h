@@ -6,6 +6,7 @@
 #define PIW_FILEIO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "diag.h"
 
@@ -16,5 +17,12 @@
  */
 int file_read(const char *path, size_t max, char **ret_buf, size_t *ret_len,
 	      struct diag *d);
+
+/*
+ * Reads the leading whitespace-separated decimal numbers of a small one-line file
+ * (/proc, /sys) into fields, at most n; returns how many were read (0 when the file
+ * is missing; parsing stops at the first field that is not a number, e.g. "max").
+ */
+size_t file_read_numbers(const char *path, int64_t *fields, size_t n);
 
 #endif

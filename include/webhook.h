@@ -12,6 +12,7 @@
 #include "profile_live.h"
 #include "sa_source.h"
 #include "settings.h"
+#include "strbuf.h"
 
 struct webhook {
 	struct profile_live *profiles;
@@ -35,5 +36,16 @@ struct http_reply {
  */
 void webhook_mutate(const struct webhook *w, const char *body, size_t len,
 		    struct http_reply *out);
+
+struct admission_request;
+struct mutation;
+
+/*
+ * Writes the AdmissionReview response for a decision (the version, uid and patch of
+ * the request; warnings; the message of a denial). 0, DIAG_ENOMEM or DIAG_ELIMIT. The
+ * server's and the `mutate` command's answers both come from here.
+ */
+int webhook_encode_review(const struct admission_request *req,
+			  struct mutation *m, struct strbuf *out);
 
 #endif

@@ -18,27 +18,15 @@
 #include "profile_set.h"
 #include "service_account.h"
 #include "settings.h"
+#include "webhook.h"
 
-static int report(FILE *err, const struct diag *d)
+int cli_report(FILE *err, const struct diag *d)
 {
 	char line[sizeof(d->where) + sizeof(d->text) + 32];
 
 	diag_format(d, line, sizeof(line));
 	fprintf(err, "pod-identity-webhook: %s\n", line);
 	return CLI_BAD_INPUT;
-}
-
-static int load_profiles(const struct config *cfg, struct profile_set **ret,
-			 struct diag *d)
-{
-	int rc = profile_dir_load(cfg->profiles_dir, ret, d);
-
-	if (rc == 0 &&
-	    (rc = profile_set_check_settings(*ret, cfg->settings, d)) != 0) {
-		profile_set_free(*ret);
-		*ret = NULL;
-	}
-	return rc;
 }
 
 /* Reads a JSON file into a tree; errors say which file. */
@@ -136,19 +124,11 @@ static int print_pod(FILE *out, const cJSON *pod, struct patch *patch,
 static int print_review(FILE *out, const struct admission_request *req,
 			struct mutation *m, struct diag *d)
 {
-	struct admission_response r = {
-		.uid = req->uid,
-		.allowed = m->allowed,
-		.message = m->allowed ? NULL : strbuf_str(&m->message),
-		.warnings = m->warnings,
-		.n_warnings = m->n_warnings,
-	};
 	struct strbuf sb;
 	int rc;
 
 	strbuf_init(&sb, BOUND_PATCH_BYTES * 2);
-	r.patch = patch_text(&m->patch, &r.patch_len);
-	rc = admission_encode(req->version, &r, &sb);
+	rc = webhook_encode_review(req, m, &sb);
 	if (rc == 0)
 		fprintf(out, "%s\n", sb.buf);
 	else
@@ -240,13 +220,14 @@ int cli_mutate(const struct config *cfg, FILE *out, FILE *err)
 			"pod-identity-webhook: mutate needs --pod FILE (see mutate --help)\n");
 		goto out;
 	}
-	if (load_profiles(cfg, &set, &d) != 0 ||
+	if (profile_dir_load_checked(cfg->profiles_dir, cfg->settings, &set,
+				     &d) != 0 ||
 	    read_request(cfg, &req, &d) != 0 ||
 	    read_service_account(cfg, req.namespace ? req.namespace : "default",
 				 &sa, &d) != 0 ||
 	    decide(cfg, set, &req, sa, &m, err, &d) != 0 ||
 	    print_output(cfg, out, &req, &m, &d) != 0) {
-		report(err, &d);
+		cli_report(err, &d);
 		goto out;
 	}
 	print_decision(err, &m);
@@ -335,8 +316,9 @@ int cli_check_profiles(const struct config *cfg, FILE *out, FILE *err)
 	struct diag d;
 
 	diag_clear(&d);
-	if (load_profiles(cfg, &set, &d) != 0) {
-		report(err, &d);
+	if (profile_dir_load_checked(cfg->profiles_dir, cfg->settings, &set,
+				     &d) != 0) {
+		cli_report(err, &d);
 		return CLI_DENIED;
 	}
 	for (size_t i = 0; i < profile_set_count(set); i++)

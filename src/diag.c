@@ -32,7 +32,8 @@ void diag_clear(struct diag *d)
 }
 
 static void diag_vset(struct diag *d, int code, const char *where, int line,
-		      const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+		      const char *fmt, va_list ap)
+	__attribute__((format(printf, 5, 0)));
 
 static void diag_vset(struct diag *d, int code, const char *where, int line,
 		      const char *fmt, va_list ap)

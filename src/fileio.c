@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "mem.h"
+#include "strutil.h"
 #include "strbuf.h"
 
 static int read_stream(FILE *f, const char *path, size_t max, struct strbuf *sb,
@@ -57,4 +58,26 @@ int file_read(const char *path, size_t max, char **ret_buf, size_t *ret_len,
 	if (*ret_buf == NULL)
 		return diag_set_at(d, DIAG_ENOMEM, path, 0, "out of memory");
 	return 0;
+}
+
+size_t file_read_numbers(const char *path, int64_t *fields, size_t n)
+{
+	const char *cursor, *item;
+	char *text = NULL, number[24];
+	size_t len = 0, got = 0;
+
+	if (file_read(path, 4096, &text, &len, NULL) != 0)
+		return 0;
+	cursor = text;
+	while (got < n && str_list_next(&cursor, " \t\n", &item, &len)) {
+		if (len >= sizeof(number))
+			break;
+		memcpy(number, item, len);
+		number[len] = '\0';
+		if (str_to_i64(number, INT64_MIN, INT64_MAX, &fields[got]) != 0)
+			break;
+		got++;
+	}
+	mem_free(text);
+	return got;
 }

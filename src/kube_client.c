@@ -418,24 +418,46 @@ static int perform(CURL *easy, struct transfer *t, const char *errbuf,
 			errbuf[0] ? errbuf : curl_easy_strerror(res));
 }
 
+/* Headers and an easy handle for t; NULL (with d set) when either cannot be made. */
+static CURL *begin_transfer(struct kube_client *c, const char *path,
+			    struct transfer *t, struct curl_slist **hdrs,
+			    char *errbuf, struct diag *d)
+{
+	CURL *easy;
+
+	*hdrs = headers(c, d);
+	if (*hdrs == NULL) {
+		if (d == NULL || d->code == DIAG_OK)
+			diag_set(d, DIAG_ENOMEM, "out of memory");
+		return NULL;
+	}
+	easy = make_easy(c, path, *hdrs, t, errbuf);
+	if (easy == NULL) {
+		curl_slist_free_all(*hdrs);
+		*hdrs = NULL;
+		diag_set(d, DIAG_ENOMEM, "out of memory");
+	}
+	return easy;
+}
+
+static int failure_code(const struct diag *d)
+{
+	return d && d->code != DIAG_OK ? d->code : DIAG_ENOMEM;
+}
+
 int kube_get(struct kube_client *c, const char *path, long timeout_ms,
 	     struct strbuf *body, long *status, struct diag *d)
 {
 	struct transfer t = { .body = body };
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct curl_slist *hdrs = headers(c, d);
+	struct curl_slist *hdrs = NULL;
 	CURL *easy;
 	int rc;
 
 	*status = 0;
-	if (hdrs == NULL)
-		return d && d->code ? d->code
-				    : diag_set(d, DIAG_ENOMEM, "out of memory");
-	easy = make_easy(c, path, hdrs, &t, errbuf);
-	if (easy == NULL) {
-		curl_slist_free_all(hdrs);
-		return diag_set(d, DIAG_ENOMEM, "out of memory");
-	}
+	easy = begin_transfer(c, path, &t, &hdrs, errbuf, d);
+	if (easy == NULL)
+		return failure_code(d);
 	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
 	if (timeout_ms < CONNECT_TIMEOUT_MS)
 		curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
@@ -455,20 +477,15 @@ int kube_stream(struct kube_client *c, const char *path, long idle_ms,
 			      .stop = stop,
 			      .error_body = error_body };
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct curl_slist *hdrs = headers(c, d);
+	struct curl_slist *hdrs = NULL;
 	CURL *easy;
 	int rc;
 
 	*status = 0;
-	if (hdrs == NULL)
-		return d && d->code ? d->code
-				    : diag_set(d, DIAG_ENOMEM, "out of memory");
 	strbuf_init(&t.line, max_line);
-	easy = make_easy(c, path, hdrs, &t, errbuf);
-	if (easy == NULL) {
-		curl_slist_free_all(hdrs);
-		return diag_set(d, DIAG_ENOMEM, "out of memory");
-	}
+	easy = begin_transfer(c, path, &t, &hdrs, errbuf, d);
+	if (easy == NULL)
+		return failure_code(d);
 	/* A stream that stays silent past idle_ms is presumed dead. */
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (idle_ms + 999) / 1000);

@@ -378,6 +378,21 @@ static bool watch_once(struct kube_source *k, int *restart, struct diag *d)
 
 /* ---- the thread ---- */
 
+/* The CLOCK_REALTIME instant ms from now, for pthread_cond_timedwait. */
+static struct timespec deadline_in(long ms)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
 static uint64_t next_random(struct kube_source *k)
 {
 	k->rng ^= k->rng << 13;
@@ -397,13 +412,7 @@ static void back_off(struct kube_source *k, int failures)
 				    1));
 	struct timespec until;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	until = deadline_in(ms);
 	pthread_mutex_lock(&k->lock);
 	while (!atomic_load(&k->stop) &&
 	       pthread_cond_timedwait(&k->changed, &k->lock, &until) == 0)
@@ -610,13 +619,7 @@ static void wait_for(struct kube_source *k, struct pending *p)
 	struct timespec until;
 	long ms = (long)k->opt.lookup_timeout_ms + 100;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	until = deadline_in(ms);
 	while (!p->done &&
 	       pthread_cond_timedwait(&k->changed, &k->lock, &until) == 0)
 		;

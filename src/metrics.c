@@ -15,6 +15,7 @@
 
 #include "bounds.h"
 #include "diag.h"
+#include "fileio.h"
 #include "mem.h"
 #include "strutil.h"
 
@@ -348,28 +349,11 @@ static int render_results(struct strbuf *out, const char *name,
 /* Resident pages from /proc/self/statm ("size resident shared ..."). */
 static long resident_bytes(void)
 {
-	char line[128], field[24];
-	const char *space;
-	int64_t pages = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	size_t n;
+	int64_t statm[2]; /* size, resident (pages) */
 
-	if (f == NULL)
+	if (file_read_numbers("/proc/self/statm", statm, 2) != 2)
 		return 0;
-	if (fgets(line, sizeof(line), f) == NULL)
-		line[0] = '\0';
-	fclose(f);
-	space = strchr(line, ' ');
-	if (space == NULL)
-		return 0;
-	n = strcspn(space + 1, " \n");
-	if (n >= sizeof(field))
-		return 0;
-	memcpy(field, space + 1, n);
-	field[n] = '\0';
-	if (str_to_i64(field, 0, INT64_MAX, &pages) != 0)
-		return 0;
-	return (long)pages * sysconf(_SC_PAGESIZE);
+	return (long)statm[1] * sysconf(_SC_PAGESIZE);
 }
 
 static int render_state(struct metrics *m, struct strbuf *out)

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "bounds.h"
+#include "cli.h"
 #include "fileio.h"
 #include "kube_client.h"
 #include "kube_source.h"
@@ -47,23 +48,10 @@ static int fail_config(const struct diag *d)
 {
 	char line[sizeof(d->where) + sizeof(d->text) + 32];
 
+	cli_report(stderr, d);
 	diag_format(d, line, sizeof(line));
-	fprintf(stderr, "pod-identity-webhook: %s\n", line);
 	log_event(LOG_ERROR, "startup_failed", "error", line, NULL);
 	return 2;
-}
-
-static int load_profiles(const struct config *cfg, struct profile_set **ret,
-			 struct diag *d)
-{
-	int rc = profile_dir_load(cfg->profiles_dir, ret, d);
-
-	if (rc == 0 &&
-	    (rc = profile_set_check_settings(*ret, cfg->settings, d)) != 0) {
-		profile_set_free(*ret);
-		*ret = NULL;
-	}
-	return rc;
 }
 
 static const char *process_getenv(const char *name)
@@ -162,7 +150,8 @@ static void reload_profiles(struct serve *s)
 	struct diag d;
 
 	diag_clear(&d);
-	if (load_profiles(s->cfg, &set, &d) != 0 ||
+	if (profile_dir_load_checked(s->cfg->profiles_dir, s->cfg->settings,
+				     &set, &d) != 0 ||
 	    profile_live_replace(s->profiles, set) != 0) {
 		profile_set_free(set);
 		diag_format(&d, why, sizeof(why));
@@ -254,7 +243,7 @@ static int start(struct serve *s, const char *version, struct diag *d)
 
 	if (metrics_new(version, &s->metrics) != 0)
 		return diag_set(d, DIAG_ENOMEM, "out of memory");
-	rc = load_profiles(c, &set, d);
+	rc = profile_dir_load_checked(c->profiles_dir, c->settings, &set, d);
 	if (rc == 0 && (rc = profile_live_new(set, &s->profiles)) != 0)
 		profile_set_free(set);
 	if (rc != 0)

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fileio.h"
 #include "log.h"
 #include "mem.h"
 #include "strbuf.h"
@@ -582,24 +583,12 @@ static int resolve(const char *address, struct bind_addr *out, struct diag *d)
 /* The CPU quota of the cgroup (cgroup v2 cpu.max "QUOTA PERIOD"), 0 when unlimited. */
 static long cgroup_cpus(void)
 {
-	char line[64], *space;
-	int64_t quota, period;
-	FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+	int64_t max[2]; /* quota, period; "max" for no quota reads as 0 numbers */
 
-	if (f == NULL)
+	if (file_read_numbers("/sys/fs/cgroup/cpu.max", max, 2) != 2 ||
+	    max[0] <= 0 || max[1] <= 0)
 		return 0;
-	if (fgets(line, sizeof(line), f) == NULL)
-		line[0] = '\0';
-	fclose(f);
-	space = strchr(line, ' ');
-	if (space == NULL)
-		return 0;
-	*space = '\0';
-	space[1 + strcspn(space + 1, "\n")] = '\0';
-	if (str_to_i64(line, 1, INT64_MAX, &quota) != 0 ||
-	    str_to_i64(space + 1, 1, INT64_MAX, &period) != 0)
-		return 0; /* "max": no quota */
-	return (long)((quota + period - 1) / period);
+	return (long)((max[0] + max[1] - 1) / max[1]);
 }
 
 /* Worker threads: as asked, else one per CPU this process may use (its affinity

@@ -65,8 +65,8 @@ static void log_admission(const struct admission_log *a)
 		  a->req->dry_run ? "true" : "false", "duration_ms", ms, NULL);
 }
 
-static void encode(const struct admission_request *req, struct mutation *m,
-		   struct http_reply *out)
+int webhook_encode_review(const struct admission_request *req,
+			  struct mutation *m, struct strbuf *out)
 {
 	struct admission_response r = {
 		.uid = req->uid,
@@ -75,11 +75,20 @@ static void encode(const struct admission_request *req, struct mutation *m,
 		.warnings = m->warnings,
 		.n_warnings = m->n_warnings,
 	};
+
+	r.patch = patch_text(&m->patch, &r.patch_len);
+	if (r.patch == NULL)
+		return DIAG_ENOMEM;
+	return admission_encode(req->version, &r, out);
+}
+
+static void encode(const struct admission_request *req, struct mutation *m,
+		   struct http_reply *out)
+{
 	struct strbuf sb;
 
 	strbuf_init(&sb, BOUND_PATCH_BYTES * 2);
-	r.patch = patch_text(&m->patch, &r.patch_len);
-	if (r.patch == NULL || admission_encode(req->version, &r, &sb) != 0) {
+	if (webhook_encode_review(req, m, &sb) != 0) {
 		strbuf_free(&sb);
 		reply_text(out, 500,
 			   "out of memory while encoding the response\n");
