@@ -77,6 +77,8 @@ struct listener {
 
 struct server {
 	struct listener https, plain;
+	gnutls_datum_t
+		ticket_key; /* session tickets: resumption without a handshake */
 	const struct webhook *webhook;
 	struct metrics *metrics;
 	struct tls_store *tls;
@@ -320,6 +322,26 @@ static int64_t now_ms(void)
 	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
+/*
+ * libmicrohttpd creates each GnuTLS session without session tickets, so every
+ * reconnecting client paid a full handshake. Its "connection started" notice comes
+ * after the session exists and before the handshake, which is where tickets can still
+ * be turned on (one key per process; GnuTLS rotates the keys it derives from it).
+ */
+static void enable_tickets(struct listener *l, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *info;
+
+	if (l->which != METRICS_LISTENER_HTTPS ||
+	    l->server->ticket_key.data == NULL)
+		return;
+	info = MHD_get_connection_info(conn,
+				       MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (info && info->tls_session)
+		gnutls_session_ticket_enable_server(info->tls_session,
+						    &l->server->ticket_key);
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn,
 			  void **socket_context,
 			  enum MHD_ConnectionNotificationCode code)
@@ -329,6 +351,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
 	const union MHD_ConnectionInfo *info;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		enable_tickets(l, conn);
 		info = MHD_get_connection_info(
 			conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 		t = mem_calloc(1, sizeof(*t));
@@ -695,6 +718,9 @@ int server_start(const struct server_options *opts,
 				      .which = METRICS_LISTENER_METRICS };
 	pthread_mutex_init(&s->https.lock, NULL);
 	pthread_mutex_init(&s->plain.lock, NULL);
+	if (gnutls_session_ticket_key_generate(&s->ticket_key) != 0)
+		s->ticket_key =
+			(gnutls_datum_t){ NULL, 0 }; /* full handshakes only */
 	served_store = tls;
 	rc = start_listener(&s->https, opts, opts->listen, true, d);
 	if (rc == 0 && strcmp(opts->metrics_listen, "off") != 0)
@@ -765,6 +791,10 @@ void server_stop(struct server *s)
 		MHD_stop_daemon(s->plain.daemon);
 	pthread_mutex_destroy(&s->https.lock);
 	pthread_mutex_destroy(&s->plain.lock);
+	if (s->ticket_key.data) {
+		gnutls_memset(s->ticket_key.data, 0, s->ticket_key.size);
+		gnutls_free(s->ticket_key.data);
+	}
 	served_store = NULL;
 	mem_free(s);
 }

@@ -627,6 +627,28 @@ class TlsTests(ServerTestCase):
                 resp = server.request("GET", "/healthz", ctx=version_context(version))
                 self.assertEqual(resp.status, 200)
 
+    def test_session_resumption(self):
+        """A reconnecting client resumes its TLS session (TLS 1.3 tickets and TLS 1.2
+        tickets) instead of paying a full handshake, and the resumed connection
+        serves /mutate."""
+        server = self.start_server(service_accounts=[aws_sa()])
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            with self.subTest(version=version.name):
+                ctx = client_context(minimum=version, maximum=version)
+                raw = socket.create_connection((HOST, server.port), timeout=10)
+                with ctx.wrap_socket(raw, server_hostname=HOST) as first:
+                    first.sendall(request_head("GET", "/healthz", content_type=None))
+                    self.assertEqual(read_response(first, "GET").status, 200)
+                    session = first.session  # TLS 1.3: known once data has flowed
+                self.assertIsNotNone(session)
+                raw = socket.create_connection((HOST, server.port), timeout=10)
+                with ctx.wrap_socket(raw, server_hostname=HOST, session=session) as again:
+                    self.assertTrue(again.session_reused, "full handshake again")
+                    rv = review(pod())
+                    body = json.dumps(rv).encode()
+                    again.sendall(request_head("POST", "/mutate", len(body)) + body)
+                    self.assertEqual(read_response(again).status, 200)
+
     def test_tls10_and_tls11_refused(self):
         """A client that offers only TLS 1.0 (or 1.1) is refused in the handshake."""
         server = self.start_server()
