@@ -15,6 +15,7 @@ enum sa_lookup {
 	SA_LOOKUP_FOUND,
 	SA_LOOKUP_NOT_FOUND, /* it does not exist: admit with a warning */
 	SA_LOOKUP_UNAVAILABLE, /* cannot tell (API server unreachable): answer 500 */
+	SA_LOOKUP_WOULD_BLOCK, /* lookup_cached only: a network lookup is needed */
 };
 
 struct sa_source {
@@ -28,6 +29,19 @@ struct sa_source {
 				 const char *name,
 				 struct service_account **ret_sa,
 				 struct diag *d);
+
+	/*
+	 * Like lookup, but never waits on the network: SA_LOOKUP_WOULD_BLOCK when only a
+	 * live lookup could answer. Thread-safe.
+	 */
+	enum sa_lookup (*lookup_cached)(struct sa_source *s,
+					const char *namespace, const char *name,
+					struct service_account **ret_sa,
+					struct diag *d);
+
+	/* Whether lookup() may wait on the network (the server then runs it off its
+	 * request threads). */
+	bool blocking;
 
 	/* Whether the source has completed its first full load. Thread-safe. */
 	bool (*ready)(struct sa_source *s);

@@ -6,6 +6,7 @@
 #ifndef PIW_WEBHOOK_H
 #define PIW_WEBHOOK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "metrics.h"
@@ -36,6 +37,14 @@ struct http_reply {
  */
 void webhook_mutate(const struct webhook *w, const char *body, size_t len,
 		    struct http_reply *out);
+
+/*
+ * Like webhook_mutate, but with may_block false it never waits on the network: when
+ * only a live ServiceAccount lookup could decide, it returns false and leaves out
+ * untouched (the caller runs webhook_mutate on another thread). True: out is filled.
+ */
+bool webhook_answer(const struct webhook *w, const char *body, size_t len,
+		    bool may_block, struct http_reply *out);
 
 struct admission_request;
 struct mutation;

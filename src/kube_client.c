@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -279,7 +280,18 @@ struct transfer {
 	struct strbuf *error_body;
 	CURL *easy;
 	bool overflow, stopped;
+	long idle_ms; /* streaming: longest silence allowed, 0: none */
+	long long last_byte_ms; /* when data last arrived */
+	bool idle;		/* the stream went silent for idle_ms */
 };
+
+static long long monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static long http_status(CURL *easy)
 {
@@ -320,6 +332,7 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
 	struct transfer *t = arg;
 	size_t n = size * nmemb;
 
+	t->last_byte_ms = monotonic_ms();
 	if (t->on_line)
 		return stream_bytes(t, data, n);
 	if (strbuf_add(t->body, data, n) != 0) {
@@ -338,6 +351,10 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	(void)dlnow;
 	(void)ultotal;
 	(void)ulnow;
+	if (t->idle_ms > 0 && monotonic_ms() - t->last_byte_ms > t->idle_ms) {
+		t->idle = true;
+		return 1;
+	}
 	return t->stop && atomic_load(t->stop) ? 1 : 0;
 }
 
@@ -349,6 +366,9 @@ static void set_tls(CURL *easy, const struct kube_client *c)
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(easy, CURLOPT_SSLVERSION,
 			 (long)CURL_SSLVERSION_TLSv1_2);
+	/* Only the configured CA: Debian's libcurl would also load every certificate in
+	 * /etc/ssl/certs (megabytes, and trust the cluster never asked for). */
+	curl_easy_setopt(easy, CURLOPT_CAPATH, NULL);
 	if (c->ca_path[0])
 		curl_easy_setopt(easy, CURLOPT_CAINFO, c->ca_path);
 	else if (k->ca_file)
@@ -409,6 +429,9 @@ static int perform(CURL *easy, struct transfer *t, const char *errbuf,
 	if (t->overflow)
 		return diag_set(d, DIAG_ELIMIT,
 				"the answer is larger than allowed");
+	if (res == CURLE_ABORTED_BY_CALLBACK && t->idle)
+		return diag_set(d, DIAG_ETIMEOUT, "no data for %ld ms",
+				t->idle_ms);
 	if (res == CURLE_ABORTED_BY_CALLBACK)
 		return diag_set(d, DIAG_EUNAVAIL, "stopped");
 	if (res == CURLE_OPERATION_TIMEDOUT)
@@ -486,9 +509,9 @@ int kube_stream(struct kube_client *c, const char *path, long idle_ms,
 	easy = begin_transfer(c, path, &t, &hdrs, errbuf, d);
 	if (easy == NULL)
 		return failure_code(d);
-	/* A stream that stays silent past idle_ms is presumed dead. */
-	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (idle_ms + 999) / 1000);
+	/* A stream silent for idle_ms is presumed dead (checked in on_progress). */
+	t.idle_ms = idle_ms;
+	t.last_byte_ms = monotonic_ms();
 	rc = perform(easy, &t, errbuf, status, d);
 	curl_easy_cleanup(easy);
 	curl_slist_free_all(hdrs);

@@ -694,6 +694,28 @@ static bool valid_name(const char *s)
 	return strstr(s, "..") == NULL;
 }
 
+static enum sa_lookup kube_lookup_cached(struct sa_source *s, const char *ns,
+					 const char *name,
+					 struct service_account **ret,
+					 struct diag *d)
+{
+	struct kube_source *k = from_base(s);
+	const struct service_account *sa;
+	enum sa_lookup result = SA_LOOKUP_WOULD_BLOCK;
+
+	*ret = NULL;
+	if (!valid_name(ns) || !valid_name(name))
+		return SA_LOOKUP_NOT_FOUND;
+	pthread_mutex_lock(&k->lock);
+	sa = sa_map_get(k->map, ns, name);
+	if (sa) {
+		result = copy_out(sa, ret, d);
+		count_lookup(k, LK_HIT);
+	}
+	pthread_mutex_unlock(&k->lock);
+	return result;
+}
+
 static enum sa_lookup kube_lookup(struct sa_source *s, const char *ns,
 				  const char *name,
 				  struct service_account **ret, struct diag *d)
@@ -814,6 +836,8 @@ int kube_source_new(struct kube_client *client, struct profile_live *profiles,
 	}
 	k->base = (struct sa_source){ .name = "kubernetes",
 				      .lookup = kube_lookup,
+				      .lookup_cached = kube_lookup_cached,
+				      .blocking = true,
 				      .ready = kube_ready,
 				      .count = kube_count,
 				      .profiles_changed = kube_profiles_changed,

@@ -261,6 +261,7 @@ int sa_files_new(const char *dir, struct metrics *metrics,
 	}
 	f->base = (struct sa_source){ .name = "files",
 				      .lookup = files_lookup,
+				      .lookup_cached = files_lookup,
 				      .ready = files_ready,
 				      .count = files_count,
 				      .poll = files_poll,

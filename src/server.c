@@ -75,6 +75,22 @@ struct listener {
 	struct tracked *tracked;
 };
 
+/*
+ * Threads that run admissions needing network I/O, so that a slow or unreachable
+ * API server never holds up the libmicrohttpd threads, which serve every other
+ * connection (cache hits keep their sub-millisecond answers meanwhile).
+ */
+#define OFFLOAD_THREADS 4
+
+struct offload {
+	pthread_t threads[OFFLOAD_THREADS];
+	size_t n_threads;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct request *head, *tail;
+	bool stopping;
+};
+
 struct server {
 	struct listener https, plain;
 	gnutls_datum_t
@@ -90,6 +106,7 @@ struct server {
 	pthread_t reaper;
 	bool reaper_started;
 	atomic_bool stopping;
+	struct offload offload; /* n_threads 0: every answer is computed inline */
 };
 
 struct request {
@@ -100,6 +117,14 @@ struct request {
 	struct tracked *tracked;
 	struct strbuf body;
 	struct timespec started;
+	/* A request whose answer needs network I/O (a live ServiceAccount lookup) is
+	 * suspended and answered by the offload pool; these carry it there and back. */
+	struct request *next_job;
+	struct MHD_Connection *conn;
+	struct listener *listener;
+	bool offloaded;
+	atomic_bool reply_ready;
+	struct http_reply reply;
 };
 
 /* ---- TLS ---- */
@@ -283,18 +308,106 @@ static enum MHD_Result answer_metrics(struct MHD_Connection *conn,
 			  "text/plain; version=0.0.4", body, len, NULL);
 }
 
+/* ---- the offload pool ---- */
+
+static void *offload_main(void *arg)
+{
+	struct server *s = arg;
+	struct offload *o = &s->offload;
+
+	for (;;) {
+		struct request *r;
+
+		pthread_mutex_lock(&o->lock);
+		while (o->head == NULL && !o->stopping)
+			pthread_cond_wait(&o->wake, &o->lock);
+		r = o->head;
+		if (r) {
+			o->head = r->next_job;
+			if (o->head == NULL)
+				o->tail = NULL;
+		}
+		pthread_mutex_unlock(&o->lock);
+		if (r == NULL)
+			return NULL; /* stopping, and the queue is empty */
+		webhook_mutate(s->webhook, r->body.buf ? r->body.buf : "",
+			       r->body.len, &r->reply);
+		atomic_store_explicit(&r->reply_ready, true,
+				      memory_order_release);
+		MHD_resume_connection(r->conn);
+	}
+}
+
+/* Queues a suspended request (no allocation: the request carries its links). */
+static void offload_submit(struct server *s, struct request *r)
+{
+	struct offload *o = &s->offload;
+
+	pthread_mutex_lock(&o->lock);
+	r->next_job = NULL;
+	if (o->tail)
+		o->tail->next_job = r;
+	else
+		o->head = r;
+	o->tail = r;
+	pthread_cond_signal(&o->wake);
+	pthread_mutex_unlock(&o->lock);
+}
+
+static void offload_start(struct server *s)
+{
+	struct offload *o = &s->offload;
+
+	if (!s->webhook->sa->blocking)
+		return;
+	while (o->n_threads < OFFLOAD_THREADS &&
+	       pthread_create(&o->threads[o->n_threads], NULL, offload_main,
+			      s) == 0)
+		o->n_threads++;
+}
+
+/* Finishes the queued work (each request is resumed) and joins the threads. */
+static void offload_stop(struct server *s)
+{
+	struct offload *o = &s->offload;
+
+	pthread_mutex_lock(&o->lock);
+	o->stopping = true;
+	pthread_cond_broadcast(&o->wake);
+	pthread_mutex_unlock(&o->lock);
+	for (size_t i = 0; i < o->n_threads; i++)
+		pthread_join(o->threads[i], NULL);
+	o->n_threads = 0;
+}
+
+static enum MHD_Result send_mutate_reply(struct MHD_Connection *conn,
+					 struct listener *l,
+					 struct http_reply *reply)
+{
+	if (reply->body == NULL)
+		return MHD_NO;
+	return send_reply(conn, l, ROUTE_MUTATE, reply->status,
+			  reply->content_type, reply->body, reply->len, NULL);
+}
+
 static enum MHD_Result answer_mutate(struct MHD_Connection *conn,
 				     struct listener *l, struct request *r)
 {
+	struct server *s = l->server;
 	struct http_reply reply;
 
-	webhook_mutate(l->server->webhook, r->body.buf ? r->body.buf : "",
-		       r->body.len, &reply);
-	strbuf_free(&r->body);
-	if (reply.body == NULL)
-		return MHD_NO;
-	return send_reply(conn, l, ROUTE_MUTATE, reply.status,
-			  reply.content_type, reply.body, reply.len, NULL);
+	if (webhook_answer(s->webhook, r->body.buf ? r->body.buf : "",
+			   r->body.len, s->offload.n_threads == 0, &reply)) {
+		strbuf_free(&r->body);
+		return send_mutate_reply(conn, l, &reply);
+	}
+	/* Suspend before queueing: the pool may resume it at once. */
+	r->offloaded = true;
+	r->conn = conn;
+	r->listener = l;
+	MHD_suspend_connection(conn);
+	offload_submit(s, r);
+	return MHD_YES;
 }
 
 static enum MHD_Result answer(struct MHD_Connection *conn, struct listener *l,
@@ -526,6 +639,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	}
 	if (r->early_status != 0)
 		return r->answered ? MHD_YES : send_early(conn, l, r);
+	if (r->offloaded) { /* resumed: the pool's answer is ready */
+		if (!atomic_load_explicit(&r->reply_ready,
+					  memory_order_acquire) ||
+		    r->answered)
+			return MHD_YES;
+		r->answered = true;
+		return send_mutate_reply(conn, l, &r->reply);
+	}
 	return answer(conn, l, r);
 }
 
@@ -539,6 +660,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	(void)code;
 	if (r == NULL)
 		return;
+	if (r->offloaded && !r->answered)
+		mem_free(r->reply.body); /* computed, never sent */
 	strbuf_free(&r->body);
 	if (r->tracked) {
 		atomic_store(&r->tracked->idle_since_ms, now_ms());
@@ -668,8 +791,8 @@ static struct MHD_Daemon *start_daemon(struct listener *l,
 		return MHD_start_daemon(
 			flags, (uint16_t)a->port, NULL, NULL, on_request, l,
 			COMMON_OPTIONS(l, o, extra, timeout), MHD_OPTION_END);
-	return MHD_start_daemon(flags | MHD_USE_TLS, (uint16_t)a->port, NULL,
-				NULL, on_request, l,
+	return MHD_start_daemon(flags | MHD_USE_TLS | MHD_ALLOW_SUSPEND_RESUME,
+				(uint16_t)a->port, NULL, NULL, on_request, l,
 				COMMON_OPTIONS(l, o, extra, timeout),
 				MHD_OPTION_HTTPS_PRIORITIES, prio,
 				MHD_OPTION_HTTPS_CERT_CALLBACK,
@@ -718,6 +841,8 @@ int server_start(const struct server_options *opts,
 				      .which = METRICS_LISTENER_METRICS };
 	pthread_mutex_init(&s->https.lock, NULL);
 	pthread_mutex_init(&s->plain.lock, NULL);
+	pthread_mutex_init(&s->offload.lock, NULL);
+	pthread_cond_init(&s->offload.wake, NULL);
 	if (gnutls_session_ticket_key_generate(&s->ticket_key) != 0)
 		s->ticket_key =
 			(gnutls_datum_t){ NULL, 0 }; /* full handshakes only */
@@ -730,6 +855,7 @@ int server_start(const struct server_options *opts,
 		server_stop(s);
 		return rc;
 	}
+	offload_start(s);
 	if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
 		server_stop(s);
 		return diag_set(d, DIAG_ENOMEM,
@@ -785,12 +911,16 @@ void server_stop(struct server *s)
 	atomic_store(&s->stopping, true);
 	if (s->reaper_started)
 		pthread_join(s->reaper, NULL);
+	/* Every suspended request is resumed before the daemons go. */
+	offload_stop(s);
 	if (s->https.daemon)
 		MHD_stop_daemon(s->https.daemon);
 	if (s->plain.daemon)
 		MHD_stop_daemon(s->plain.daemon);
 	pthread_mutex_destroy(&s->https.lock);
 	pthread_mutex_destroy(&s->plain.lock);
+	pthread_cond_destroy(&s->offload.wake);
+	pthread_mutex_destroy(&s->offload.lock);
 	if (s->ticket_key.data) {
 		gnutls_memset(s->ticket_key.data, 0, s->ticket_key.size);
 		gnutls_free(s->ticket_key.data);

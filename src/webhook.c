@@ -100,27 +100,39 @@ static void encode(const struct admission_request *req, struct mutation *m,
 }
 
 /* Looks up the pod's ServiceAccount; false (with a 500 reply) when unavailable. */
-static bool find_service_account(const struct webhook *w, const char *ns,
-				 const char *name, struct service_account **sa,
-				 struct http_reply *out)
+enum found { FOUND, FAILED, NEEDS_IO };
+
+/* Looks up the pod's ServiceAccount (NULL when it does not exist). FAILED comes with
+ * a 500 reply; NEEDS_IO when may_block is false and only a live lookup could tell. */
+static enum found find_service_account(const struct webhook *w, const char *ns,
+				       const char *name, bool may_block,
+				       struct service_account **sa,
+				       struct http_reply *out)
 {
 	char text[700], why[sizeof(((struct diag *)0)->text) + 200];
+	enum sa_lookup result;
 	struct diag d;
 
 	diag_clear(&d);
-	if (w->sa->lookup(w->sa, ns, name, sa, &d) != SA_LOOKUP_UNAVAILABLE)
-		return true;
+	result = may_block ? w->sa->lookup(w->sa, ns, name, sa, &d)
+			   : w->sa->lookup_cached(w->sa, ns, name, sa, &d);
+	if (result == SA_LOOKUP_WOULD_BLOCK)
+		return NEEDS_IO;
+	if (result != SA_LOOKUP_UNAVAILABLE)
+		return FOUND;
 	diag_format(&d, why, sizeof(why));
 	snprintf(text, sizeof(text),
 		 "cannot look up ServiceAccount %s/%s: %s\n", ns, name, why);
 	log_event(LOG_ERROR, "service_account_lookup_failed", "namespace", ns,
 		  "service_account", name, "error", why, NULL);
 	reply_text(out, 500, text);
-	return false;
+	return FAILED;
 }
 
-static void decide(const struct webhook *w, const struct admission_request *req,
-		   struct http_reply *out, double started)
+/* Decides and replies; false (nothing done) when it would need network I/O and
+ * may_block is false. */
+static bool decide(const struct webhook *w, const struct admission_request *req,
+		   bool may_block, struct http_reply *out, double started)
 {
 	struct mutate_input in = { .pod = req->object,
 				   .namespace = req->namespace };
@@ -137,12 +149,19 @@ static void decide(const struct webhook *w, const struct admission_request *req,
 	a.sa_name = mutate_service_account_name(req->object);
 	a.namespace = req->namespace && req->namespace[0] ? req->namespace
 							  : "default";
-	if (!find_service_account(w, a.namespace, a.sa_name, &sa, out)) {
+	switch (find_service_account(w, a.namespace, a.sa_name, may_block, &sa,
+				     out)) {
+	case NEEDS_IO:
+		mutation_free(&m);
+		return false;
+	case FAILED:
 		if (w->metrics)
 			metrics_admission(w->metrics, "error",
 					  now_seconds() - started, NULL, 0,
 					  NULL);
 		goto out;
+	case FOUND:
+		break;
 	}
 	in.sa = sa;
 	in.namespace = a.namespace;
@@ -169,6 +188,7 @@ static void decide(const struct webhook *w, const struct admission_request *req,
 out:
 	mutation_free(&m);
 	sa_free(sa);
+	return true;
 }
 
 static void pass_through(const struct webhook *w,
@@ -200,8 +220,8 @@ static void pass_through(const struct webhook *w,
 	mutation_free(&m);
 }
 
-void webhook_mutate(const struct webhook *w, const char *body, size_t len,
-		    struct http_reply *out)
+bool webhook_answer(const struct webhook *w, const char *body, size_t len,
+		    bool may_block, struct http_reply *out)
 {
 	_Alignas(16) char arena_buf[ARENA_STACK_BYTES];
 	struct admission_request req;
@@ -209,6 +229,7 @@ void webhook_mutate(const struct webhook *w, const char *body, size_t len,
 	char text[sizeof(((struct diag *)0)->text) + 64];
 	struct mem_arena arena;
 	struct diag d;
+	bool answered = true;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -232,12 +253,19 @@ void webhook_mutate(const struct webhook *w, const char *body, size_t len,
 		log_event(LOG_WARN, "admission_rejected", "error", d.text,
 			  NULL);
 		mem_arena_leave(&arena);
-		return;
+		return true;
 	}
 	if (admission_is_pod_create(&req))
-		decide(w, &req, out, started);
+		answered = decide(w, &req, may_block, out, started);
 	else
 		pass_through(w, &req, out, started);
 	admission_request_forget(&req); /* the arena holds the tree */
 	mem_arena_leave(&arena);
+	return answered;
+}
+
+void webhook_mutate(const struct webhook *w, const char *body, size_t len,
+		    struct http_reply *out)
+{
+	webhook_answer(w, body, len, true, out);
 }

@@ -73,6 +73,7 @@ static int setup(void **state)
 		return -1;
 	f->source.base = (struct sa_source){ .name = "fake",
 					     .lookup = fake_lookup,
+					     .lookup_cached = fake_lookup,
 					     .ready = fake_ready,
 					     .count = fake_count };
 	f->w = (struct webhook){ f->live, NULL, &f->source.base, NULL };
