@@ -1,7 +1,10 @@
 /*
  * server: libmicrohttpd daemons and the request lifecycle.
  *
- * Both listeners run an epoll thread pool sized to the cores. Requests follow
+ * Both listeners run a poll() thread pool sized to the CPUs. (Not epoll: libmicrohttpd
+ * 0.9.75's epoll mode spins at 100 % of a CPU while a TLS handshake waits on its
+ * client; an admission webhook has few connections, where poll costs nothing.)
+ * Requests follow
  * libmicrohttpd's pattern: state is created on the first callback (headers complete),
  * where anything that can be refused without the body is refused (404, 405, 415, 413
  * on a declared length); body chunks are appended into a bounded buffer; the work is
@@ -37,9 +40,12 @@
 #include "strbuf.h"
 #include "strutil.h"
 
-#define PRIORITY_BASE                                                  \
-	"NORMAL:-VERS-ALL:-RSA:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:" \
-	"+CHACHA20-POLY1305:%SERVER_PRECEDENCE"
+/* X25519 first: OpenSSL and Go clients send an X25519 key share, and preferring
+ * another group would cost them a HelloRetryRequest round trip per handshake. */
+#define PRIORITY_BASE                                                   \
+	"NORMAL:-VERS-ALL:-RSA:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"  \
+	"+CHACHA20-POLY1305:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:" \
+	"+GROUP-SECP384R1:+GROUP-SECP521R1:%SERVER_PRECEDENCE"
 #define CONNECTION_MEMORY (32 * 1024) /* header bytes a connection may buffer */
 
 static struct tls_store *served_store; /* read by the GnuTLS callback */
@@ -785,7 +791,7 @@ static struct MHD_Daemon *start_daemon(struct listener *l,
 			(struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
 						 threads, NULL };
 	extra[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
-	flags |= MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+	flags |= MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
 		 MHD_USE_ERROR_LOG | (a->ipv6 ? MHD_USE_IPv6 : 0);
 	if (!tls)
 		return MHD_start_daemon(
