@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "diag.h"
+#include "json_prune.h"
 #include "strbuf.h"
 
 enum admission_version {
@@ -40,6 +41,15 @@ struct admission_request {
  */
 int admission_decode(const char *body, size_t len,
 		     struct admission_request *ret, struct diag *d);
+
+/*
+ * Same as admission_decode(), but the tree holds only what the request fields
+ * above need and, of request.object, only object_members (NULL: all of it).
+ * Everything is still validated: it accepts and refuses the same bodies.
+ */
+int admission_decode_pruned(const char *body, size_t len,
+			    const struct json_keep *object_members,
+			    struct admission_request *ret, struct diag *d);
 
 /*
  * Same as admission_decode() from a parsed tree; takes ownership of root on

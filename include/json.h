@@ -14,11 +14,18 @@
 /*
  * Parses exactly len bytes (no NUL needed) into a new tree in *ret_root (free
  * with cJSON_Delete). Refuses, with DIAG_EPARSE and a reason naming the byte
- * offset: invalid UTF-8, nesting deeper than BOUND_JSON_DEPTH, "\u0000" in a
- * string, trailing bytes, and anything cJSON rejects. DIAG_ENOMEM when out of
+ * offset: invalid UTF-8, nesting deeper than BOUND_JSON_DEPTH, "\u0000" or a
+ * \u escape without four hex digits in a string, raw control characters,
+ * trailing bytes, and anything cJSON rejects. DIAG_ENOMEM when out of
  * memory.
  */
 int json_parse(const char *buf, size_t len, cJSON **ret_root, struct diag *d);
+
+/*
+ * From i, the position of the next byte that matters inside a JSON string ('"',
+ * '\\', a control character or a non-ASCII byte), or len.
+ */
+size_t json_scan_plain(const unsigned char *p, size_t i, size_t len);
 
 enum json_lookup {
 	JSON_MISSING = 0, /* absent or null: Kubernetes treats both as unset */

@@ -154,16 +154,12 @@ int admission_from_json(cJSON *root, struct admission_request *ret,
 	return 0;
 }
 
-int admission_decode(const char *body, size_t len,
-		     struct admission_request *ret, struct diag *d)
+/* Takes ownership of the parsed root. */
+static int decode_root(cJSON *root, struct admission_request *ret,
+		       struct diag *d)
 {
-	cJSON *root = NULL;
 	int rc;
 
-	memset(ret, 0, sizeof(*ret));
-	rc = json_parse(body, len, &root, d);
-	if (rc != 0)
-		return rc;
 	if (json_string(root, "kind") == NULL) {
 		cJSON_Delete(root);
 		return diag_set(d, DIAG_EPARSE,
@@ -173,6 +169,53 @@ int admission_decode(const char *body, size_t len,
 	if (rc != 0)
 		cJSON_Delete(root);
 	return rc;
+}
+
+int admission_decode(const char *body, size_t len,
+		     struct admission_request *ret, struct diag *d)
+{
+	cJSON *root = NULL;
+	int rc;
+
+	memset(ret, 0, sizeof(*ret));
+	rc = json_parse(body, len, &root, d);
+	return rc != 0 ? rc : decode_root(root, ret, d);
+}
+
+int admission_decode_pruned(const char *body, size_t len,
+			    const struct json_keep *object_members,
+			    struct admission_request *ret, struct diag *d)
+{
+	static const struct json_keep kind_members[] = {
+		{ "group", NULL, false },
+		{ "version", NULL, false },
+		{ "kind", NULL, false },
+		{ NULL, NULL, false },
+	};
+	/* read_request()'s members, and what read_review() reads */
+	const struct json_keep request_members[] = {
+		{ "uid", NULL, false },
+		{ "operation", NULL, false },
+		{ "namespace", NULL, false },
+		{ "subResource", NULL, false },
+		{ "kind", kind_members, false },
+		{ "resource", NULL, false },
+		{ "dryRun", NULL, false },
+		{ "object", object_members, false },
+		{ NULL, NULL, false },
+	};
+	const struct json_keep review_members[] = {
+		{ "apiVersion", NULL, false },
+		{ "kind", NULL, false },
+		{ "request", request_members, false },
+		{ NULL, NULL, false },
+	};
+	cJSON *root = NULL;
+	int rc;
+
+	memset(ret, 0, sizeof(*ret));
+	rc = json_parse_pruned(body, len, review_members, &root, d);
+	return rc != 0 ? rc : decode_root(root, ret, d);
 }
 
 int admission_from_pod(cJSON *pod, const char *namespace,

@@ -24,23 +24,23 @@ static uint64_t has_zero_byte(uint64_t w)
 
 static bool plain_in_string(unsigned char c)
 {
-	return c != '"' && c != '\\' && c < 0x80;
+	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
 }
 
 /*
- * Returns the position of the next byte that matters inside a string ('"', '\\' or a
- * non-ASCII byte) from i, or len. On little-endian machines it tests 8 bytes at a
- * time and jumps to the first hit (the lowest flagged byte of each test is exact);
- * most of a pod's bytes are inside strings.
+ * On little-endian machines 8 bytes are tested at a time, jumping to the first hit
+ * (the lowest flagged byte of each test is exact): most of a pod's bytes are inside
+ * strings.
  */
-static size_t skip_plain_string(const unsigned char *p, size_t i, size_t len)
+size_t json_scan_plain(const unsigned char *p, size_t i, size_t len)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	while (i + 8 <= len) {
 		uint64_t w, hits;
 
 		memcpy(&w, p + i, 8);
-		hits = (w & HIGHS) | has_zero_byte(w ^ (ONES * '"')) |
+		hits = (w & HIGHS) | ((w - ONES * 0x20) & ~w & HIGHS) |
+		       has_zero_byte(w ^ (ONES * '"')) |
 		       has_zero_byte(w ^ (ONES * '\\'));
 		if (hits)
 			return i + ((size_t)__builtin_ctzll(hits) >> 3);
@@ -52,10 +52,85 @@ static size_t skip_plain_string(const unsigned char *p, size_t i, size_t len)
 	return i;
 }
 
+static bool json_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool is_hex(unsigned char c)
+{
+	return (c >= '0' && c <= '9') ||
+	       ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
 /*
- * One pass over the bytes: ASCII (nearly everything in a pod) takes a few instructions
- * per byte, string contents about one; only bytes >= 0x80 go through the UTF-8
- * decoder.
+ * A \\u escape at i: cJSON reads a bad hex digit as 0, so "\\uZZZZ" would become a
+ * NUL that silently truncates the string, as "\\u0000" would. Both are refused.
+ */
+static size_t scan_unicode_escape(const unsigned char *p, size_t i, size_t len,
+				  struct diag *d)
+{
+	if (len - i < 6 || !is_hex(p[i + 2]) || !is_hex(p[i + 3]) ||
+	    !is_hex(p[i + 4]) || !is_hex(p[i + 5])) {
+		diag_set(d, DIAG_EPARSE, "invalid \\u escape at byte %zu", i);
+		return 0;
+	}
+	if (memcmp(p + i + 2, "0000", 4) == 0) {
+		diag_set(d, DIAG_EPARSE,
+			 "NUL character in a string at byte %zu", i);
+		return 0;
+	}
+	return 6;
+}
+
+/* One byte that matters inside a string; returns bytes consumed, 0 on an error. */
+static size_t scan_string_byte(const unsigned char *p, size_t i, size_t len,
+			       bool *in_string, struct diag *d)
+{
+	unsigned char c = p[i];
+
+	if (c == '"') {
+		*in_string = false;
+		return 1;
+	}
+	if (c < 0x20) {
+		diag_set(d, DIAG_EPARSE,
+			 "control character in a string at byte %zu", i);
+		return 0;
+	}
+	if (c == '\\' && i + 1 < len && p[i + 1] == 'u')
+		return scan_unicode_escape(p, i, len, d);
+	/* a backslash and the escaped byte (a non-ASCII one is checked next round) */
+	return c == '\\' && i + 1 < len && p[i + 1] < 0x80 ? 2 : 1;
+}
+
+/* One byte outside strings; returns false on an error. */
+static bool scan_structure_byte(unsigned char c, size_t i, size_t *depth,
+				bool *in_string, struct diag *d)
+{
+	if (c == '"') {
+		*in_string = true;
+	} else if (c == '[' || c == '{') {
+		if (++*depth > BOUND_JSON_DEPTH) {
+			diag_set(d, DIAG_EPARSE,
+				 "nesting deeper than %d levels at byte %zu",
+				 BOUND_JSON_DEPTH, i);
+			return false;
+		}
+	} else if (c == ']' || c == '}') {
+		if (*depth > 0)
+			--*depth;
+	} else if (c < 0x20 && !json_space(c)) {
+		diag_set(d, DIAG_EPARSE, "control character at byte %zu", i);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * One pass over the bytes: UTF-8 validity, nesting depth, no NUL escape, no raw
+ * control characters (which cJSON would accept). ASCII takes a few instructions per
+ * byte, string contents about one.
  */
 static int json_prescan(const char *buf, size_t len, struct diag *d)
 {
@@ -64,52 +139,26 @@ static int json_prescan(const char *buf, size_t len, struct diag *d)
 	bool in_string = false;
 
 	while (i < len) {
-		unsigned char c;
+		size_t n;
 
-		if (in_string) {
-			i = skip_plain_string(p, i, len);
-			while (i < len && p[i] != '"' && p[i] != '\\' &&
-			       p[i] < 0x80)
-				i++;
-		}
-		if (i == len)
+		if (in_string && (i = json_scan_plain(p, i, len)) == len)
 			break;
-		c = p[i];
-		if (c >= 0x80) {
-			size_t n = str_utf8_sequence(p + i, len - i);
-
+		if (p[i] >= 0x80) {
+			n = str_utf8_sequence(p + i, len - i);
 			if (n == 0)
 				return diag_set(d, DIAG_EPARSE,
 						"invalid UTF-8 at byte %zu", i);
-			i += n;
-			continue;
+		} else if (in_string) {
+			n = scan_string_byte(p, i, len, &in_string, d);
+			if (n == 0)
+				return DIAG_EPARSE;
+		} else {
+			if (!scan_structure_byte(p[i], i, &depth, &in_string,
+						 d))
+				return DIAG_EPARSE;
+			n = 1;
 		}
-		if (in_string) {
-			if (c == '"') {
-				in_string = false;
-			} else if (c == '\\' && i + 1 < len) {
-				if (len - i >= 6 &&
-				    memcmp(p + i + 1, "u0000", 5) == 0)
-					return diag_set(
-						d, DIAG_EPARSE,
-						"NUL character in a string at byte %zu",
-						i);
-				i++; /* the escaped character is consumed below */
-				if (p[i] >= 0x80)
-					continue; /* checked as UTF-8 next round */
-			}
-		} else if (c == '"') {
-			in_string = true;
-		} else if (c == '[' || c == '{') {
-			if (++depth > BOUND_JSON_DEPTH)
-				return diag_set(
-					d, DIAG_EPARSE,
-					"nesting deeper than %d levels at byte %zu",
-					BOUND_JSON_DEPTH, i);
-		} else if ((c == ']' || c == '}') && depth > 0) {
-			depth--;
-		}
-		i++;
+		i += n;
 	}
 	return 0;
 }

@@ -181,6 +181,47 @@ static int deny(struct ctx *c, const char *reason, const char *fmt, ...)
 
 /* ---- reading the pod ---- */
 
+static const struct json_keep env_var_members[] = {
+	{ "name", NULL, false },
+	{ "value", NULL, false },
+	{ "valueFrom", NULL, false },
+	{ NULL, NULL, false },
+};
+static const struct json_keep mount_members[] = {
+	{ "name", NULL, false },
+	{ "mountPath", NULL, false },
+	{ NULL, NULL, false },
+};
+static const struct json_keep container_members[] = {
+	{ "name", NULL, false },
+	{ "env", env_var_members, true },
+	{ "volumeMounts", mount_members, true },
+	{ NULL, NULL, false },
+};
+static const struct json_keep volume_members[] = {
+	{ "name", NULL, false },
+	{ "projected", NULL, false },
+	{ NULL, NULL, false },
+};
+static const struct json_keep spec_members[] = {
+	{ "serviceAccountName", NULL, false },
+	{ "nodeSelector", NULL, false },
+	{ "volumes", volume_members, true },
+	{ "initContainers", container_members, true },
+	{ "containers", container_members, true },
+	{ NULL, NULL, false },
+};
+static const struct json_keep metadata_members[] = {
+	{ "name", NULL, false },	{ "generateName", NULL, false },
+	{ "namespace", NULL, false },	{ "labels", NULL, false },
+	{ "annotations", NULL, false }, { NULL, NULL, false },
+};
+const struct json_keep mutate_pod_members[] = {
+	{ "metadata", metadata_members, false },
+	{ "spec", spec_members, false },
+	{ NULL, NULL, false },
+};
+
 static const char *pod_string(const cJSON *obj, const char *key)
 {
 	const char *s = json_string(obj, key);

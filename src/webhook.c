@@ -238,7 +238,7 @@ bool webhook_answer(const struct webhook *w, const char *body, size_t len,
 	mem_arena_init(&arena, arena_buf, sizeof(arena_buf),
 		       ARENA_BYTES_PER_BODY_BYTE * len + sizeof(arena_buf));
 	mem_arena_enter(&arena);
-	rc = admission_decode(body, len, &req, &d);
+	rc = admission_decode_pruned(body, len, mutate_pod_members, &req, &d);
 	mem_arena_pause(&arena);
 	if (rc != 0) {
 		if (arena.exhausted)

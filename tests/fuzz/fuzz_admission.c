@@ -3,7 +3,10 @@
  * ServiceAccount from the same input (the bytes before the first newline). Beyond "no
  * crash", it checks two properties of the mutator: every patch it produces applies to
  * the pod, and mutating the patched pod again changes nothing (providers-reference
- * rule 3); either failing aborts.
+ * rule 3). And the server's pruned decode must agree with the whole one: the same
+ * verdict on the body, and the same decision, patch and warnings for the pod, which
+ * holds mutate_pod_members to naming everything the mutator reads. Any failure
+ * aborts.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -101,6 +104,53 @@ static void encode(const struct admission_request *req, struct mutation *m)
 	strbuf_free(&out);
 }
 
+/* mutate_pod()'s code; 0 for a request that is not a Pod CREATE. */
+static int mutate_request(const struct admission_request *req,
+			  const struct service_account *sa, struct mutation *m)
+{
+	struct mutate_input in = { req->object, req->namespace, sa };
+
+	if (!admission_is_pod_create(req))
+		return 0;
+	return mutate_pod(&in, profiles, settings, m, NULL);
+}
+
+static bool same_text(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* The decision on the pruned pod must be the decision on the whole one. */
+static void check_pruned_agrees(struct mutation *m, int rc, const char *body,
+				size_t len, const struct service_account *sa)
+{
+	struct admission_request req;
+	struct mutation pm;
+	size_t n, pn;
+	bool same;
+
+	if (admission_decode_pruned(body, len, mutate_pod_members, &req,
+				    NULL) != 0) {
+		fprintf(stderr, "pruned decode refuses what decode accepts\n");
+		abort();
+	}
+	mutation_init(&pm);
+	same = mutate_request(&req, sa, &pm) == rc &&
+	       pm.allowed == m->allowed && pm.outcome == m->outcome &&
+	       pm.n_warnings == m->n_warnings &&
+	       same_text(strbuf_str(&pm.message), strbuf_str(&m->message)) &&
+	       same_text(patch_text(&pm.patch, &pn), patch_text(&m->patch, &n));
+	for (size_t i = 0; same && i < m->n_warnings; i++)
+		same = same_text(pm.warnings[i], m->warnings[i]);
+	if (!same) {
+		fprintf(stderr, "pruned pod decided differently: %s / %s\n",
+			strbuf_str(&pm.message), strbuf_str(&m->message));
+		abort();
+	}
+	mutation_free(&pm);
+	admission_request_free(&req);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *text = (const char *)data, *nl = memchr(data, '\n', size);
@@ -113,17 +163,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	mutation_init(&m);
 	if (admission_decode(body, body_len, &req, NULL) == 0) {
-		if (admission_is_pod_create(&req)) {
-			struct mutate_input in = { req.object, req.namespace,
-						   sa };
+		int rc = mutate_request(&req, sa, &m);
 
-			if (mutate_pod(&in, profiles, settings, &m, NULL) ==
-				    0 &&
-			    m.allowed && m.outcome == MUTATE_PATCHED)
-				check_properties(&req, sa, &m);
-		}
+		check_pruned_agrees(&m, rc, body, body_len, sa);
+		if (rc == 0 && m.allowed && m.outcome == MUTATE_PATCHED)
+			check_properties(&req, sa, &m);
 		encode(&req, &m);
 		admission_request_free(&req);
+	} else if (admission_decode_pruned(body, body_len, NULL, &req, NULL) ==
+		   0) {
+		fprintf(stderr, "pruned decode accepts what decode refuses\n");
+		abort();
 	}
 	mutation_free(&m);
 	sa_free(sa);

@@ -83,7 +83,8 @@ struct mutate_case {
 	struct settings *settings;
 };
 
-/* The server's flow: decode, mutate, encode; and the patch applied once more. */
+/* The server's flow: decode (pruned, as the server does), mutate, encode; and the
+ * patch applied once more. */
 static int op_admission(void *arg)
 {
 	struct mutate_case *mc = arg;
@@ -96,7 +97,8 @@ static int op_admission(void *arg)
 
 	mutation_init(&m);
 	strbuf_init(&out, 1 << 22);
-	rc = admission_decode(mc->review, mc->review_len, &req, NULL);
+	rc = admission_decode_pruned(mc->review, mc->review_len,
+				     mutate_pod_members, &req, NULL);
 	if (rc == 0)
 		rc = json_parse(mc->sa, mc->sa_len, &sa_json, NULL);
 	if (rc == 0)

@@ -1,42 +1,94 @@
-/* The strict JSON front end: the pre-scan's verdicts at the edges of its fast paths. */
+/*
+ * The strict JSON front end: the pre-scan's verdicts at the edges of its fast paths,
+ * and the pruning parser held to the same verdict on every input, with the tree it
+ * keeps equal to the whole tree cut down by the same schema.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bounds.h"
+#include "admission.h"
+#include "fileio.h"
 #include "json.h"
+#include "json_prune.h"
 #include "mem.h"
+#include "mutate.h"
+#include "strutil.h"
 
-static int parse(const char *text, size_t len, struct diag *d)
+static const struct json_keep keep_nothing[] = { { NULL, NULL, false } };
+static const struct json_keep keep_k[] = { { "k", NULL, false },
+					   { NULL, NULL, false } };
+
+/* Whether the pruned parse of text gives the full tree cut down by schema. */
+static int pruned_matches(const char *text, size_t len, const cJSON *full,
+			  const struct json_keep *schema, struct diag *d)
+{
+	cJSON *pruned = NULL, *expected = cJSON_Duplicate(full, true);
+	int rc = json_parse_pruned(text, len, schema, &pruned, d);
+
+	assert_true(full == NULL || expected != NULL);
+	json_prune_tree(expected, schema);
+	if (rc == 0 && !cJSON_Compare(pruned, expected, true))
+		fail_msg("pruned tree differs for %.*s", (int)len, text);
+	cJSON_Delete(pruned);
+	cJSON_Delete(expected);
+	return rc;
+}
+
+/*
+ * json_parse()'s verdict, after checking that json_parse_pruned() gives the same one
+ * with two schemas (d: the pruned parser's reason when both refuse).
+ */
+static int parse(const char *text, size_t len, struct diag *full_d,
+		 struct diag *pruned_d)
 {
 	cJSON *root = NULL;
-	int rc;
+	int rc, rc_none, rc_k;
 
-	diag_clear(d);
-	rc = json_parse(text, len, &root, d);
+	diag_clear(full_d);
+	diag_clear(pruned_d);
+	rc = json_parse(text, len, &root, full_d);
+	rc_none = pruned_matches(text, len, root, keep_nothing, pruned_d);
+	rc_k = pruned_matches(text, len, root, keep_k, pruned_d);
 	cJSON_Delete(root);
+	if (rc != rc_none || rc != rc_k)
+		fail_msg("json_parse says %d (%s), pruned %d/%d (%s) for %.*s",
+			 rc, full_d->text, rc_none, rc_k, pruned_d->text,
+			 (int)len, text);
 	return rc;
 }
 
 static void expect_ok(const char *text)
 {
-	struct diag d;
+	struct diag d, pd;
 
-	if (parse(text, strlen(text), &d) != 0)
+	if (parse(text, strlen(text), &d, &pd) != 0)
 		fail_msg("refused %s: %s", text, d.text);
+}
+
+/* Both parsers refuse; json_parse() says needle, the pruned one pruned_needle. */
+static void expect_refused(const char *text, size_t len, const char *needle,
+			   const char *pruned_needle)
+{
+	struct diag d, pd;
+
+	assert_int_equal(parse(text, len, &d, &pd), DIAG_EPARSE);
+	if (strstr(d.text, needle) == NULL)
+		fail_msg("want '%s' in '%s'", needle, d.text);
+	if (strstr(pd.text, pruned_needle) == NULL)
+		fail_msg("pruned: want '%s' in '%s'", pruned_needle, pd.text);
 }
 
 static void expect_bad(const char *text, size_t len, const char *needle)
 {
-	struct diag d;
-
-	assert_int_equal(parse(text, len, &d), DIAG_EPARSE);
-	if (strstr(d.text, needle) == NULL)
-		fail_msg("want '%s' in '%s'", needle, d.text);
+	expect_refused(text, len, needle, needle);
 }
 
 static void test_strings_across_word_boundaries(void **state)
@@ -103,9 +155,181 @@ static void test_depth_limit_exact(void **state)
 static void test_embedded_nul_byte_and_trailing_data(void **state)
 {
 	(void)state;
-	expect_bad("{\"k\":1}\0", 8, "unexpected data");
+	expect_bad("{\"k\":1}\0", 8, "control character at byte 7");
+	expect_bad("{\"k\":\"a\tb\"}", 11,
+		   "control character in a string at byte 7");
+	expect_bad("{\"k\":\x01 1}", 9, "control character at byte 5");
+	expect_ok("{\"k\" :\t1,\r\n\"l\":\"a\\tb\"}");
 	expect_bad("{\"k\":1} {}", 10, "unexpected data");
 	expect_bad("   \n", 4, "empty document");
+}
+
+/* cJSON's leniencies and refusals, each of which the pruned parser must share. */
+static void test_pruned_parser_agrees(void **state)
+{
+	static const char *const accepted[] = {
+		"{\"k\":-0}",
+		"{\"k\":1e5}",
+		"{\"k\":1E+5}",
+		"{\"k\":-1.5e-3}",
+		"{\"k\":01}", /* cJSON takes leading zeros (strtod does) */
+		"{\"k\":1.}",
+		"{\"k\":1e308}",
+		"[true,false,null]",
+		"\xef\xbb\xbf{\"k\":1}", /* a byte-order mark */
+		"\xef\xbb\xbf"
+		"77",
+		"{\"k\":\"\\ud83d\\ude00 \\u00e9 \\b\\f\\n\\r\\t\\/\"}",
+		"{\"k\":{\"k\":[1,{\"k\":2}]},\"j\":3}",
+		"  \"text\"  ",
+		"7",
+		"[]",
+		"{}",
+		"[ ]",
+		"{ }",
+		"{\"k\":1234567890123456789012345678901234567890123456789012345678901}",
+		"{\"k\":1234567890123456789012345678901234567890123456789012345678901234567890}",
+	};
+	static const char *const refused[] = {
+		"{\"k\":-}",
+		"{\"k\":+1}",
+		"{\"k\":.5}",
+		"{\"k\":1e}x",
+		"{\"k\":0x10}",
+		"{\"k\":tru}",
+		"{\"k\":nul}",
+		"{\"k\":True}",
+		"[1,]",
+		"{\"k\":1,}",
+		"{,}",
+		"[,1]",
+		"{\"k\"}",
+		"{\"k\" 1}",
+		"{k:1}",
+		"{\"k\":'a'}",
+		"[1 2]",
+		"{\"k\":1",
+		"[",
+		"\"abc",
+		"{\"k\":\"\\x\"}",
+		"{\"k\":\"\\uZZZZ\"}",
+		"{\"k\":\"\\u12\"}",
+		"{\"k\":\"\\ud83d\"}",
+		"{\"k\":\"\\ude00\"}",
+		"{\"k\":\"\\ud83d\\u0041\"}",
+		"{\"k\":\"a\\\"}",
+		"\xef\xbb\xbf",
+		"\xef\xbb\xbf"
+		"7", /* cJSON skips a mark only before 2+ bytes */
+		" \xef\xbb\xbf{}",
+		"[1,\xef\xbb\xbf"
+		"2]",
+		"{\"k\":\x80}",
+		"[1]]",
+		"{\"k\":1}}",
+		"\x7f",
+		"[-]",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(accepted) / sizeof(*accepted); i++)
+		expect_ok(accepted[i]);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
+		struct diag d, pd;
+
+		if (parse(refused[i], strlen(refused[i]), &d, &pd) !=
+		    DIAG_EPARSE)
+			fail_msg("accepted %s", refused[i]);
+	}
+	expect_bad("{\"k\":\"\\uZZZZ\"}", 13, "invalid \\u escape");
+}
+
+static char *slurp(const char *name, size_t *len)
+{
+	char path[512], *text = NULL;
+
+	snprintf(path, sizeof(path), "%s/%s", PIW_SOURCE_DIR, name);
+	assert_int_equal(file_read(path, 1 << 22, &text, len, NULL), 0);
+	return text;
+}
+
+static int count_nodes(const cJSON *node)
+{
+	int n = 1;
+
+	for (const cJSON *c = node->child; c; c = c->next)
+		n += count_nodes(c);
+	return n;
+}
+
+/* The node at a JSON-pointer-like path ("/a/0/b"), or NULL. */
+static const cJSON *at(const cJSON *node, const char *path)
+{
+	char key[64];
+	int64_t index;
+
+	while (node && *path == '/') {
+		size_t n = strcspn(path + 1, "/");
+
+		assert_true(n < sizeof(key));
+		memcpy(key, path + 1, n);
+		key[n] = '\0';
+		if (cJSON_IsArray(node))
+			node = str_to_i64(key, 0, INT_MAX, &index) == 0
+				       ? cJSON_GetArrayItem(node, (int)index)
+				       : NULL;
+		else
+			node = cJSON_GetObjectItemCaseSensitive(node, key);
+		path += n + 1;
+	}
+	return node;
+}
+
+/*
+ * A real AdmissionReview: the server's pruned request is the whole one cut down to
+ * what the mutator reads, and keeps far fewer nodes (managedFields, resources,
+ * probes... are gone).
+ */
+static void test_pruned_review_is_the_mutators_view(void **state)
+{
+	size_t len;
+	char *body = slurp("bench/data/admissionreview-deployment.json", &len);
+	static const char *const gone[] = {
+		"/request/userInfo",
+		"/request/oldObject",
+		"/request/object/status",
+		"/request/object/metadata/managedFields",
+		"/request/object/spec/containers/0/resources",
+		"/request/object/spec/tolerations",
+	};
+	struct admission_request full, pruned, whole;
+	cJSON *expected_object;
+
+	(void)state;
+	assert_int_equal(admission_decode(body, len, &full, NULL), 0);
+	assert_int_equal(admission_decode_pruned(body, len, mutate_pod_members,
+						 &pruned, NULL),
+			 0);
+	assert_string_equal(full.uid, pruned.uid);
+	assert_string_equal(full.namespace, pruned.namespace);
+	assert_string_equal(full.operation, pruned.operation);
+	assert_string_equal(full.kind, pruned.kind);
+	expected_object = cJSON_Duplicate(full.object, true);
+	json_prune_tree(expected_object, mutate_pod_members);
+	assert_true(cJSON_Compare(pruned.object, expected_object, true));
+	assert_true(count_nodes(pruned.root) < count_nodes(full.root));
+	for (size_t i = 0; i < sizeof(gone) / sizeof(*gone); i++)
+		assert_null(at(pruned.root, gone[i]));
+	assert_non_null(at(full.root, "/request/object/spec/tolerations"));
+	/* without an object schema, the object is kept whole */
+	assert_int_equal(admission_decode_pruned(body, len, NULL, &whole, NULL),
+			 0);
+	assert_true(cJSON_Compare(whole.object, full.object, true));
+	cJSON_Delete(expected_object);
+	admission_request_free(&full);
+	admission_request_free(&pruned);
+	admission_request_free(&whole);
+	mem_free(body);
 }
 
 int main(void)
@@ -116,6 +340,8 @@ int main(void)
 		cmocka_unit_test(test_nul_escape_refused),
 		cmocka_unit_test(test_depth_limit_exact),
 		cmocka_unit_test(test_embedded_nul_byte_and_trailing_data),
+		cmocka_unit_test(test_pruned_parser_agrees),
+		cmocka_unit_test(test_pruned_review_is_the_mutators_view),
 	};
 
 	mem_install_json_hooks();
