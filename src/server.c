@@ -152,10 +152,18 @@ static int retrieve_certificate(gnutls_session_t session,
 
 /* ---- replies ---- */
 
+/* What a reply carries besides its status and body. */
+struct reply_extra {
+	const char *allow; /* the Allow header, or NULL */
+	bool close;	   /* close the connection after this reply */
+};
+
+#define NO_EXTRA ((struct reply_extra){ NULL, false })
+
 static enum MHD_Result send_reply(struct MHD_Connection *conn,
 				  struct listener *l, enum route route,
 				  int status, const char *type, char *body,
-				  size_t len, const char *allow)
+				  size_t len, struct reply_extra extra)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -169,9 +177,10 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	if (allow)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-	if (atomic_load(&l->server->draining))
+	if (extra.allow)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+					extra.allow);
+	if (extra.close || atomic_load(&l->server->draining))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 					"close");
 	ret = MHD_queue_response(conn, (unsigned int)status, resp);
@@ -183,14 +192,14 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
 static enum MHD_Result send_text(struct MHD_Connection *conn,
 				 struct listener *l, enum route route,
 				 int status, const char *text,
-				 const char *allow)
+				 struct reply_extra extra)
 {
 	char *copy = mem_strdup(text);
 
 	if (copy == NULL)
 		return MHD_NO;
 	return send_reply(conn, l, route, status, "text/plain; charset=utf-8",
-			  copy, strlen(copy), allow);
+			  copy, strlen(copy), extra);
 }
 
 /* ---- routing and early checks ---- */
@@ -217,6 +226,41 @@ static bool is_json_type(const char *type)
 	       strncasecmp(type, "application/json", n) == 0;
 }
 
+struct framing {
+	unsigned content_lengths;
+	bool transfer_encoding;
+};
+
+static enum MHD_Result count_framing_header(void *cls, enum MHD_ValueKind kind,
+					    const char *key, const char *value)
+{
+	struct framing *f = cls;
+
+	(void)kind;
+	(void)value;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->content_lengths++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		f->transfer_encoding = true;
+	return MHD_YES;
+}
+
+/*
+ * Two Content-Length headers, or one with Transfer-Encoding, leave the body's end
+ * open to interpretation: the stuff of request smuggling (RFC 9112, 6.1 and 6.3).
+ * libmicrohttpd 0.9.75 picks one reading and keeps the connection; we refuse the
+ * request and close it.
+ */
+static bool ambiguous_framing(struct MHD_Connection *conn)
+{
+	struct framing f = { 0, false };
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing_header,
+				  &f);
+	return f.content_lengths > 1 ||
+	       (f.content_lengths == 1 && f.transfer_encoding);
+}
+
 /* The status to answer before reading any body, or 0 to go on. */
 static int early_status(struct server *s, struct MHD_Connection *conn,
 			enum route route, const char *method)
@@ -225,6 +269,8 @@ static int early_status(struct server *s, struct MHD_Connection *conn,
 	int64_t declared;
 	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 
+	if (ambiguous_framing(conn))
+		return 400;
 	if (route == ROUTE_OTHER)
 		return 404;
 	if (route != ROUTE_MUTATE)
@@ -249,21 +295,25 @@ static enum MHD_Result send_early(struct MHD_Connection *conn,
 
 	switch (r->early_status) {
 	case 404:
-		return send_text(conn, l, r->route, 404, "not found\n", NULL);
+		return send_text(conn, l, r->route, 404, "not found\n",
+				 NO_EXTRA);
 	case 405:
 		return send_text(conn, l, r->route, 405, "method not allowed\n",
-				 allow);
+				 (struct reply_extra){ allow, false });
 	case 415:
 		return send_text(
 			conn, l, r->route, 415,
 			"unsupported media type: send application/json\n",
-			NULL);
-	case 408:
-		return send_text(conn, l, r->route, 408, "request timeout\n",
-				 NULL);
+			NO_EXTRA);
+	case 400:
+		return send_text(conn, l, r->route, 400,
+				 "bad request: ambiguous body length (more "
+				 "than one Content-Length, or Content-Length "
+				 "with Transfer-Encoding)\n",
+				 (struct reply_extra){ NULL, true });
 	default:
 		return send_text(conn, l, r->route, 413,
-				 "request body too large\n", NULL);
+				 "request body too large\n", NO_EXTRA);
 	}
 }
 
@@ -289,9 +339,10 @@ static enum MHD_Result answer_readyz(struct MHD_Connection *conn,
 	char text[128];
 
 	if (ready(l->server, &why))
-		return send_text(conn, l, ROUTE_READYZ, 200, "ready\n", NULL);
+		return send_text(conn, l, ROUTE_READYZ, 200, "ready\n",
+				 NO_EXTRA);
 	snprintf(text, sizeof(text), "not ready: %s\n", why);
-	return send_text(conn, l, ROUTE_READYZ, 503, text, NULL);
+	return send_text(conn, l, ROUTE_READYZ, 503, text, NO_EXTRA);
 }
 
 static enum MHD_Result answer_metrics(struct MHD_Connection *conn,
@@ -305,13 +356,13 @@ static enum MHD_Result answer_metrics(struct MHD_Connection *conn,
 	if (metrics_render(l->server->metrics, &sb) != 0) {
 		strbuf_free(&sb);
 		return send_text(conn, l, ROUTE_METRICS, 500,
-				 "cannot render metrics\n", NULL);
+				 "cannot render metrics\n", NO_EXTRA);
 	}
 	body = strbuf_detach(&sb, &len);
 	if (body == NULL)
 		return MHD_NO;
 	return send_reply(conn, l, ROUTE_METRICS, 200,
-			  "text/plain; version=0.0.4", body, len, NULL);
+			  "text/plain; version=0.0.4", body, len, NO_EXTRA);
 }
 
 /* ---- the offload pool ---- */
@@ -393,7 +444,8 @@ static enum MHD_Result send_mutate_reply(struct MHD_Connection *conn,
 	if (reply->body == NULL)
 		return MHD_NO;
 	return send_reply(conn, l, ROUTE_MUTATE, reply->status,
-			  reply->content_type, reply->body, reply->len, NULL);
+			  reply->content_type, reply->body, reply->len,
+			  NO_EXTRA);
 }
 
 static enum MHD_Result answer_mutate(struct MHD_Connection *conn,
@@ -421,7 +473,7 @@ static enum MHD_Result answer(struct MHD_Connection *conn, struct listener *l,
 {
 	switch (r->route) {
 	case ROUTE_HEALTHZ:
-		return send_text(conn, l, r->route, 200, "ok\n", NULL);
+		return send_text(conn, l, r->route, 200, "ok\n", NO_EXTRA);
 	case ROUTE_READYZ:
 		return answer_readyz(conn, l);
 	case ROUTE_METRICS:
