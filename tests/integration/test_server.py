@@ -1431,11 +1431,16 @@ class MetricsTests(ServerTestCase):
                 self.assertEqual(delta(name, **labels), want)
         # A request leaves the gauge in libmicrohttpd's completion callback, which may
         # run just after its client has the answer: poll briefly instead of one scrape.
-        baseline = metric_value(before, "piw_inflight_requests")
-        self.assertTrue(wait_until(
-            lambda: metric_value(parse_metrics(server.metrics_request().body.decode()),
-                                 "piw_inflight_requests") == baseline, scaled(2)),
-            "in-flight gauge not back to where it was")
+        # Idle, the gauge counts only the scrape reading it. (Not the value of `before`:
+        # the readiness poll that start_server() made may still have counted there.)
+        seen = []
+
+        def idle():
+            seen.append(metric_value(parse_metrics(server.metrics_request().body.decode()),
+                                     "piw_inflight_requests"))
+            return seen[-1] == 1
+        self.assertTrue(wait_until(idle, scaled(2)),
+                        "in-flight gauge not back to 1 (the scrape itself): %r" % seen[-5:])
 
 
 # ======================================================================================
