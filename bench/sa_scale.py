@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import signal
 import ssl
 import statistics
@@ -351,6 +352,7 @@ def main():
                                        "full%d" % i) for i in range(args.runs)]
     finally:
         fake.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     for name, runs in results.items():
         for r in runs:
             sys.stderr.write("%s: %s\n" % (name, json.dumps(r)))

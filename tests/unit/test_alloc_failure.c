@@ -160,8 +160,7 @@ static void test_admission_flow(void **state)
 	char *review, *sa;
 
 	(void)state;
-	review = slurp(PIW_SOURCE_DIR
-		       "/../shared/bench/admissionreview-pod.json",
+	review = slurp(PIW_SOURCE_DIR "/bench/data/admissionreview-pod.json",
 		       &len);
 	mc.review = review;
 	mc.review_len = len;
