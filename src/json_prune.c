@@ -191,7 +191,7 @@ static char *decode(const unsigned char *p, size_t start, size_t end)
 	if (out == NULL)
 		return NULL;
 	while (i < end) {
-		uint32_t cp;
+		uint32_t cp = 0; /* set by escape(): the string was validated */
 
 		if (p[i] != '\\') {
 			out[n++] = (char)p[i++];
