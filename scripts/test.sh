@@ -7,7 +7,12 @@
 #      tests;
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: the same tests, minus the
 #      ones that test packaging rather than code;
-#   3. a clang libFuzzer build: each fuzz target for PIW_FUZZ_SECONDS (default 30).
+#   3. the end-to-end tests against a real kube-apiserver (tests/e2e: built once from
+#      Debian's source package and cached, ~5 minutes the first time), with the release
+#      build; "e2e: SKIPPED: <reason>" only when it cannot be downloaded or built for
+#      lack of disk;
+#   4. a clang libFuzzer build: each fuzz target for PIW_FUZZ_SECONDS (default 30).
+# docs/testing.md describes the layers and how to run each alone.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
@@ -24,6 +29,8 @@ cmake --build "$top/build-asan" -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	ctest --test-dir "$top/build-asan" --output-on-failure -j"$jobs" \
 	-LE 'valgrind|source|image|chart|fakeapi|bench'
+
+"$top/tests/e2e/run.sh" "$top/build/pod-identity-webhook"
 
 cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_C_COMPILER=clang -DPIW_FUZZ=ON \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPIW_FUZZ_SECONDS="$fuzz_seconds" >/dev/null
