@@ -731,3 +731,14 @@ def env_of(pod_obj, container=0):
     """{name: value} of a container's env."""
     c = pod_obj["spec"]["containers"][container]
     return {e["name"]: e.get("value") for e in c.get("env") or []}
+
+
+def main(module, argv):
+    """A test file's entry point: `test_x.py [BINARY] [unittest arguments]`."""
+    args = argv[1:]
+    binary = None
+    if args and not args[0].startswith("-") and (os.path.sep in args[0]
+                                                 or os.path.isfile(args[0])):
+        binary = args.pop(0)
+    configure(binary)
+    unittest.main(module=module, argv=[argv[0]] + args, verbosity=2)

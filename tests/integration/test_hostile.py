@@ -1214,15 +1214,5 @@ class RandomRequestTests(HostileTestCase):
         self.assertAliveAndExits(server)
 
 
-def main(argv):
-    args = argv[1:]
-    binary = None
-    if args and not args[0].startswith("-") and (os.path.sep in args[0]
-                                                 or os.path.isfile(args[0])):
-        binary = args.pop(0)
-    harness.configure(binary)
-    unittest.main(module=__name__, argv=[argv[0]] + args, verbosity=2)
-
-
 if __name__ == "__main__":
-    main(sys.argv)
+    harness.main(__name__, sys.argv)
