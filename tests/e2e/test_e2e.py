@@ -11,7 +11,9 @@ the whole run; every test works in namespaces of its own.
 """
 import base64
 import copy
+import glob
 import http.server
+import importlib
 import json
 import os
 import shutil
@@ -506,10 +508,26 @@ class ChartTests(E2ETestCase):
                          .stdout.strip(), "", "a dry-run object was stored")
 
 
+def load_area_modules():
+    """Adds the TestCase classes of every tests/e2e/e2e_<area>.py to this run. Those
+    files `import test_e2e` for the fixtures above; this module is registered under
+    that name first, so they share its one cluster (Env) rather than a second copy."""
+    sys.modules.setdefault("test_e2e", sys.modules[__name__])
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in sorted(glob.glob(os.path.join(here, "e2e_*.py"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        module = importlib.import_module(name)
+        for attr, value in vars(module).items():
+            if (isinstance(value, type) and issubclass(value, unittest.TestCase)
+                    and value.__module__ == name):
+                globals()[attr] = value
+
+
 def main(argv):
     if len(argv) < 3:
         sys.exit(__doc__)
     Env.binary, Env.apiserver_dir = os.path.abspath(argv[1]), os.path.abspath(argv[2])
+    load_area_modules()
     unittest.main(module=__name__, argv=[argv[0]] + argv[3:], verbosity=2)
 
 
