@@ -54,6 +54,7 @@ struct config {
 	int64_t reload_interval_ms;
 	int64_t sa_lookup_timeout_ms;
 	int64_t sa_lookup_rate; /* live lookups per second */
+	int64_t sa_lookup_burst; /* live lookups at once before the rate paces them */
 	int64_t sa_watch_idle_ms;
 	int64_t sa_list_page_size;
 };

@@ -2,9 +2,10 @@
  * kube_source: ServiceAccounts from the Kubernetes API. A thread lists every
  * ServiceAccount (paginated), then watches from the list's resourceVersion with
  * bookmarks, relisting on 410 Gone and reconnecting with backoff and jitter. Lookups
- * are served from that cache; a miss becomes a live GET (short timeout, rate limited,
- * concurrent lookups of one ServiceAccount merged into one request) whose result feeds
- * the cache. Only the annotations the loaded profiles read are kept.
+ * are served from that cache; a miss becomes a live GET (short timeout, rate limited
+ * by a token bucket a miss waits on for at most the timeout, concurrent lookups of one
+ * ServiceAccount merged into one request) whose result feeds the cache. Only the
+ * annotations the loaded profiles read are kept.
  */
 #ifndef PIW_KUBE_SOURCE_H
 #define PIW_KUBE_SOURCE_H
@@ -18,9 +19,10 @@
 #include "sa_source.h"
 
 struct kube_source_options {
-	int64_t lookup_timeout_ms; /* live GET on a cache miss */
-	int64_t lookup_rate;	   /* live GETs per second (burst: the same) */
-	long page_size;		   /* items per list page */
+	int64_t lookup_timeout_ms; /* token wait, then live GET, on a miss */
+	int64_t lookup_rate; /* live GETs per second, once the burst is spent */
+	int64_t lookup_burst; /* live GETs at once (the token bucket's size) */
+	long page_size;	      /* items per list page */
 	long watch_timeout_s; /* asked of the server; it then ends the watch */
 	long watch_idle_ms;   /* a silent stream longer than this is dead */
 	long list_timeout_ms; /* per list page */

@@ -101,10 +101,18 @@ static const struct option options[] = {
 	  "configuration)" },
 	{ "--sa-lookup-timeout", "PIW_SA_LOOKUP_TIMEOUT", OPT_DURATION,
 	  OFF(sa_lookup_timeout_ms), "1s", NULL, 50, 30000, CMD_SERVE,
-	  "DURATION", "timeout of a live ServiceAccount GET on a cache miss" },
+	  "DURATION",
+	  "how long a cache miss waits for a rate-limiter token, and then for "
+	  "its live ServiceAccount GET" },
 	{ "--sa-lookup-rate", "PIW_SA_LOOKUP_RATE", OPT_INT,
 	  OFF(sa_lookup_rate), "20", NULL, 1, 10000, CMD_SERVE, "N",
-	  "at most N live ServiceAccount GETs per second (cache misses)" },
+	  "at most N live ServiceAccount GETs per second (cache misses) once "
+	  "the burst is spent" },
+	{ "--sa-lookup-burst", "PIW_SA_LOOKUP_BURST", OPT_INT,
+	  OFF(sa_lookup_burst), "100", NULL, 1, 100000, CMD_SERVE, "N",
+	  "live ServiceAccount GETs allowed at once; beyond, a cache miss waits "
+	  "its turn at --sa-lookup-rate (at most --sa-lookup-timeout) before "
+	  "it is refused" },
 	{ "--sa-watch-idle-timeout", "PIW_SA_WATCH_IDLE_TIMEOUT", OPT_DURATION,
 	  OFF(sa_watch_idle_ms), "2m", NULL, 1000, 3600000, CMD_SERVE,
 	  "DURATION",

@@ -2,13 +2,18 @@
  * kube_source: the cache and its watch thread.
  *
  * One mutex guards the map, the in-flight live lookups and the rate limiter; it is
- * never held across network I/O. A relist builds a fresh map while the old one keeps
+ * never held across network I/O or a wait for a rate-limiter token. The limiter is a
+ * token bucket (--sa-lookup-burst tokens, refilled at --sa-lookup-rate) that hands out
+ * reservations: a miss that finds it empty is given the instant its token will be
+ * there and sleeps until then, unless that is further away than the lookup timeout
+ * (then it is refused at once). A burst of new ServiceAccounts is paced, not refused. A relist builds a fresh map while the old one keeps
  * answering, then swaps it in, so lookups never see a half-filled cache. A live GET's
  * answer is inserted only if the watch has not meanwhile delivered the object: the
  * watch is the fresher source.
  */
 #include "kube_source.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -61,6 +66,7 @@ struct pending {
 	struct service_account *sa;
 	char why[200];
 	int refs;
+	struct timespec until; /* CLOCK_REALTIME: when joiners stop waiting */
 };
 
 struct kube_source {
@@ -79,13 +85,15 @@ struct kube_source {
 	pthread_cond_t changed;
 	struct sa_map *map;
 	struct pending *pending;
-	double tokens;
-	struct timespec refilled;
+	double tokens;	 /* below 0: reserved ahead of the refill */
+	double refilled; /* monotonic seconds of the last refill */
 	atomic_bool ready;
 	atomic_size_t count, bytes;
 	atomic_llong last_sync;
 	atomic_ullong restarts[N_RESTART], lookups[N_LK], lists[2], events;
-	char rv[KUBE_RV_MAX]; /* the watch thread's */
+	atomic_ullong token_waits,
+		token_wait_us; /* misses that waited, and how long */
+	char rv[KUBE_RV_MAX];  /* the watch thread's */
 	uint64_t rng;
 };
 
@@ -94,6 +102,7 @@ struct kube_source_options kube_source_defaults(void)
 	return (struct kube_source_options){
 		.lookup_timeout_ms = 1000,
 		.lookup_rate = 20,
+		.lookup_burst = 100,
 		.page_size = 500,
 		.watch_timeout_s = 300,
 		.watch_idle_ms = 120000,
@@ -476,21 +485,45 @@ static void count_lookup(struct kube_source *k, enum lookup_result r)
 	atomic_fetch_add_explicit(&k->lookups[r], 1, memory_order_relaxed);
 }
 
-/* Takes a rate-limiter token; false when none is left this second. */
-static bool take_token(struct kube_source *k)
+/*
+ * Under the lock: reserves a rate-limiter token. Returns in how many ms it is there
+ * (0: now), or -1, reserving nothing, when that is later than max_wait_ms. Tokens
+ * below zero are reservations made ahead of the refill, so waiters are served in
+ * the order they came and never more than the rate once the burst is spent.
+ */
+static long reserve_token(struct kube_source *k, long max_wait_ms)
 {
 	double now = monotonic(), rate = (double)k->opt.lookup_rate;
-	double last = (double)k->refilled.tv_sec + k->refilled.tv_nsec / 1e9;
-	bool ok;
+	double burst = (double)k->opt.lookup_burst, wait;
 
-	k->tokens += (now - last) * rate;
-	if (k->tokens > rate)
-		k->tokens = rate;
-	clock_gettime(CLOCK_MONOTONIC, &k->refilled);
-	ok = k->tokens >= 1.0;
-	if (ok)
-		k->tokens -= 1.0;
-	return ok;
+	k->tokens += (now - k->refilled) * rate;
+	if (k->tokens > burst)
+		k->tokens = burst;
+	k->refilled = now;
+	wait = k->tokens >= 1.0 ? 0.0 : (1.0 - k->tokens) / rate;
+	if (wait * 1000.0 > (double)max_wait_ms)
+		return -1;
+	k->tokens -= 1.0;
+	return (long)(wait * 1000.0 + 0.999);
+}
+
+/* Sleeps ms milliseconds (signals do not cut it short). */
+static void sleep_ms(long ms)
+{
+	struct timespec until;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	do
+		rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until,
+				     NULL);
+	while (rc == EINTR);
 }
 
 /* A copy of a cached entry, under the lock. */
@@ -613,15 +646,11 @@ static struct pending *find_pending(struct kube_source *k, const char *ns,
 	return NULL;
 }
 
-/* Waits (lock held) for a lookup another request started, up to the timeout. */
+/* Waits (lock held) for a lookup another request started, as long as it may take. */
 static void wait_for(struct kube_source *k, struct pending *p)
 {
-	struct timespec until;
-	long ms = (long)k->opt.lookup_timeout_ms + 100;
-
-	until = deadline_in(ms);
 	while (!p->done &&
-	       pthread_cond_timedwait(&k->changed, &k->lock, &until) == 0)
+	       pthread_cond_timedwait(&k->changed, &k->lock, &p->until) == 0)
 		;
 }
 
@@ -647,30 +676,44 @@ static enum sa_lookup miss(struct kube_source *k, const char *ns,
 			   struct diag *d)
 {
 	struct pending *p = find_pending(k, ns, name);
+	long wait_ms;
 
 	if (p) {
 		p->refs++;
 		wait_for(k, p);
 		return answer_pending(k, p, ret, d);
 	}
-	if (!take_token(k)) {
-		count_lookup(k, LK_RATE_LIMITED);
-		diag_set(d, DIAG_EUNAVAIL,
-			 "live lookups are rate limited (%lld per second)",
-			 (long long)k->opt.lookup_rate);
-		return SA_LOOKUP_UNAVAILABLE;
-	}
 	p = mem_calloc(1, sizeof(*p));
 	if (p == NULL) {
 		diag_set(d, DIAG_ENOMEM, "out of memory");
 		return SA_LOOKUP_UNAVAILABLE;
 	}
+	wait_ms = reserve_token(k, (long)k->opt.lookup_timeout_ms);
+	if (wait_ms < 0) {
+		mem_free(p);
+		count_lookup(k, LK_RATE_LIMITED);
+		diag_set(
+			d, DIAG_EUNAVAIL,
+			"live lookups are rate limited (%lld per second, burst "
+			"%lld): no turn within the lookup timeout",
+			(long long)k->opt.lookup_rate,
+			(long long)k->opt.lookup_burst);
+		return SA_LOOKUP_UNAVAILABLE;
+	}
 	snprintf(p->namespace, sizeof(p->namespace), "%s", ns);
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->refs = 1;
+	/* Joiners wait for the token, the GET and a margin for the bookkeeping. */
+	p->until = deadline_in(wait_ms + (long)k->opt.lookup_timeout_ms + 100);
 	p->next = k->pending;
 	k->pending = p;
 	pthread_mutex_unlock(&k->lock);
+	if (wait_ms > 0) {
+		atomic_fetch_add(&k->token_waits, 1);
+		atomic_fetch_add(&k->token_wait_us,
+				 (unsigned long long)wait_ms * 1000);
+		sleep_ms(wait_ms);
+	}
 	resolve(k, p);
 	pthread_mutex_lock(&k->lock);
 	return answer_pending(k, p, ret, d);
@@ -798,6 +841,19 @@ static int render_metrics(void *arg, struct strbuf *out)
 			atomic_load(&k->lists[1]), atomic_load(&k->lists[0]),
 			atomic_load(&k->events), atomic_load(&k->last_sync),
 			atomic_load(&k->bytes));
+	if (rc == 0)
+		rc = strbuf_addf(
+			out,
+			"# HELP piw_sa_lookup_rate_waits_total Cache misses that "
+			"waited for a rate-limiter token.\n"
+			"# TYPE piw_sa_lookup_rate_waits_total counter\n"
+			"piw_sa_lookup_rate_waits_total %llu\n"
+			"# HELP piw_sa_lookup_rate_wait_seconds_total Time cache "
+			"misses spent waiting for a rate-limiter token.\n"
+			"# TYPE piw_sa_lookup_rate_wait_seconds_total counter\n"
+			"piw_sa_lookup_rate_wait_seconds_total %.3f\n",
+			atomic_load(&k->token_waits),
+			(double)atomic_load(&k->token_wait_us) / 1e6);
 	return rc;
 }
 
@@ -846,8 +902,8 @@ int kube_source_new(struct kube_client *client, struct profile_live *profiles,
 	k->profiles = profiles;
 	k->metrics = metrics;
 	k->opt = *opts;
-	k->tokens = (double)opts->lookup_rate;
-	clock_gettime(CLOCK_MONOTONIC, &k->refilled);
+	k->tokens = (double)opts->lookup_burst;
+	k->refilled = monotonic();
 	k->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^
 		 0x9e3779b97f4a7c15ULL;
 	pthread_mutex_init(&k->lock, NULL);

@@ -96,6 +96,7 @@ static int open_kube_source(struct serve *s, struct diag *d)
 		return rc;
 	opts.lookup_timeout_ms = s->cfg->sa_lookup_timeout_ms;
 	opts.lookup_rate = s->cfg->sa_lookup_rate;
+	opts.lookup_burst = s->cfg->sa_lookup_burst;
 	opts.watch_idle_ms = (long)s->cfg->sa_watch_idle_ms;
 	opts.page_size = (long)s->cfg->sa_list_page_size;
 	return kube_source_new(client, s->profiles, s->metrics, &opts, &s->sa,

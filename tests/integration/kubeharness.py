@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 
 import harness
 from harness import (HOST, Config, Server, ServerTestCase, env_of, pod, review, scaled,
@@ -36,7 +37,8 @@ from harness import (HOST, Config, Server, ServerTestCase, env_of, pod, review, 
 from test_server import metric_value, parse_metrics, patched_pod
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakeapi"))
-from fake_apiserver import ApiError, FakeApiServer, make_test_pki  # noqa: E402
+from fake_apiserver import (ApiError, FakeApiServer, _fragments,  # noqa: E402
+                            _now_iso, make_test_pki)
 
 AWS_ARN = "eks.amazonaws.com/role-arn"
 STACKIT_EMAIL = "workload-identity.stackit.cloud/service-account-email"
@@ -393,6 +395,15 @@ class KubeTestCase(ServerTestCase):
                                                                          since=since)]
 
 
+def hide_sa(api, namespace, name, annotations):
+    """Creates a ServiceAccount in the fake without a watch event (as if the event were
+    still on its way): only a live GET (or a relist) can find it."""
+    store = api._store
+    with store.cond:
+        store._put((namespace, name), str(uuid.uuid4()), _now_iso(),
+                   _fragments(annotations, None, None))
+
+
 def run_concurrently(fns, timeout):
     """Runs the callables at once (a barrier releases them together); returns their
     results in order (an exception is returned in place of a result)."""
@@ -415,5 +426,5 @@ def run_concurrently(fns, timeout):
 
 __all__ = ["AWS_ARN", "STACKIT_EMAIL", "NAMESPACE", "TOKEN", "ApiError", "Admission",
            "Config", "FakeApiServer", "HOST", "KubeServer", "KubeTestCase", "arn",
-           "b64_file", "fake_pki", "kubeconfig_text", "other_pki", "run_concurrently",
+           "b64_file", "fake_pki", "hide_sa", "kubeconfig_text", "other_pki", "run_concurrently",
            "write_kubeconfig"]

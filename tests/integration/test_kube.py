@@ -37,7 +37,8 @@ import unittest
 import harness
 from harness import Client, Config, certs, scaled, wait_until, write_atomic
 from kubeharness import (AWS_ARN, NAMESPACE, STACKIT_EMAIL, TOKEN, KubeTestCase, arn,
-                         b64_file, fake_pki, other_pki, run_concurrently, write_kubeconfig)
+                         b64_file, fake_pki, hide_sa, other_pki, run_concurrently,
+                         write_kubeconfig)
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -830,12 +831,17 @@ class LiveLookupTests(KubeTestCase):
         self.assertEqual(hit.arn, arn("ledger"), hit)
 
     def test_rate_limit(self):
-        """--sa-lookup-rate 2: of 4 distinct misses at once, 2 get a live GET (200) and 2
-        are answered 500 'rate limited' without reaching the API; cache hits are not
-        limited; a second later a miss gets its GET again."""
+        """--sa-lookup-rate 1 --sa-lookup-burst 2 and a lookup timeout shorter than the
+        1 s the third token takes: of 4 distinct misses at once, 2 get a live GET (200)
+        and 2 are answered 500 'rate limited' at once, without reaching the API (their
+        turn is further away than the timeout); cache hits are not limited; a second
+        later a miss gets its GET again."""
         api = self.start_fake()
         api.create_sa(NAMESPACE, "ledger", annotations=aws("ledger"))
-        server = self.start_kube(api, extra=["--sa-lookup-rate", "2", "--threads", "8"])
+        timeout = min(scaled(0.6), 0.9)   # the third token is 1 s away
+        server = self.start_kube(api, extra=[
+            "--sa-lookup-rate", "1", "--sa-lookup-burst", "2", "--threads", "8",
+            "--sa-lookup-timeout", "%dms" % (timeout * 1000)])
         clients = [Client(server.port, timeout=scaled(15)) for _ in range(4)]
         for c in clients:
             c.conn.connect()
@@ -858,16 +864,92 @@ class LiveLookupTests(KubeTestCase):
             self.assertTrue(r.not_found, r)
         for r in limited:
             self.assertIn("rate limited", r.body)
+            self.assertNotIn("timed out", r.body)
         self.assertEqual(len(ok), len(self.gets(api)))
         self.assertEqual(self.lookups(server)["rate-limited"], len(limited))
-        if elapsed < 0.45:
+        self.assertEqual(self.metric(server, "piw_sa_lookup_rate_waits_total"), 0)
+        if elapsed < 0.9:
             self.assertEqual((len(ok), len(limited)), (2, 2), results)
         else:
-            self.assertLessEqual(len(ok), 2 + int(elapsed * 2) + 1, results)
+            self.assertLessEqual(len(ok), 2 + int(elapsed) + 1, results)
         for _ in range(10):
             self.assertArn(server, "ledger", arn("ledger"))
         time.sleep(1.1)
         self.assertTrue(self.admit(server, "missing-later", allow=(200,)).not_found)
+
+    def test_miss_waits_for_its_turn(self):
+        """--sa-lookup-rate 1 --sa-lookup-burst 1, a lookup timeout of several seconds:
+        3 distinct misses at once all get their live GET and a 200 (before the fix, 2
+        were refused at once); the ones that found the bucket empty waited for their
+        turn (piw_sa_lookup_rate_waits_total, _wait_seconds_total), and the API never
+        saw them faster than the rate: GETs at least about 1 s apart."""
+        api = self.start_fake()
+        timeout = scaled(6.0)
+        server = self.start_kube(api, extra=[
+            "--sa-lookup-rate", "1", "--sa-lookup-burst", "1", "--threads", "8",
+            "--sa-lookup-timeout", "%dms" % (timeout * 1000)])
+        clients = [Client(server.port, timeout=timeout * 2 + scaled(10))
+                   for _ in range(3)]
+        for c in clients:
+            c.conn.connect()
+            c.connections += 1
+        try:
+            results = run_concurrently(
+                [lambda i=i, c=c: self.admit(server, "turn-%d" % i, client=c)
+                 for i, c in enumerate(clients)], timeout * 2 + scaled(20))
+        finally:
+            for c in clients:
+                c.close()
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+            self.assertEqual(r.status, 200, r)
+            self.assertTrue(r.not_found, r)
+        gets = sorted(g["time"] for g in self.gets(api))
+        self.assertEqual(len(gets), 3)
+        for earlier, later in zip(gets, gets[1:]):
+            self.assertGreater(later - earlier, 0.8, "GETs faster than the rate: %r"
+                               % gets)
+        self.assertEqual(self.lookups(server)["rate-limited"], 0)
+        waits = self.metric(server, "piw_sa_lookup_rate_waits_total")
+        self.assertGreaterEqual(waits, 1)
+        self.assertLessEqual(waits, 2)
+        self.assertGreater(self.metric(server, "piw_sa_lookup_rate_wait_seconds_total"),
+                           0.5)
+
+    def test_burst_of_new_service_accounts(self):
+        """200 admissions at once, each for a different ServiceAccount the cache has not
+        seen yet (in the API, its watch event not delivered), the API answering every
+        GET in 50 ms, --sa-lookup-rate 20 --sa-lookup-burst 20: every admission is
+        answered 200 with its own ServiceAccount's role, none refused; one GET each.
+        Before the fix, every miss past the burst that found no token was refused
+        with a 500 at once."""
+        api = self.start_fake()
+        timeout = 25.0   # a turn may be 180 / 20 = 9 s away
+        server = self.start_kube(api, extra=[
+            "--sa-lookup-rate", "20", "--sa-lookup-burst", "20",
+            "--sa-lookup-timeout", "%dms" % (timeout * 1000), "--request-timeout", "120s"])
+        self.wait_watch(api)
+        names = ["burst-%03d" % i for i in range(200)]
+        for name in names:
+            hide_sa(api, NAMESPACE, name, aws(name))
+        api.fault_slow(50, kinds=["get"])
+        answer_within = timeout * 2 + scaled(30)
+        results = run_concurrently(
+            [lambda name=name: self.admit(server, name, timeout=answer_within)
+             for name in names], answer_within + scaled(10))
+        failed = [(name, r) for name, r in zip(names, results)
+                  if isinstance(r, BaseException) or r.status != 200 or
+                  r.arn != arn(name)]
+        lk = self.lookups(server)
+        sys.stderr.write("[%d waited %.1f s in all] " % (
+            self.metric(server, "piw_sa_lookup_rate_waits_total"),
+            self.metric(server, "piw_sa_lookup_rate_wait_seconds_total")))
+        self.assertEqual(failed[:5], [], "%d of 200 admissions not answered 200 with "
+                         "their role (lookups %r)" % (len(failed), lk))
+        self.assertEqual(lk["rate-limited"], 0, lk)
+        self.assertEqual(lk["live-found"], 200, lk)
+        self.assertEqual(len(self.gets(api)), 200)
 
     def test_slow_api_beyond_lookup_timeout(self):
         """GETs answered after 2 s with --sa-lookup-timeout 300ms: a miss is a 500 within
