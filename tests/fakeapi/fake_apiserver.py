@@ -746,6 +746,8 @@ class _ApiHandler(BaseHTTPRequestHandler):
         self._rec = None
         self._garbage = None
         self._hard_closed = False
+        self.accepted = time.time()     # when the TCP connection was accepted
+        self.handshaken = None          # when its TLS handshake completed
         self.api._connection_opened(self)
 
     def handle(self):
@@ -794,6 +796,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
             self.api._debug("TLS handshake failed: %r" % exc)
             return False
         self.request = tls
+        self.handshaken = time.time()
         socketserver.StreamRequestHandler.setup(self)
         return True
 
@@ -858,7 +861,9 @@ class _ApiHandler(BaseHTTPRequestHandler):
         subject = dict(x[0] for x in cert.get("subject", ())) if cert else {}
         return self.api._log.record(
             method=self.command, path=url.path, query=url.query, params=params, kind=kind,
-            token=token, client_cert=bool(cert), client_cn=subject.get("commonName"))
+            token=token, client_cert=bool(cert), client_cn=subject.get("commonName"),
+            conn=self.client_address[1], accepted=self.accepted,
+            handshaken=self.handshaken, answered=None)
 
     def _apply_faults(self, kind):
         """Hang, delay, fail or spoil this request; False when it must not be served."""
@@ -972,6 +977,8 @@ class _ApiHandler(BaseHTTPRequestHandler):
             self.hard_close()
             return
         self.wfile.write(body)
+        if self._rec is not None:
+            self._rec["answered"] = time.time()
 
     def _start_stream(self):
         """Headers of a chunked 200 watch answer."""

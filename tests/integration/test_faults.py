@@ -31,15 +31,14 @@ import sys
 import threading
 import time
 import unittest
-import uuid
 
 import harness
 from harness import (Client, KubeletCertDir, ServerTestCase, aws_sa, certs, pod,
                      read_response, request_head, review, scaled, service_account,
                      tls_connect, wait_until, write_atomic)
 from hostileharness import LegitLoad, Summary, latency_line, percentile
-from kubeharness import AWS_ARN, NAMESPACE, Admission, KubeTestCase, arn
-from fake_apiserver import _fragments, _now_iso   # noqa: E402 (path set by kubeharness)
+from kubeharness import (AWS_ARN, NAMESPACE, Admission, KubeTestCase, arn, hide_sa,
+                         run_concurrently)
 from test_server import metric_value, parse_metrics
 
 SUMMARY = Summary("Faults (tests/integration/test_faults.py)")
@@ -54,15 +53,6 @@ CACHED = ["cached-%d" % i for i in range(8)]
 
 def aws(name):
     return {AWS_ARN: arn(name)}
-
-
-def hide_sa(api, namespace, name, annotations):
-    """Creates a ServiceAccount in the fake without a watch event (as if the event were
-    still on its way): only a live GET (or a relist) can find it."""
-    store = api._store
-    with store.cond:
-        store._put((namespace, name), str(uuid.uuid4()), _now_iso(),
-                   _fragments(annotations, None, None))
 
 
 # ======================================================================================
@@ -161,18 +151,23 @@ class Phase:
     """One fault: inject() at t_inject, during() every 0.5 s while it lasts, clear() at
     t_clear. miss: what a cache miss may get while it lasts: "500" (the API cannot
     answer a GET: every miss that starts and ends inside the fault must be 500), "200"
-    (GETs work: every miss is 200) or "either"."""
+    (GETs work: every miss is 200) or "either". grace: how long after clear() a miss
+    may still fail (the case's default when None). fail_fast: a 500 during the fault
+    must come from the API refusing, well inside the lookup timeout (less than half of
+    it), never from waiting it out. after(): called right after clear()."""
 
-    def __init__(self, name, inject, clear, miss, during=None, duration=2.5):
+    def __init__(self, name, inject, clear, miss, during=None, duration=2.5, grace=None,
+                 fail_fast=False, after=None):
         self.name, self.inject, self.clear, self.miss = name, inject, clear, miss
         self.during, self.duration = during, duration
-        self.t_inject = self.t_clear = None
+        self.grace, self.fail_fast, self.after = grace, fail_fast, after
+        self.t_inject = self.t_clear = self.t_cleared = self.t_end = None
         self.actions = 0
         self.converged = None
         self.arn = None
 
 
-class ApiFaultTests(KubeTestCase):
+class ApiFaultCase(KubeTestCase):
     """Each API fault in turn for 2.5 s under steady admissions (4 threads), then
     cleared; one server per test, faults in sequence. Before each fault 400 ServiceAccounts
     are added to the API without a watch event (`hidden`: only a live GET finds them);
@@ -188,6 +183,7 @@ class ApiFaultTests(KubeTestCase):
     they were. The times are printed and go into the summary."""
 
     grace = 1.0   # after clear(): in-flight lookups may still fail (seconds)
+    lookup_timeout = LOOKUP_TIMEOUT
 
     def setUp(self):
         super().setUp()
@@ -195,7 +191,7 @@ class ApiFaultTests(KubeTestCase):
         for name in CACHED + ["conv"]:
             self.api.create_sa(NAMESPACE, name, annotations=aws(name))
         self.server = self.start_kube(self.api, extra=[
-            "--sa-lookup-timeout", "%dms" % (LOOKUP_TIMEOUT * 1000),
+            "--sa-lookup-timeout", "%dms" % (self.lookup_timeout * 1000),
             "--sa-lookup-rate", "10000", "--threads", "4"])
         self.wait_watch(self.api)
         self.pid = self.server.proc.pid
@@ -238,6 +234,9 @@ class ApiFaultTests(KubeTestCase):
                 ph.actions += 1
         ph.t_clear = time.monotonic()
         ph.clear()
+        ph.t_cleared = time.monotonic()
+        if ph.after:
+            ph.after()
         ph.converged = self.wait_arn(self.server, "conv", ph.arn, 30 + scaled(10),
                                      "%s: the change made during the fault" % ph.name)
         # and a miss is looked up again (the API answers)
@@ -250,22 +249,30 @@ class ApiFaultTests(KubeTestCase):
                         "%s: live lookups do not work again after the fault: %r"
                         % (ph.name, last[0]))
 
+    def windows(self, phases):
+        """Each phase's window: from its injection to `grace` after its clearing, but
+        never into the next phase. A lookup that starts after the next fault is injected
+        meets that fault, not this one: judged by this phase's rule it would be blamed
+        on an API that was answering (which is what the old "timeouts at the start of
+        the 200 ms phase" were, see docs/security.md)."""
+        for i, ph in enumerate(phases):
+            end = ph.t_cleared + (self.grace if ph.grace is None else ph.grace)
+            if i + 1 < len(phases):
+                end = min(end, phases[i + 1].t_inject)
+            ph.t_end = end
+
     def check(self, phases, cls):
         """Judges every admission by the rules; prints and records the summary."""
         recs = list(self.load.records)
         problems = []
         per_phase = collections.defaultdict(lambda: collections.Counter())
-
-        def phase_of(r):
-            for ph in phases:
-                if r.started < ph.t_clear + self.grace and r.ended > ph.t_inject:
-                    return ph
-            return None
+        self.windows(phases)
         for r in recs:
-            ph = phase_of(r)
-            key = ph.name if ph else "healthy"
+            overlapped = [ph for ph in phases
+                          if r.started < ph.t_end and r.ended > ph.t_inject]
+            key = overlapped[-1].name if overlapped else "healthy"
             per_phase[key]["requests"] += 1
-            problem = self.judge(r, ph)
+            problem = self.judge(r, overlapped)
             if problem:
                 per_phase[key]["failures"] += 1
                 problems.append((key, problem, r))
@@ -288,22 +295,34 @@ class ApiFaultTests(KubeTestCase):
                     c["failures"])
         sys.stderr.write("\n    " + "\n    ".join(lines))
         self.maxDiff = None
-        self.assertEqual(problems[:8], [], "%d admissions answered against the rules"
+        self.assertEqual([(k, p, r.name, self.seen_by_api(r, phases)) for k, p, r in
+                          problems[:8]], [], "%d admissions answered against the rules"
                          % len(problems))
-        for ph in phases:
-            c = per_phase[ph.name]
-            misses = sum(n for k, n in c.items() if k.split(" ")[0] in ("ghost", "hidden"))
-            if ph.miss == "200":
-                timeouts = c["ghost 500"] + c["hidden 500"]
-                self.assertLessEqual(timeouts, max(4, misses // 20),
-                                     "%s: %d of %d misses timed out" % (ph.name, timeouts,
-                                                                        misses))
         self.assertTrue(self.server.running)
         self.assertEqual(self.server.proc.pid, self.pid)
         self.assertEqual(self.server.readyz(), 200)
 
-    def judge(self, r, ph):
-        """None when the admission's answer is right, else what is wrong."""
+    def seen_by_api(self, r, phases):
+        """What the fake recorded of the live GET(s) for r's ServiceAccount: whether
+        the request never arrived, or arrived (during which fault) and was answered
+        late or never: the evidence a failed lookup needs."""
+        t0 = time.time() - time.monotonic()
+        seen = []
+        for g in self.api.requests(kind="get"):
+            if g["path"].rsplit("/", 1)[-1] != r.name:
+                continue
+            at = g["time"] - t0
+            during = [ph.name for ph in phases if ph.t_inject <= at < ph.t_clear]
+            seen.append("arrived %+.3f s after the admission started%s, fault %s, %s" % (
+                at - r.started, " (during %s)" % during[0] if during else "", g["fault"],
+                "answered %d after %.3f s" % (g["status"], g["answered"] - g["time"])
+                if g.get("answered") else "never answered"))
+        return seen or ["the GET never arrived"]
+
+    def judge(self, r, overlapped):
+        """None when the admission's answer is right, else what is wrong. A miss may be
+        a 500 only when a fault that can cause one overlapped it (or the grace after
+        one): zero lookup failures where the API answers."""
         if r.error:
             return "no complete answer: " + r.error
         if r.status not in (200, 500):
@@ -314,15 +333,16 @@ class ApiFaultTests(KubeTestCase):
                 return "500 without the reason: %r" % a.body[:200]
             if r.category in ("cached", "conv"):
                 return "500 for a cached ServiceAccount"
-            if ph is None:
-                return "500 for a miss while the API was healthy"
-            if ph.miss == "200" and "timed out" in a.body:
-                # Seen a few times in a run (0 bytes by the lookup timeout while GETs
-                # were only 200 ms slow), not yet explained: tolerated, counted and
-                # bounded in check() rather than failed, and reported in security.md.
-                return None
-            if ph.miss == "200":
-                return "500 for a miss while GETs worked (%s)" % ph.name
+            if not overlapped:
+                return "500 for a miss while the API was healthy: %r" % a.body[-160:]
+            if all(ph.miss == "200" for ph in overlapped):
+                return "500 for a miss while GETs worked (%s): %r" % (
+                    overlapped[-1].name, a.body[-160:])
+            if any(ph.fail_fast for ph in overlapped) and (
+                    "timed out" in a.body or
+                    r.ended - r.started >= self.lookup_timeout / 2):
+                return "a miss failed slowly (%.2f s) while the API refused: %r" % (
+                    r.ended - r.started, a.body[-160:])
             return None
         if r.category == "cached" or r.category == "hidden":
             if a.arn != arn(r.name):
@@ -334,10 +354,16 @@ class ApiFaultTests(KubeTestCase):
         elif r.category == "ghost":
             if a.patched or not a.not_found:
                 return "ghost: %r" % a
-        if ph is not None and ph.miss == "500" and r.category in ("hidden", "ghost") and \
-                r.started >= ph.t_inject + 0.2 and r.ended <= ph.t_clear:
-            return "a miss was answered 200 while the API could not answer (%s)" % ph.name
+        for ph in overlapped:
+            if ph.miss == "500" and r.category in ("hidden", "ghost") and \
+                    r.started >= ph.t_inject + 0.2 and r.ended <= ph.t_clear:
+                return "a miss was answered 200 while the API could not answer (%s)" \
+                    % ph.name
         return None
+
+
+class ApiFaultTests(ApiFaultCase):
+    """The faults of ApiFaultCase: connection, watch and answer faults."""
 
     # ---- the tests
 
@@ -419,6 +445,47 @@ class ApiFaultTests(KubeTestCase):
         self.run_phases(phases, "answer faults")
         # with invalid JSON or a cut body for an existing ServiceAccount, a 200 would be
         # a guess: the hidden ServiceAccounts of those phases are 500 or patched (judged)
+
+
+class ApiRestartTests(ApiFaultCase):
+    """An API server restart under load: the listening port closed and every open
+    connection (the watch, the pooled keep-alive GET connections) cut at once, then the
+    port open again; three times. --sa-lookup-timeout is 10 s here, so that a miss
+    failing at once can be told from one that waits the timeout out."""
+
+    lookup_timeout = 10.0
+
+    def first_misses(self, i):
+        """Right after the port listens again: 8 misses at once, each for a
+        ServiceAccount only a live GET finds, must all be 200 with their role (a pooled
+        connection the restart killed must not eat a request)."""
+        names = ["first-%d-%d" % (i, k) for k in range(8)]
+        for name in names:
+            hide_sa(self.api, NAMESPACE, name, aws(name))
+
+        def admit_all():
+            results = run_concurrently([lambda n=n: self.admit(self.server, n)
+                                        for n in names], scaled(30))
+            bad = [(n, r) for n, r in zip(names, results) if isinstance(r, BaseException)
+                   or r.status != 200 or r.arn != arn(n)]
+            self.assertEqual(bad, [], "restart %d: the first lookups after it failed" % i)
+        return admit_all
+
+    def test_restart_under_load(self):
+        """Down for 2.5 s, 1 s and 0.3 s. During each outage: cached ServiceAccounts
+        200, misses 500 from the refused connection, well inside the 10 s lookup
+        timeout (less than half of it) and never a timeout. From the moment the port
+        listens again there is no grace: every miss is 200 with its role, starting
+        with 8 at once (first_misses) and every one the load sends."""
+        api = self.api
+
+        def restart(i, down):
+            return Phase("restart %d (down %.1f s)" % (i, down),
+                         lambda: api.fault_refuse(close_existing=True), api.clear_faults,
+                         "500", duration=down, grace=0.0, fail_fast=True,
+                         after=self.first_misses(i))
+        self.run_phases([restart(1, 2.5), restart(2, 1.0), restart(3, 0.3)],
+                        "API server restarts")
 
 
 # ======================================================================================
