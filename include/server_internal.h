@@ -193,6 +193,23 @@ int server_tls_certificate(gnutls_session_t session,
 /* Turns session tickets on for a new HTTPS connection (before its handshake). */
 void server_tls_enable_tickets(struct listener *l, struct MHD_Connection *conn);
 
+/*
+ * libmicrohttpd 0.9.75 hands GnuTLS the header block and the body of a response
+ * in two calls, which made two TLS records (two encryptions, two writes, and a
+ * client that decrypts twice). server_tls_cork(), called just before a response
+ * is queued, corks the session so that both calls only buffer; the completion
+ * callback's server_tls_uncork() sends them as one record (responses up to
+ * GnuTLS's 16 KB record size). A response is corked only when the socket's send
+ * buffer has room for all of it, so that the flush is taken whole: a client that
+ * stopped reading gets the uncorked path, where libmicrohttpd waits for it
+ * without holding a thread. Should the flush still not be taken at once, the
+ * uncork waits up to --request-timeout, then cuts the connection. The plain
+ * listener and sessions not corked are left alone.
+ */
+void server_tls_cork(const struct listener *l, struct MHD_Connection *conn,
+		     size_t body_len);
+void server_tls_uncork(const struct listener *l, struct MHD_Connection *conn);
+
 /* ---- server_addr.c ---- */
 
 struct bind_addr {

@@ -120,8 +120,9 @@ void server_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	struct listener *l = cls;
 	struct request *r = *req_cls;
 
-	(void)conn;
 	(void)code;
+	/* The response is all with GnuTLS now: send it as one record. */
+	server_tls_uncork(l, conn);
 	if (r == NULL)
 		return;
 	if (r->offloaded && !r->answered)

@@ -47,6 +47,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
 	if (extra.close || atomic_load(&l->server->draining))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 					"close");
+	server_tls_cork(l, conn, len);
 	ret = MHD_queue_response(conn, (unsigned int)status, resp);
 	MHD_destroy_response(resp);
 	metrics_http(l->server->metrics, l->which, route_paths[route], status);

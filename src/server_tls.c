@@ -4,6 +4,13 @@
  * lets a rotated certificate be served without a restart. That callback has no
  * user argument, hence the one file-scope variable below.
  */
+#include <limits.h>
+#include <linux/sockios.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include "log.h"
 #include "server_internal.h"
 
 static struct tls_store *served_store; /* read by the GnuTLS callback */
@@ -45,4 +52,97 @@ void server_tls_enable_tickets(struct listener *l, struct MHD_Connection *conn)
 	if (info && info->tls_session)
 		gnutls_session_ticket_enable_server(info->tls_session,
 						    &l->server->ticket_key);
+}
+
+/* ---- one TLS record per response ---- */
+
+/*
+ * Bytes a response may add to its body: the status line and headers
+ * libmicrohttpd writes (under 300 bytes today) and the record's own overhead.
+ */
+#define HEAD_ALLOWANCE 1024
+
+static gnutls_session_t session_of(const struct listener *l,
+				   struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *info;
+
+	if (l->which != METRICS_LISTENER_HTTPS)
+		return NULL;
+	info = MHD_get_connection_info(conn,
+				       MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	return info ? info->tls_session : NULL;
+}
+
+static int fd_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *info = MHD_get_connection_info(
+		conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	return info ? info->connect_fd : -1;
+}
+
+/*
+ * Whether the socket's send buffer takes n more bytes at once: what it holds
+ * (sent and not acknowledged, or not sent) plus n within half its size, the
+ * other half left for the kernel's own accounting of those bytes.
+ */
+static bool socket_takes(int fd, size_t n)
+{
+	int queued = 0, size = 0;
+	socklen_t len = sizeof(size);
+
+	if (fd < 0 || ioctl(fd, SIOCOUTQ, &queued) != 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &len) != 0 ||
+	    queued < 0 || size <= 0)
+		return false;
+	return (size_t)queued + n <= (size_t)size / 2;
+}
+
+void server_tls_cork(const struct listener *l, struct MHD_Connection *conn,
+		     size_t body_len)
+{
+	gnutls_session_t session = session_of(l, conn);
+
+	if (session && socket_takes(fd_of(conn), body_len + HEAD_ALLOWANCE))
+		gnutls_record_cork(session);
+}
+
+/* Waits until fd can take more bytes, at most until deadline_ms. */
+static bool wait_writable(int fd, int64_t deadline_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	int64_t left = deadline_ms - server_now_ms();
+
+	if (left <= 0)
+		return false;
+	return poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left) == 1 &&
+	       (p.revents & POLLOUT) != 0;
+}
+
+void server_tls_uncork(const struct listener *l, struct MHD_Connection *conn)
+{
+	gnutls_session_t session = session_of(l, conn);
+	int64_t deadline;
+	ssize_t rc;
+	int fd;
+
+	if (session == NULL)
+		return;
+	rc = gnutls_record_uncork(session, 0); /* not corked: returns 0 */
+	if (rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED)
+		return; /* sent, or the connection is gone (MHD sees it) */
+	/* The buffer was checked to have room, so only memory pressure gets here:
+	 * the response is owed, and libmicrohttpd believes it sent. */
+	fd = fd_of(conn);
+	deadline = server_now_ms() + l->server->request_timeout_ms;
+	while (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
+		if (!wait_writable(fd, deadline)) {
+			log_event(LOG_DEBUG, "request_cut", "reason",
+				  "response not taken in time", NULL);
+			shutdown(fd, SHUT_RDWR); /* not a truncated answer */
+			return;
+		}
+		rc = gnutls_record_uncork(session, 0);
+	}
 }

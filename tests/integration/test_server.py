@@ -1601,5 +1601,106 @@ class CommandLineTests(unittest.TestCase):
         return p.returncode, p.stderr.decode("utf-8", "replace")
 
 
+# ======================================================================================
+# TLS records
+
+
+class RecordClient:
+    """A TLS client that reads the socket itself and hands each TLS record to its TLS
+    object alone, so it knows how many records carried a response (records that
+    decrypt to nothing, such as TLS 1.3 session tickets, are not counted)."""
+
+    def __init__(self, port, version):
+        self.sock = socket.create_connection((HOST, port), timeout=scaled(10))
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        ctx = client_context(minimum=version, maximum=version)
+        self.tls = ctx.wrap_bio(self.inc, self.out, server_hostname=HOST)
+        self.raw = b""
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._feed_record()
+        self._flush()
+
+    def close(self):
+        self.sock.close()
+
+    def _flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _feed_record(self):
+        """Reads one whole record (5-byte header: type, version, length) into the TLS
+        object."""
+        while len(self.raw) < 5 or len(self.raw) < 5 + int.from_bytes(self.raw[3:5], "big"):
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("the server closed the connection")
+            self.raw += chunk
+        n = 5 + int.from_bytes(self.raw[3:5], "big")
+        self.inc.write(self.raw[:n])
+        self.raw = self.raw[n:]
+
+    def exchange(self, request):
+        """Sends a request; returns (the raw response, the records it came in)."""
+        self.tls.write(request)
+        self._flush()
+        got, records = b"", 0
+        while True:
+            self._feed_record()
+            plain = b""
+            while True:
+                try:
+                    plain += self.tls.read(65536)
+                except ssl.SSLWantReadError:
+                    break
+            if plain:
+                records += 1
+                got += plain
+            head, sep, body = got.partition(b"\r\n\r\n")
+            if sep:
+                length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                if len(body) >= (int(length.group(1)) if length else 0):
+                    return got, records
+
+
+class TlsRecordTests(ServerTestCase):
+    """How a response leaves: one TLS record (libmicrohttpd writes the header block and
+    the body through GnuTLS separately, two records unless the server corks them)."""
+
+    def test_one_record_per_response(self):
+        """On one keep-alive connection, TLS 1.2 and 1.3: a mutating /mutate answer (a
+        pod of 12 containers: a 5 KB response, with a patch), /healthz and a 404 each
+        arrive in a single TLS record."""
+        server = self.start_server(service_accounts=[aws_sa()])
+        big = pod()
+        big["spec"]["containers"] = [
+            {"name": "c%d" % i, "image": harness.IMAGE,
+             "env": [{"name": "V%d" % i, "value": "x" * 40}]} for i in range(12)]
+        body = json.dumps(review(big)).encode()
+        mutate = request_head("POST", "/mutate", len(body)) + body
+        healthz = request_head("GET", "/healthz", content_type=None)
+        missing = request_head("GET", "/nope", content_type=None)  # answered, then closed
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            client = RecordClient(server.port, version)
+            try:
+                for name, request, least in (("mutate", mutate, 4096), ("healthz", healthz, 0),
+                                             ("mutate again", mutate, 4096),
+                                             ("healthz again", healthz, 0),
+                                             ("404", missing, 0)):
+                    with self.subTest(version=version.name, request=name):
+                        resp, records = client.exchange(request)
+                        self.assertTrue(resp.startswith(b"HTTP/1.1 "), resp[:100])
+                        self.assertGreaterEqual(len(resp), least)
+                        self.assertEqual(records, 1, "%d bytes in %d records"
+                                         % (len(resp), records))
+            finally:
+                client.close()
+
+
 if __name__ == "__main__":
     harness.main(__name__, sys.argv)
