@@ -11,8 +11,18 @@
 #include <string.h>
 
 #include "bounds.h"
+#include "invariant.h"
 #include "json.h"
 #include "strutil.h"
+
+/*
+ * An open patch: no operation and no text, or "[" and whole operations, each
+ * ending in '}' (the closing ']' is only ever past len, see patch_text()).
+ */
+#define PATCH_VALID(p)                                                     \
+	((p)->n_ops == 0 ? (p)->text.len == 0                              \
+			 : (p)->text.len > 2 && (p)->text.buf[0] == '[' && \
+				   (p)->text.buf[(p)->text.len - 1] == '}')
 
 void patch_init(struct patch *p)
 {
@@ -24,9 +34,11 @@ int patch_add_op(struct patch *p, const char *op, const char *path,
 		 const char *value_json)
 {
 	size_t mark = p->text.len;
-	int rc = strbuf_adds(&p->text,
-			     p->n_ops == 0 ? "[{\"op\":\"" : ",{\"op\":\"");
+	int rc;
 
+	PIW_ASSERT(PATCH_VALID(p));
+	rc = strbuf_adds(&p->text,
+			 p->n_ops == 0 ? "[{\"op\":\"" : ",{\"op\":\"");
 	if (rc == 0)
 		rc = strbuf_adds(&p->text, op);
 	if (rc == 0)
@@ -42,9 +54,11 @@ int patch_add_op(struct patch *p, const char *op, const char *path,
 		rc = strbuf_addc(&p->text, '}');
 	if (rc != 0) {
 		strbuf_truncate(&p->text, mark);
+		PIW_ASSERT(PATCH_VALID(p));
 		return rc;
 	}
 	p->n_ops++;
+	PIW_ASSERT(PATCH_VALID(p));
 	return 0;
 }
 
@@ -52,6 +66,7 @@ const char *patch_text(struct patch *p, size_t *ret_len)
 {
 	static const char empty[] = "[]";
 
+	PIW_ASSERT(PATCH_VALID(p));
 	if (p->n_ops == 0) {
 		*ret_len = 2;
 		return empty;

@@ -9,7 +9,20 @@
 #include <string.h>
 
 #include "diag.h"
+#include "invariant.h"
 #include "mem.h"
+
+/*
+ * What every function here keeps: nothing allocated and nothing held, or fewer
+ * bytes held than allocated (room for the NUL) and no more allocated than the
+ * maximum allows. The byte at len is not part of it: patch_text() leaves its
+ * closing ']' there, past len.
+ */
+#define STRBUF_VALID(sb)                             \
+	((sb)->len <= (sb)->max &&                   \
+	 ((sb)->buf == NULL                          \
+		  ? (sb)->len == 0 && (sb)->cap == 0 \
+		  : (sb)->len < (sb)->cap && (sb)->cap - 1 <= (sb)->max))
 
 void strbuf_init(struct strbuf *sb, size_t max)
 {
@@ -24,6 +37,7 @@ int strbuf_reserve(struct strbuf *sb, size_t len)
 	size_t need, cap;
 	char *grown;
 
+	PIW_ASSERT(STRBUF_VALID(sb));
 	if (len > sb->max || sb->len > sb->max - len)
 		return DIAG_ELIMIT;
 	need = sb->len + len + 1;
@@ -52,6 +66,7 @@ int strbuf_add(struct strbuf *sb, const void *data, size_t len)
 		memcpy(sb->buf + sb->len, data, len);
 	sb->len += len;
 	sb->buf[sb->len] = '\0';
+	PIW_ASSERT(STRBUF_VALID(sb));
 	return 0;
 }
 
@@ -82,16 +97,19 @@ int strbuf_addf(struct strbuf *sb, const char *fmt, ...)
 	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
 	va_end(ap);
 	sb->len += (size_t)n;
+	PIW_ASSERT(STRBUF_VALID(sb) && sb->buf[sb->len] == '\0');
 	return 0;
 }
 
 const char *strbuf_str(const struct strbuf *sb)
 {
+	PIW_ASSERT(STRBUF_VALID(sb));
 	return sb->buf ? sb->buf : "";
 }
 
 void strbuf_reset(struct strbuf *sb)
 {
+	PIW_ASSERT(STRBUF_VALID(sb));
 	sb->len = 0;
 	if (sb->buf)
 		sb->buf[0] = '\0';
@@ -99,6 +117,7 @@ void strbuf_reset(struct strbuf *sb)
 
 void strbuf_truncate(struct strbuf *sb, size_t len)
 {
+	PIW_ASSERT(STRBUF_VALID(sb));
 	if (len >= sb->len)
 		return;
 	sb->len = len;
@@ -107,6 +126,7 @@ void strbuf_truncate(struct strbuf *sb, size_t len)
 
 void strbuf_free(struct strbuf *sb)
 {
+	PIW_ASSERT(STRBUF_VALID(sb));
 	mem_free(sb->buf);
 	sb->buf = NULL;
 	sb->len = 0;
@@ -117,6 +137,7 @@ char *strbuf_detach(struct strbuf *sb, size_t *ret_len)
 {
 	char *out = sb->buf;
 
+	PIW_ASSERT(STRBUF_VALID(sb));
 	if (ret_len)
 		*ret_len = sb->len;
 	if (out == NULL)

@@ -6,8 +6,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "mem.h"
@@ -152,6 +156,93 @@ static void test_apply_refusals(void **state)
 		       "does not resolve");
 }
 
+/*
+ * Debug assertions on the strbuf and patch invariants (invariant.h): in a debug
+ * build, a structure broken behind the API's back makes the next call abort,
+ * here in a child process. Compiled out of release builds: skipped there.
+ */
+static void expect_abort(void (*broken)(void))
+{
+	pid_t pid;
+	int status = 0;
+
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		broken();
+		_exit(0); /* no assertion fired */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+		fail_msg("no assertion: status %d", status);
+}
+
+static void strbuf_longer_than_allocated(void)
+{
+	struct strbuf sb;
+
+	strbuf_init(&sb, 100);
+	strbuf_adds(&sb, "abc");
+	sb.len = sb.cap; /* no room left for the NUL */
+	strbuf_addc(&sb, 'x');
+}
+
+static void strbuf_past_its_maximum(void)
+{
+	struct strbuf sb;
+
+	strbuf_init(&sb, 100);
+	strbuf_adds(&sb, "abcdef");
+	sb.max = 2;
+	strbuf_truncate(&sb, 1);
+}
+
+static void patch_ops_without_text(void)
+{
+	struct patch p;
+
+	patch_init(&p);
+	p.n_ops = 1;
+	patch_add_op(&p, "remove", "/a", NULL);
+}
+
+static void patch_cut_mid_operation(void)
+{
+	struct patch p;
+	size_t len;
+
+	patch_init(&p);
+	patch_add_op(&p, "remove", "/a", NULL);
+	strbuf_truncate(&p.text, p.text.len - 1);
+	patch_text(&p, &len);
+}
+
+static void test_invariant_assertions(void **state)
+{
+	struct patch p;
+	size_t len;
+
+	(void)state;
+#ifdef NDEBUG
+	skip();
+#endif
+	expect_abort(strbuf_longer_than_allocated);
+	expect_abort(strbuf_past_its_maximum);
+	expect_abort(patch_ops_without_text);
+	expect_abort(patch_cut_mid_operation);
+	/* Kept invariants do not fire: appends after patch_text() (whose ']'
+	 * stays past len) included. */
+	patch_init(&p);
+	assert_int_equal(patch_add_op(&p, "remove", "/a", NULL), 0);
+	assert_non_null(patch_text(&p, &len));
+	assert_int_equal(patch_add_op(&p, "add", "/b", "1"), 0);
+	assert_string_equal(patch_text(&p, &len),
+			    "[{\"op\":\"remove\",\"path\":\"/a\"},"
+			    "{\"op\":\"add\",\"path\":\"/b\",\"value\":1}]");
+	patch_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -159,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_builder_text),
 		cmocka_unit_test(test_apply_semantics),
 		cmocka_unit_test(test_apply_refusals),
+		cmocka_unit_test(test_invariant_assertions),
 	};
 
 	mem_install_json_hooks();
