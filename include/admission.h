@@ -90,8 +90,4 @@ struct admission_response {
 int admission_encode(enum admission_version version,
 		     const struct admission_response *r, struct strbuf *out);
 
-/* Appends the base64 (RFC 4648, padded) form of len bytes. */
-int admission_base64_append(struct strbuf *out, const unsigned char *data,
-			    size_t len);
-
 #endif

@@ -1,7 +1,8 @@
 /*
- * strbuf: a growable, always NUL-terminated byte buffer with a hard maximum
- * (after curl's dynbuf). Appending past the maximum fails with DIAG_ELIMIT and
- * leaves the buffer as it was.
+ * strbuf: a growable, NUL-terminated byte buffer with a hard maximum (after
+ * curl's dynbuf). Appending past the maximum fails with DIAG_ELIMIT and leaves
+ * the buffer as it was. Its invariants (len < cap, cap within the maximum) are
+ * asserted in debug builds (invariant.h).
  */
 #ifndef PIW_STRBUF_H
 #define PIW_STRBUF_H
@@ -48,8 +49,8 @@ void strbuf_free(struct strbuf *sb);
 
 /*
  * Hands the contents to the caller (free with mem_free), storing the length in
- * *ret_len when not NULL, and leaves the buffer empty. Never returns NULL: an
- * empty buffer yields a fresh "" unless out of memory, in which case NULL.
+ * *ret_len when not NULL, and leaves the buffer empty. A buffer that never grew
+ * yields a fresh ""; NULL only when that allocation fails.
  */
 char *strbuf_detach(struct strbuf *sb, size_t *ret_len);
 
