@@ -6,6 +6,7 @@
  */
 #include <limits.h>
 #include <linux/sockios.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -108,6 +109,21 @@ void server_tls_cork(const struct listener *l, struct MHD_Connection *conn,
 		gnutls_record_cork(session);
 }
 
+/*
+ * Sends what the kernel holds back. libmicrohttpd keeps a TLS socket under
+ * TCP_CORK between responses and pushes each one by setting TCP_NODELAY after
+ * its last write (which Linux takes as "push now" even when already set); that
+ * push came before the flush above, so it is done again here, the same way, so
+ * that libmicrohttpd's idea of the socket options stays true.
+ */
+static void push(int fd)
+{
+	int one = 1;
+
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 /* Waits until fd can take more bytes, at most until deadline_ms. */
 static bool wait_writable(int fd, int64_t deadline_ms)
 {
@@ -130,6 +146,8 @@ void server_tls_uncork(const struct listener *l, struct MHD_Connection *conn)
 	if (session == NULL)
 		return;
 	rc = gnutls_record_uncork(session, 0); /* not corked: returns 0 */
+	if (rc > 0)
+		push(fd_of(conn));
 	if (rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED)
 		return; /* sent, or the connection is gone (MHD sees it) */
 	/* The buffer was checked to have room, so only memory pressure gets here:
@@ -145,4 +163,5 @@ void server_tls_uncork(const struct listener *l, struct MHD_Connection *conn)
 		}
 		rc = gnutls_record_uncork(session, 0);
 	}
+	push(fd);
 }
