@@ -158,7 +158,10 @@ static void test_value_refusals(void **state)
 		       "normalised absolute path");
 	expect_refusal("[volume]\nmount-path = /a/../b\n", 2,
 		       "normalised absolute path");
-	expect_refusal("[volume]\nfile = a/b\n", 2, "is not a file name");
+	expect_refusal("[volume]\nfile = a//b\n", 2, "is not a relative path");
+	expect_refusal("[volume]\nfile = /a\n", 2, "is not a relative path");
+	expect_refusal("[volume]\nfile = a/../b\n", 2,
+		       "is not a relative path");
 	expect_refusal("[volume]\ndefault-mode = 0888\n", 2, "octal mode");
 	expect_refusal("[volume]\ndefault-mode = 01777\n", 2, "octal mode");
 	expect_refusal("[volume]\nwindows-drive = CC:\n", 2,
@@ -373,12 +376,14 @@ static void test_dir_loads_shipped_and_azure(void **state)
 	diag_clear(&d);
 	assert_int_equal(profile_dir_load(PIW_SOURCE_DIR "/profiles", &set, &d),
 			 0);
-	assert_int_equal(profile_set_count(set), 3);
+	assert_int_equal(profile_set_count(set), 5);
 	assert_string_equal(profile_set_get(set, 0)->name, "stackit");
 	assert_string_equal(profile_set_get(set, 0)->source,
 			    PIW_SOURCE_DIR "/profiles/stackit.ini");
 	assert_string_equal(profile_set_get(set, 1)->name, "aws");
-	assert_string_equal(profile_set_get(set, 2)->name, "vultr");
+	assert_string_equal(profile_set_get(set, 2)->name, "azure");
+	assert_string_equal(profile_set_get(set, 3)->name, "gcp");
+	assert_string_equal(profile_set_get(set, 4)->name, "vultr");
 	assert_true(profile_set_reads_sa_annotation(
 		set, "eks.amazonaws.com/role-arn"));
 	assert_true(profile_set_reads_sa_annotation(
@@ -389,14 +394,17 @@ static void test_dir_loads_shipped_and_azure(void **state)
 		set, "eks.amazonaws.com/skip-containers"));
 	assert_false(profile_set_reads_sa_annotation(
 		set, "kubectl.kubernetes.io/last-applied-configuration"));
-	profile_set_free(set);
-
-	assert_int_equal(
-		profile_dir_load(PIW_SOURCE_DIR "/profiles/contrib", &set, &d),
-		0);
 	assert_non_null(profile_set_find(set, "azure"));
 	assert_string_equal(profile_set_find(set, "azure")->trigger_pod_label,
 			    "azure.workload.identity/use");
+	assert_null(profile_set_find(set, "azure")->trigger_annotation);
+	assert_non_null(profile_set_find(set, "gcp"));
+	assert_int_equal(profile_set_find(set, "gcp")->n_required, 1);
+	assert_int_equal(profile_set_find(set, "gcp")->n_files, 1);
+	assert_true(profile_set_reads_sa_annotation(
+		set, "cloud.google.com/service-account-email"));
+	assert_true(profile_set_reads_sa_annotation(
+		set, "azure.workload.identity/client-id"));
 	profile_set_free(set);
 }
 
