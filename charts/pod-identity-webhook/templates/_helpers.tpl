@@ -240,6 +240,9 @@ binary would refuse NAME.ini) and on a disabled name that is not loaded.
 {{- end }}
 {{- $_ := unset $loaded . }}
 {{- end }}
+{{- if not $loaded }}
+{{- fail "profiles.disabled disables every loaded profile: the webhook would change no pod" }}
+{{- end }}
 {{- toJson $loaded }}
 {{- end }}
 
