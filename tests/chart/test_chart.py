@@ -208,7 +208,7 @@ def make_ca(tmp):
 
 def matrix(ca_pem):
     """name -> (values, expectations)."""
-    azure_ini = read_text("profiles", "contrib", "azure.ini")
+    azure_ini = read_text("profiles", "azure.ini")
     cases = {
         "defaults": ({}, {}),
         "aws": ({"profiles": {"aws": {"enabled": True, "region": "eu-central-1",
@@ -1224,7 +1224,7 @@ class TestSchema(unittest.TestCase):
     def test_extra_profile_checks(self):
         """An extra profile is read as the binary reads it: its [profile] name must be its
         key, and its [setting NAME] sections are what profiles.settings may name."""
-        azure = read_text("profiles", "contrib", "azure.ini")
+        azure = read_text("profiles", "azure.ini")
         for name, values, message in (
                 ("key differs from the name", {"profiles": {"extra": {"azur": azure}}},
                  'profiles.extra.azur: the profile\'s [profile] name is "azure", not "azur"'),
@@ -1525,7 +1525,7 @@ class TestAgainstFakeCluster(unittest.TestCase):
         self.assertEqual(r.webhook["clientConfig"]["caBundle"], data["ca.crt"])
 
     def test_notes(self):
-        azure = read_text("profiles", "contrib", "azure.ini")
+        azure = read_text("profiles", "azure.ini")
         out = self.helm("install", values={
             "profiles": {"aws": {"enabled": True}, "vultr": {"enabled": True},
                          "extra": {"azure": azure},
@@ -1556,7 +1556,7 @@ class TestAgainstFakeCluster(unittest.TestCase):
     def test_notes_opt_in(self):
         """Scope optIn: the label to add, Fail as the policy, and the check command with
         the label (and the profile's own pod label) on the pod."""
-        azure = read_text("profiles", "contrib", "azure.ini")
+        azure = read_text("profiles", "azure.ini")
         self.helm("install", values={
             "webhook": {"scope": "optIn"},
             "profiles": {"extra": {"azure": azure}, "disabled": ["stackit"],

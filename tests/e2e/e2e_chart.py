@@ -128,7 +128,7 @@ class ChartInstallTests(E2ETestCase):
         """A misspelt setting, an extra profile under the wrong key, a TLS Secret that does
         not exist: `helm install` fails, naming the value, and nothing at all is created
         (no release, no Deployment, no webhook configuration); pods are still created."""
-        azure = os.path.join(TOP, "profiles", "contrib", "azure.ini")
+        azure = os.path.join(TOP, "profiles", "azure.ini")
         with open(azure) as f:
             azure_text = f.read()
         cases = [
