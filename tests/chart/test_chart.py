@@ -232,6 +232,21 @@ def matrix(ca_pem):
              "settings": {"region": "us-east-1", "azure-tenant-id": SAMPLE_TENANT,
                           "vultr-sts-endpoint":
                               "https://api.vultr.com/v2/assumed-roles/compatibility/aws/sts"}}),
+        "azure": ({"profiles": {"azure": {"enabled": True, "tenantId": SAMPLE_TENANT}},
+                   "webhook": {"scope": "optIn",
+                               "optIn": {"podLabel": "azure.workload.identity/use"}}},
+                  {"profiles": ["azure.ini"],
+                   "settings": {"azure-tenant-id": SAMPLE_TENANT,
+                                "azure-authority-host": "https://login.microsoftonline.com/"}}),
+        "azure-gcp-own-values": (
+            {"profiles": {"azure": {"enabled": True,
+                                    "authorityHost": "https://login.microsoftonline.us/"},
+                          "gcp": {"enabled": True, "region": "europe-west3"}}},
+            {"profiles": ["azure.ini", "gcp.ini"],
+             "settings": {"azure-authority-host": "https://login.microsoftonline.us/",
+                          "gcp-region": "europe-west3"}}),
+        "gcp-defaults": ({"profiles": {"gcp": {"enabled": True}}},
+                         {"profiles": ["gcp.ini"], "settings": {"gcp-region": "(unset)"}}),
         "extra-replaces-stackit": (
             {"profiles": {"extra": {"stackit": read_text("profiles", "stackit.ini")}}},
             {"profiles": ["stackit.ini"]}),
@@ -1124,6 +1139,12 @@ class TestSchema(unittest.TestCase):
         "empty profile text": ({"profiles": {"extra": {"azure": ""}}}, "extra"),
         "setting with a comma": ({"profiles": {"settings": {"a": "x,y"}}}, "settings"),
         "bad region": ({"profiles": {"aws": {"region": "EU West"}}}, "profiles.aws.region"),
+        "azure tenant with a comma": ({"profiles": {"azure": {"tenantId": "a,b"}}},
+                                      "profiles.azure.tenantId"),
+        "azure authority not https": ({"profiles": {"azure": {"authorityHost": "http://x"}}},
+                                      "profiles.azure.authorityHost"),
+        "bad gcp region": ({"profiles": {"gcp": {"region": "Europe West"}}},
+                           "profiles.gcp.region"),
         "vultr endpoint not https": ({"profiles": {"vultr": {"stsEndpoint": "http://x"}}},
                                      "profiles.vultr.stsEndpoint"),
         "a CA without a Secret": ({"tls": {"secret": {"caBundle": FAKE_PEM}}},
@@ -1165,6 +1186,10 @@ class TestSchema(unittest.TestCase):
         "extra profile shadowing an enabled one": (
             {"profiles": {"aws": {"enabled": True}, "extra": {"aws": "[profile]\nname = aws\n"}}},
             "profiles.extra.aws"),
+        "an azure setting with its own value": (
+            {"profiles": {"azure": {"enabled": True},
+                          "settings": {"azure-tenant-id": SAMPLE_TENANT}}},
+            "use profiles.azure.tenantId"),
         "a setting with its own value": (
             {"profiles": {"aws": {"enabled": True}, "settings": {"region": "eu-west-1"}}},
             "use profiles.aws.region"),
@@ -1265,7 +1290,7 @@ class TestProfileSources(unittest.TestCase):
         chart_dir = os.path.join(CHART, "profiles")
         files = sorted(os.listdir(chart_dir))
         # stackit.ini is the built-in profile: not rendered, read for its [setting] sections
-        self.assertEqual(files, ["aws.ini", "stackit.ini", "vultr.ini"])
+        self.assertEqual(files, ["aws.ini", "azure.ini", "gcp.ini", "stackit.ini", "vultr.ini"])
         for f in files:
             path = os.path.join(chart_dir, f)
             source = os.path.join(ROOT, "profiles", f)
@@ -1283,7 +1308,7 @@ class TestProfileSources(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             tgz = [f for f in os.listdir(tmp) if f.endswith(".tgz")][0]
             with tarfile.open(os.path.join(tmp, tgz)) as tar:
-                for f in ("aws.ini", "stackit.ini", "vultr.ini"):
+                for f in ("aws.ini", "azure.ini", "gcp.ini", "stackit.ini", "vultr.ini"):
                     member = tar.getmember("pod-identity-webhook/profiles/" + f)
                     self.assertTrue(member.isfile())
                     with open(os.path.join(ROOT, "profiles", f), "rb") as src:
@@ -1525,11 +1550,10 @@ class TestAgainstFakeCluster(unittest.TestCase):
         self.assertEqual(r.webhook["clientConfig"]["caBundle"], data["ca.crt"])
 
     def test_notes(self):
-        azure = read_text("profiles", "azure.ini")
         out = self.helm("install", values={
             "profiles": {"aws": {"enabled": True}, "vultr": {"enabled": True},
-                         "extra": {"azure": azure},
-                         "settings": {"azure-tenant-id": SAMPLE_TENANT}},
+                         "azure": {"enabled": True, "tenantId": SAMPLE_TENANT},
+                         "gcp": {"enabled": True}},
             "certManager": {"enabled": True}})
         rel, _ = self.release(1)
         notes = rel["info"]["notes"]
@@ -1538,9 +1562,12 @@ class TestAgainstFakeCluster(unittest.TestCase):
                            "eks.amazonaws.com/role-arn=arn:aws:iam::",
                            "api.vultr.com/role=",
                            "azure.workload.identity/client-id=",
-                           "azure.workload.identity/use"):
+                           "azure.workload.identity/use",
+                           "cloud.google.com/workload-identity-provider=projects/",
+                           "cloud.google.com/service-account-email="):
             self.assertIn(annotation, notes)
-        self.assertIn("Profiles, in load order: stackit, aws, vultr, azure", notes)
+        # the binary loads the built-in profile, then the files by name
+        self.assertIn("Profiles, in load order: stackit, aws, azure, gcp, vultr", notes)
         self.assertIn("pod-identity-webhook/profiles", notes)
         self.assertIn("cert-manager", notes)
         self.assertNotIn("WARNING", notes)
@@ -1556,11 +1583,10 @@ class TestAgainstFakeCluster(unittest.TestCase):
     def test_notes_opt_in(self):
         """Scope optIn: the label to add, Fail as the policy, and the check command with
         the label (and the profile's own pod label) on the pod."""
-        azure = read_text("profiles", "azure.ini")
         self.helm("install", values={
             "webhook": {"scope": "optIn"},
-            "profiles": {"extra": {"azure": azure}, "disabled": ["stackit"],
-                         "settings": {"azure-tenant-id": SAMPLE_TENANT}}})
+            "profiles": {"azure": {"enabled": True, "tenantId": SAMPLE_TENANT},
+                         "disabled": ["stackit"]}})
         notes = self.release(1)[0]["info"]["notes"]
         self.assertIn("Profiles, in load order: azure\n", notes)
         self.assertIn("disabled: stackit", notes)
@@ -1570,6 +1596,7 @@ class TestAgainstFakeCluster(unittest.TestCase):
         self.assertIn("--labels=pod-identity-webhook/use=true,azure.workload.identity/use=true",
                       notes)
         self.assertIn("# prints azure:", notes)
+        self.assertIn("annotate serviceaccount app azure.workload.identity/client-id=", notes)
 
     def test_notes_opt_out_fail_warns(self):
         self.helm("install", values={"webhook": {"failurePolicy": "Fail"}})

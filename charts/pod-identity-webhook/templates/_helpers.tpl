@@ -142,6 +142,12 @@ chart's profiles/, which are symlinks to the repository's profiles/; extra ones 
 {{- if .Values.profiles.vultr.enabled }}
 {{- $_ := set $files "vultr.ini" (.Files.Get "profiles/vultr.ini") }}
 {{- end }}
+{{- if .Values.profiles.azure.enabled }}
+{{- $_ := set $files "azure.ini" (.Files.Get "profiles/azure.ini") }}
+{{- end }}
+{{- if .Values.profiles.gcp.enabled }}
+{{- $_ := set $files "gcp.ini" (.Files.Get "profiles/gcp.ini") }}
+{{- end }}
 {{- range $name, $text := .Values.profiles.extra }}
 {{- $file := printf "%s.ini" $name }}
 {{- if hasKey $files $file }}
@@ -153,7 +159,8 @@ chart's profiles/, which are symlinks to the repository's profiles/; extra ones 
 {{- end }}
 
 {{/*
-PIW_SETTINGS: role-session-name (aws) and profiles.settings, comma-separated, sorted.
+PIW_SETTINGS: role-session-name (aws), the azure and gcp settings and profiles.settings,
+comma-separated.
 Settings that have their own value are refused here so that one value has one source.
 */}}
 {{- define "piw.settings" -}}
@@ -169,6 +176,24 @@ Settings that have their own value are refused here so that one value has one so
 {{- end }}
 {{- if .Values.profiles.vultr.enabled }}
 {{- $_ := set $own "vultr-sts-endpoint" "profiles.vultr.stsEndpoint" }}
+{{- end }}
+{{- with .Values.profiles.azure }}
+{{- if .enabled }}
+{{- $_ := set $own "azure-tenant-id" "profiles.azure.tenantId" }}
+{{- $_ := set $own "azure-authority-host" "profiles.azure.authorityHost" }}
+{{- with .tenantId }}
+{{- $pairs = append $pairs (printf "azure-tenant-id=%s" .) }}
+{{- end }}
+{{- with .authorityHost }}
+{{- $pairs = append $pairs (printf "azure-authority-host=%s" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if .Values.profiles.gcp.enabled }}
+{{- $_ := set $own "gcp-region" "profiles.gcp.region" }}
+{{- with .Values.profiles.gcp.region }}
+{{- $pairs = append $pairs (printf "gcp-region=%s" .) }}
+{{- end }}
 {{- end }}
 {{- range $name, $value := .Values.profiles.settings }}
 {{- if hasKey $own $name }}
