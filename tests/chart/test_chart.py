@@ -1532,6 +1532,35 @@ class TestAgainstFakeCluster(unittest.TestCase):
         for q in patches:
             self.assertNotIn("tls.crt", q[2])
 
+    def test_upgrade_keeps_a_registered_webhook_registered(self):
+        """The install renders no rules (the hook adds them once a replica is ready). Once
+        registered, an upgrade renders the rules itself: rendering `rules: []` again would
+        make Helm's three-way merge reset the live rules until the hook ran again, and
+        pods created meanwhile would get no credentials. Not yet registered (no replica was
+        ever ready): the upgrade still waits."""
+        values = {"profiles": {"aws": {"enabled": True}}}
+        self.helm("install", values=values)
+        _, first = self.release(1)
+        self.assertEqual(Rendered(first, values).webhook["rules"], [])
+
+        self.helm("upgrade", values=values)
+        _, second = self.release(2)
+        self.assertEqual(Rendered(second, values).webhook["rules"], [],
+                         "never registered: the upgrade must not register it either")
+
+        # the hook Job's patch, as the API server would have applied it
+        live = self.api.objects["/apis/admissionregistration.k8s.io/v1/"
+                                "mutatingwebhookconfigurations/%s-pod-identity-webhook"
+                                % RELEASE]
+        rules = [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                  "resources": ["pods"]}]
+        live["webhooks"][0]["rules"] = rules
+        self.helm("upgrade", values=values)
+        _, third = self.release(3)
+        rendered = Rendered(third, values).webhook["rules"]
+        self.assertNotEqual(rendered, [], "registered: the upgrade must keep the rules")
+        self.assertEqual([r["resources"] for r in rendered], [["pods"]])
+
     def test_incomplete_secret_is_regenerated(self):
         """A Secret without ca.crt (e.g. made by hand) is replaced by a full new set."""
         name = "%s-pod-identity-webhook-tls" % RELEASE

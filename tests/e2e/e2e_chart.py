@@ -263,6 +263,36 @@ class ChartInstallTests(E2ETestCase):
         self.assertIsNone(configuration(full), "helm uninstall removes the configuration")
 
 
+class ChartUpgradeTests(E2ETestCase):
+
+    def test_upgrade_keeps_the_registered_rules(self):
+        """Registered (the hook patched the rules in), then `helm upgrade`: the live
+        configuration keeps its rules. Rendering `rules: []` again would let Helm's
+        three-way merge reset them, and pods created before the hook ran again would get
+        no credentials."""
+        ns = new_namespace("chart-upgrade")
+        release = "upgrade"
+        full = "%s-pod-identity-webhook" % release
+        values = {"webhook": {"scope": "optIn", "optIn": {"podLabel": "e2e-chart-upgrade/use"}}}
+        r = helm("install", release, chart_for_this_api_server(), "--namespace", ns,
+                 "--no-hooks", *set_args(deep_merge(BASE, values)))
+        try:
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(configuration(full)["webhooks"][0].get("rules", []), [])
+            rules = [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                      "resources": ["pods"], "scope": "Namespaced"}]
+            self.c.kubectl("patch", "mutatingwebhookconfiguration", full, "--type=json",
+                           "-p", json.dumps([{"op": "replace", "path": "/webhooks/0/rules",
+                                              "value": rules}]))
+            u = helm("upgrade", release, chart_for_this_api_server(), "--namespace", ns,
+                     "--no-hooks", *set_args(deep_merge(BASE, values)))
+            self.assertEqual(u.returncode, 0, u.stderr)
+            self.assertEqual(configuration(full)["webhooks"][0].get("rules", []), rules,
+                             "the upgrade unregistered a registered webhook")
+        finally:
+            helm("uninstall", release, "-n", ns)
+
+
 class RecordingForwarder(http.server.BaseHTTPRequestHandler):
     """Forwards each review to the harness's webhook and records the pod it was about
     and whether the answer carried a patch."""
