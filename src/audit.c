@@ -1,0 +1,369 @@
+/*
+ * audit: a running pod is judged by the webhook's own decision, taken as if the
+ * pod were created now, and by comparing what it holds with what that decision
+ * would give it. What a pod holds is read from the annotation the webhook
+ * records (MUTATE_PROFILES_ANNOTATION) and from its containers' variables: to
+ * learn what values the pod would get now, the variables of the profiles that
+ * apply are taken out of a copy and the decision runs again on the copy (the
+ * mutator keeps a variable a container already sets, so the live pod alone
+ * cannot tell).
+ */
+#include "audit.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+#include "mem.h"
+#include "mutate.h"
+#include "patch.h"
+#include "profile.h"
+#include "profile_set.h"
+#include "service_account.h"
+#include "strutil.h"
+
+const char *audit_status_name(enum audit_status s)
+{
+	static const char *const names[] = {
+#define AUDIT_NAME_ENTRY(name, text) [AUDIT_##name] = text,
+		AUDIT_STATUSES(AUDIT_NAME_ENTRY)
+#undef AUDIT_NAME_ENTRY
+	};
+
+	return (unsigned)s < AUDIT_N_STATUSES ? names[s] : "unknown";
+}
+
+static void verdict(struct audit_verdict *v, enum audit_status s,
+		    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void verdict(struct audit_verdict *v, enum audit_status s,
+		    const char *fmt, ...)
+{
+	va_list ap;
+
+	v->status = s;
+	va_start(ap, fmt);
+	vsnprintf(v->reason, sizeof(v->reason), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * The one decision: what the webhook answers for a CREATE of this pod. Every
+ * front door (serve, mutate, audit) takes it through the mutator.
+ */
+static int decide(const cJSON *pod, const char *namespace,
+		  const struct service_account *sa,
+		  const struct profile_set *set, const struct settings *st,
+		  struct mutation *m, struct diag *d)
+{
+	struct mutate_input in = { .pod = pod,
+				   .namespace = namespace,
+				   .sa = sa };
+
+	return mutate_pod(&in, set, st, m, d);
+}
+
+static const char *or_empty(const char *s)
+{
+	return s ? s : "";
+}
+
+static const char *pod_namespace(const cJSON *pod)
+{
+	const char *ns =
+		json_string(cJSON_GetObjectItem(pod, "metadata"), "namespace");
+
+	return ns ? ns : "default";
+}
+
+/* The profiles the webhook recorded on the pod when it mutated it, or "". */
+static const char *recorded_profiles(const cJSON *pod)
+{
+	const cJSON *meta = cJSON_GetObjectItem(pod, "metadata");
+	const char *v = json_string(cJSON_GetObjectItem(meta, "annotations"),
+				    MUTATE_PROFILES_ANNOTATION);
+
+	return v ? v : "";
+}
+
+static void join_applied(const struct mutation *m, struct audit_verdict *v)
+{
+	size_t n = 0;
+
+	v->profiles[0] = '\0';
+	for (size_t i = 0; i < m->n_applied && n < sizeof(v->profiles); i++)
+		n += (size_t)snprintf(v->profiles + n, sizeof(v->profiles) - n,
+				      "%s%s", i ? "," : "", m->applied[i]);
+}
+
+/* The first recorded profile that no longer applies, copied into out. */
+static bool recorded_not_applied(const char *recorded, const char *applied,
+				 char *out, size_t size)
+{
+	const char *cursor = recorded, *item;
+	size_t len;
+
+	while (str_list_next(&cursor, ",", &item, &len)) {
+		snprintf(out, size, "%.*s", (int)len, item);
+		if (!str_list_contains(applied, ",", out))
+			return true;
+	}
+	return false;
+}
+
+/* True when name is a variable one of the applied profiles injects. */
+static bool injected_name(const struct profile_set *set,
+			  const struct mutation *m, const char *name)
+{
+	for (size_t i = 0; i < m->n_applied; i++) {
+		const struct profile *p = profile_set_find(set, m->applied[i]);
+
+		for (size_t j = 0; p && j < p->n_env; j++) {
+			if (strcmp(p->env[j].name, name) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+static const char *const container_kinds[] = { "containers", "initContainers" };
+
+/* Removes, from every container of a copy, the variables the profiles inject. */
+static void strip_injected(cJSON *copy, const struct profile_set *set,
+			   const struct mutation *m)
+{
+	const cJSON *spec = cJSON_GetObjectItem(copy, "spec");
+
+	for (size_t k = 0; k < 2; k++) {
+		const cJSON *c;
+
+		cJSON_ArrayForEach(
+			c, cJSON_GetObjectItem(spec, container_kinds[k])) {
+			cJSON *env = cJSON_GetObjectItem(c, "env");
+			cJSON *e = env ? env->child : NULL;
+
+			while (e) {
+				cJSON *next = e->next;
+
+				if (injected_name(
+					    set, m,
+					    or_empty(json_string(e, "name"))))
+					cJSON_Delete(cJSON_DetachItemViaPointer(
+						env, e));
+				e = next;
+			}
+		}
+	}
+}
+
+static const cJSON *env_entry(const cJSON *container, const char *name)
+{
+	const cJSON *e;
+
+	cJSON_ArrayForEach(e, cJSON_GetObjectItem(container, "env")) {
+		const char *n = json_string(e, "name");
+
+		if (n && strcmp(n, name) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* Compares one container's variables with what it would get; true if stale. */
+static bool container_differs(const cJSON *live, const cJSON *want,
+			      struct audit_verdict *v)
+{
+	const cJSON *w;
+
+	cJSON_ArrayForEach(w, cJSON_GetObjectItem(want, "env")) {
+		const char *name = or_empty(json_string(w, "name"));
+		const char *now = or_empty(json_string(w, "value"));
+		const cJSON *l = env_entry(live, name);
+		const char *held = l ? json_string(l, "value") : NULL;
+
+		if (l == NULL || (held && strcmp(held, now) == 0))
+			continue;
+		verdict(v, AUDIT_STALE,
+			"container \"%.64s\": %.64s is \"%.160s\", would be "
+			"\"%.160s\"",
+			or_empty(json_string(live, "name")), name,
+			held ? held : "(from valueFrom)", now);
+		return true;
+	}
+	return false;
+}
+
+/* Walks the containers of the live pod and of what it would be, side by side. */
+static bool values_differ(const cJSON *live, const cJSON *want,
+			  struct audit_verdict *v)
+{
+	const cJSON *ls = cJSON_GetObjectItem(live, "spec");
+	const cJSON *ws = cJSON_GetObjectItem(want, "spec");
+
+	for (size_t k = 0; k < 2; k++) {
+		const cJSON *lc = cJSON_GetObjectItem(ls, container_kinds[k]);
+		const cJSON *wc = cJSON_GetObjectItem(ws, container_kinds[k]);
+		int n = cJSON_GetArraySize(lc);
+
+		for (int i = 0; i < n && i < cJSON_GetArraySize(wc); i++) {
+			if (container_differs(cJSON_GetArrayItem(lc, i),
+					      cJSON_GetArrayItem(wc, i), v))
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * What the pod would hold now: a copy without the injected variables, decided
+ * on again, with the answer's patch applied. *ret_want is NULL (and 0 returned)
+ * when the copy cannot be decided on as the pod was.
+ */
+static int would_be(const cJSON *pod, const struct service_account *sa,
+		    const struct profile_set *set, const struct settings *st,
+		    const struct mutation *m, cJSON **ret_want, struct diag *d)
+{
+	cJSON *copy = cJSON_Duplicate(pod, true);
+	struct mutation again;
+	const char *text;
+	size_t len;
+	int rc;
+
+	*ret_want = NULL;
+	if (copy == NULL)
+		return diag_set(d, DIAG_ENOMEM, "out of memory");
+	mutation_init(&again);
+	strip_injected(copy, set, m);
+	rc = decide(copy, pod_namespace(pod), sa, set, st, &again, d);
+	if (rc == 0 && again.allowed && again.patch.n_ops > 0) {
+		text = patch_text(&again.patch, &len);
+		rc = text ? patch_apply(copy, text, len, d)
+			  : diag_set(d, DIAG_ENOMEM, "out of memory");
+	}
+	if (rc == 0 && again.allowed) {
+		*ret_want = copy;
+		copy = NULL;
+	}
+	mutation_free(&again);
+	cJSON_Delete(copy);
+	return rc;
+}
+
+/* A pod some profile applies to: ok, missing or stale. */
+static int judge_applied(const cJSON *pod, const struct service_account *sa,
+			 const struct profile_set *set,
+			 const struct settings *st, const struct mutation *m,
+			 struct audit_verdict *v, struct diag *d)
+{
+	const char *recorded = recorded_profiles(pod);
+	cJSON *want = NULL;
+	char name[128];
+	int rc;
+
+	if (recorded[0] == '\0') {
+		if (m->patch.n_ops == 0)
+			verdict(v, AUDIT_OK, "holds everything itself");
+		else
+			verdict(v, AUDIT_MISSING,
+				"would get %s now but holds none (created "
+				"before the webhook, or while it was down)",
+				v->profiles);
+		return 0;
+	}
+	if (recorded_not_applied(recorded, v->profiles, name, sizeof(name))) {
+		verdict(v, AUDIT_STALE,
+			"holds profile %s, which no longer "
+			"applies",
+			name);
+		return 0;
+	}
+	if (recorded_not_applied(v->profiles, recorded, name, sizeof(name))) {
+		verdict(v, AUDIT_STALE, "holds %.200s; would also get %s",
+			recorded, name);
+		return 0;
+	}
+	rc = would_be(pod, sa, set, st, m, &want, d);
+	if (rc == 0 && !(want && values_differ(pod, want, v)))
+		verdict(v, AUDIT_OK, "%s", "");
+	cJSON_Delete(want);
+	return rc;
+}
+
+/* A pod no profile applies to (now): stale when it holds one, else none/skipped. */
+static void judge_unapplied(const cJSON *pod, const struct mutation *m,
+			    struct audit_verdict *v)
+{
+	const char *recorded = recorded_profiles(pod);
+
+	if (recorded[0])
+		verdict(v, AUDIT_STALE,
+			"holds %.200s, but no profile applies now (%.200s)",
+			recorded,
+			m->outcome == MUTATE_SKIPPED ? m->skip_reason
+			: m->outcome == MUTATE_SA_NOT_FOUND
+				? "its ServiceAccount is gone"
+				: "no trigger on its ServiceAccount");
+	else if (m->outcome == MUTATE_SKIPPED)
+		verdict(v, AUDIT_SKIPPED, "%s", m->skip_reason);
+	else if (m->outcome == MUTATE_SA_NOT_FOUND)
+		verdict(v, AUDIT_NONE, "ServiceAccount not found");
+	else if (m->outcome == MUTATE_NOT_UNDERSTOOD)
+		verdict(v, AUDIT_NONE, "not understood: %.400s",
+			strbuf_str(&m->message));
+	else
+		verdict(v, AUDIT_NONE, "%s", "");
+}
+
+int audit_judge_pod(const cJSON *pod, const struct service_account *sa,
+		    const struct profile_set *set,
+		    const struct settings *settings, struct audit_verdict *v,
+		    struct diag *d)
+{
+	struct mutation m;
+	int rc;
+
+	memset(v, 0, sizeof(*v));
+	mutation_init(&m);
+	rc = decide(pod, pod_namespace(pod), sa, set, settings, &m, d);
+	if (rc == 0) {
+		join_applied(&m, v);
+		if (!m.allowed)
+			verdict(v, AUDIT_DENIED, "%s", strbuf_str(&m.message));
+		else if (m.n_applied > 0)
+			rc = judge_applied(pod, sa, set, settings, &m, v, d);
+		else
+			judge_unapplied(pod, &m, v);
+	}
+	mutation_free(&m);
+	return rc;
+}
+
+int audit_judge_service_account(const struct service_account *sa,
+				const struct profile_set *set,
+				const struct settings *settings,
+				struct audit_verdict *v, struct diag *d)
+{
+	cJSON *pod = NULL, *meta, *spec, *containers, *c;
+	int rc = DIAG_ENOMEM;
+
+	memset(v, 0, sizeof(*v));
+	if ((pod = cJSON_CreateObject()) == NULL ||
+	    (meta = cJSON_AddObjectToObject(pod, "metadata")) == NULL ||
+	    !cJSON_AddStringToObject(meta, "name", "audit") ||
+	    !cJSON_AddStringToObject(meta, "namespace", sa->namespace) ||
+	    (spec = cJSON_AddObjectToObject(pod, "spec")) == NULL ||
+	    !cJSON_AddStringToObject(spec, "serviceAccountName", sa->name) ||
+	    (containers = cJSON_AddArrayToObject(spec, "containers")) == NULL ||
+	    (c = cJSON_CreateObject()) == NULL)
+		goto out;
+	cJSON_AddItemToArray(containers, c); /* containers owns c */
+	if (!cJSON_AddStringToObject(c, "name", "audit"))
+		goto out;
+	rc = audit_judge_pod(pod, sa, set, settings, v, d);
+	if (rc == 0 && v->status != AUDIT_DENIED)
+		verdict(v, v->profiles[0] ? AUDIT_OK : AUDIT_NONE, "%s", "");
+out:
+	cJSON_Delete(pod);
+	return rc == DIAG_ENOMEM ? diag_set(d, rc, "out of memory") : rc;
+}
