@@ -7,7 +7,6 @@
 #include "serve.h"
 
 #include <curl/curl.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include "cli.h"
 #include "fileio.h"
 #include "kube_client.h"
+#include "kube_connect.h"
 #include "kube_source.h"
 #include "kubeconfig.h"
 #include "log.h"
@@ -59,34 +59,12 @@ static const char *process_getenv(const char *name)
 	return getenv(name);
 }
 
-/* The API server's address and credentials: --kubeconfig, else in-cluster. */
-static int kube_configuration(const char *path, struct kube_config *kc,
-			      struct diag *d)
-{
-	char *text = NULL, dir[BOUND_PATH * 2];
-	size_t len = 0;
-	int rc;
-
-	if (path == NULL)
-		return kube_config_in_cluster(process_getenv,
-					      KUBE_IN_CLUSTER_DIR, kc, d);
-	snprintf(dir, sizeof(dir), "%s", path);
-	rc = file_read(path, 1024 * 1024, &text, &len, d);
-	if (rc == 0)
-		rc = kubeconfig_parse(text, len, dirname(dir), kc, d);
-	diag_locate(d, path, 0);
-	if (text)
-		explicit_bzero(text, len);
-	mem_free(text);
-	return rc;
-}
-
 static int open_kube_source(struct serve *s, struct diag *d)
 {
 	struct kube_source_options opts = kube_source_defaults();
 	struct kube_client *client = NULL;
 	struct kube_config kc;
-	int rc = kube_configuration(s->cfg->kubeconfig, &kc, d);
+	int rc = kube_config_load(s->cfg->kubeconfig, process_getenv, &kc, d);
 
 	if (rc != 0)
 		return rc;
