@@ -317,7 +317,7 @@ class _PodStore:
 
 def _bulk_pod_items(count, namespaces, template, name_prefix, namespace_prefix, sa_prefix):
     """(key, item bytes) of count pods NAME_PREFIX-NNNNNN in NAMESPACE_PREFIX-(i mod
-    namespaces), running as SA_PREFIX-NNNNNN: the template (a pod without metadata.name
+    namespaces, three digits), running as SA_PREFIX-NNNNNN (bulk_create's names): the template (a pod without metadata.name
     and namespace) serialised once, its "{name}", "{namespace}" and "{sa}" filled in."""
     if not isinstance(count, int) or count < 0:
         raise ApiError(400, "count must be a non-negative integer")
@@ -333,7 +333,7 @@ def _bulk_pod_items(count, namespaces, template, name_prefix, namespace_prefix, 
     text = _dumps(pod).decode()
     items = []
     for i in range(count):
-        name, ns = "%s-%06d" % (name_prefix, i), "%s-%d" % (namespace_prefix, i % namespaces)
+        name, ns = "%s-%06d" % (name_prefix, i), "%s-%03d" % (namespace_prefix, i % namespaces)
         body = (text.replace("{name}", name).replace("{namespace}", ns)
                 .replace("{sa}", "%s-%06d" % (sa_prefix, i)))
         items.append(((ns, name), body.encode()))
