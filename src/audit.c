@@ -170,8 +170,16 @@ static const cJSON *env_entry(const cJSON *container, const char *name)
 	return NULL;
 }
 
-/* Compares one container's variables with what it would get; true if stale. */
+/* What values_differ compares: the variables the applied profiles inject. */
+struct injected {
+	const struct profile_set *set;
+	const struct mutation *m;
+};
+
+/* Compares one container's injected variables with what it would get; true if
+ * stale. */
 static bool container_differs(const cJSON *live, const cJSON *want,
+			      const struct injected *inj,
 			      struct audit_verdict *v)
 {
 	const cJSON *w;
@@ -182,7 +190,8 @@ static bool container_differs(const cJSON *live, const cJSON *want,
 		const cJSON *l = env_entry(live, name);
 		const char *held = l ? json_string(l, "value") : NULL;
 
-		if (l == NULL || (held && strcmp(held, now) == 0))
+		if (!injected_name(inj->set, inj->m, name) || l == NULL ||
+		    (held && strcmp(held, now) == 0))
 			continue;
 		verdict(v, AUDIT_STALE,
 			"container \"%.64s\": %.64s is \"%.160s\", would be "
@@ -196,7 +205,7 @@ static bool container_differs(const cJSON *live, const cJSON *want,
 
 /* Walks the containers of the live pod and of what it would be, side by side. */
 static bool values_differ(const cJSON *live, const cJSON *want,
-			  struct audit_verdict *v)
+			  const struct injected *inj, struct audit_verdict *v)
 {
 	const cJSON *ls = cJSON_GetObjectItem(live, "spec");
 	const cJSON *ws = cJSON_GetObjectItem(want, "spec");
@@ -208,7 +217,8 @@ static bool values_differ(const cJSON *live, const cJSON *want,
 
 		for (int i = 0; i < n && i < cJSON_GetArraySize(wc); i++) {
 			if (container_differs(cJSON_GetArrayItem(lc, i),
-					      cJSON_GetArrayItem(wc, i), v))
+					      cJSON_GetArrayItem(wc, i), inj,
+					      v))
 				return true;
 		}
 	}
@@ -260,6 +270,7 @@ static int judge_applied(const cJSON *pod, const struct service_account *sa,
 			 struct audit_verdict *v, struct diag *d)
 {
 	const char *recorded = recorded_profiles(pod);
+	const struct injected inj = { set, m };
 	cJSON *want = NULL;
 	char name[128];
 	int rc;
@@ -287,7 +298,7 @@ static int judge_applied(const cJSON *pod, const struct service_account *sa,
 		return 0;
 	}
 	rc = would_be(pod, sa, set, st, m, &want, d);
-	if (rc == 0 && !(want && values_differ(pod, want, v)))
+	if (rc == 0 && !(want && values_differ(pod, want, &inj, v)))
 		verdict(v, AUDIT_OK, "%s", "");
 	cJSON_Delete(want);
 	return rc;

@@ -220,6 +220,22 @@ static void test_removed_profile_is_stale(void **state)
 	sa_free(sa);
 }
 
+static void test_variables_of_the_pod_itself_do_not_count(void **state)
+{
+	struct fixture *f = *state;
+	struct service_account *sa =
+		sa_with("\"demo.example/role\":\"" ROLE_A "\"");
+	cJSON *pod = admitted(
+		f,
+		bare_pod("",
+			 "{\"name\":\"DB_USER\",\"valueFrom\":{"
+			 "\"secretKeyRef\":{\"name\":\"db\",\"key\":\"u\"}}},"
+			 "{\"name\":\"MODE\",\"value\":\"live\"}"),
+		sa);
+
+	assert_int_equal(judge(f, pod, sa), AUDIT_OK);
+}
+
 static void test_a_pod_that_set_the_value_itself_is_ok(void **state)
 {
 	struct fixture *f = *state;
@@ -442,6 +458,7 @@ int main(void)
 		cmocka_unit_test(test_changed_role_is_stale),
 		cmocka_unit_test(test_removed_trigger_is_stale),
 		cmocka_unit_test(test_removed_profile_is_stale),
+		cmocka_unit_test(test_variables_of_the_pod_itself_do_not_count),
 		cmocka_unit_test(test_a_pod_that_set_the_value_itself_is_ok),
 		cmocka_unit_test(test_misconfigured_service_account_is_denied),
 		cmocka_unit_test(
