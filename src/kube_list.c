@@ -116,33 +116,37 @@ int kube_list_page_parse(const char *body, size_t len,
 	return rc;
 }
 
-/* Fetches and parses one page; cont carries the continue token in and out. */
+/*
+ * Fetches and parses one page into body (kept from page to page: one buffer of
+ * the largest page's size, rather than a fresh one per page that the allocator
+ * cannot give back between the rows the caller keeps); cont carries the
+ * continue token in and out.
+ */
 static int list_page(struct kube_client *c, const struct kube_list_request *req,
-		     char cont[KUBE_CONTINUE_MAX], long long *remaining,
-		     size_t *ret_items, struct diag *d)
+		     struct strbuf *body, char cont[KUBE_CONTINUE_MAX],
+		     long long *remaining, size_t *ret_items, struct diag *d)
 {
-	struct strbuf path, body;
+	struct strbuf path;
 	long status = 0;
 	int rc;
 
 	*ret_items = 0;
+	strbuf_reset(body);
 	strbuf_init(&path, KUBE_CONTINUE_MAX * 3 + 512);
-	strbuf_init(&body, req->max_page_bytes);
 	rc = page_path(req, cont, &path)
 		     ? diag_set(d, DIAG_ENOMEM, "out of memory")
 		     : 0;
 	if (rc == 0)
-		rc = kube_get(c, path.buf, req->timeout_ms, &body, &status, d);
+		rc = kube_get(c, path.buf, req->timeout_ms, body, &status, d);
 	if (rc == 0 && status != 200)
-		rc = http_failure(req, status, &body, d);
+		rc = http_failure(req, status, body, d);
 	if (rc == 0)
-		rc = kube_list_page_parse(body.buf ? body.buf : "", body.len,
-					  req, cont, KUBE_CONTINUE_MAX,
-					  remaining, ret_items, d);
+		rc = kube_list_page_parse(strbuf_str(body), body->len, req,
+					  cont, KUBE_CONTINUE_MAX, remaining,
+					  ret_items, d);
 	if (rc == DIAG_EPARSE || rc == DIAG_ELIMIT)
 		diag_locate(d, req->path, 0);
 	strbuf_free(&path);
-	strbuf_free(&body);
 	return rc;
 }
 
@@ -150,15 +154,18 @@ int kube_list(struct kube_client *c, const struct kube_list_request *req,
 	      struct diag *d)
 {
 	char cont[KUBE_CONTINUE_MAX] = "";
+	struct strbuf body;
 	size_t total = 0, n;
 	long long remaining;
 	int rc;
 
+	strbuf_init(&body, req->max_page_bytes);
 	do {
-		rc = list_page(c, req, cont, &remaining, &n, d);
+		rc = list_page(c, req, &body, cont, &remaining, &n, d);
 		total += n;
 		if (rc == 0 && req->on_page)
 			req->on_page(req->arg, total, remaining);
 	} while (rc == 0 && cont[0]);
+	strbuf_free(&body);
 	return rc;
 }
