@@ -271,19 +271,29 @@ static int judge_applied(const cJSON *pod, const struct service_account *sa,
 {
 	const char *recorded = recorded_profiles(pod);
 	const struct injected inj = { set, m };
+	bool unrecorded = false;
 	cJSON *want = NULL;
 	char name[128];
 	int rc;
 
 	if (recorded[0] == '\0') {
-		if (m->patch.n_ops == 0)
-			verdict(v, AUDIT_OK, "holds everything itself");
-		else
+		/*
+		 * Without our annotation the answer adds it: one operation. A
+		 * pod whose answer adds nothing else already holds the
+		 * variables, volume and mounts (put there by another webhook,
+		 * such as a platform's own, or by the pod itself): its values
+		 * are compared as if we had recorded them.
+		 */
+		if (m->patch.n_ops > 1) {
 			verdict(v, AUDIT_MISSING,
-				"would get %s now but holds none (created "
-				"before the webhook, or while it was down)",
+				"would get %s now but does not hold it "
+				"(created before the webhook, or while it was "
+				"down)",
 				v->profiles);
-		return 0;
+			return 0;
+		}
+		recorded = v->profiles;
+		unrecorded = true;
 	}
 	if (recorded_not_applied(recorded, v->profiles, name, sizeof(name))) {
 		verdict(v, AUDIT_STALE,
@@ -299,7 +309,10 @@ static int judge_applied(const cJSON *pod, const struct service_account *sa,
 	}
 	rc = would_be(pod, sa, set, st, m, &want, d);
 	if (rc == 0 && !(want && values_differ(pod, want, &inj, v)))
-		verdict(v, AUDIT_OK, "%s", "");
+		verdict(v, AUDIT_OK, "%s",
+			unrecorded ? "holds everything, but not from this "
+				     "webhook (another one, or the pod itself)"
+				   : "");
 	cJSON_Delete(want);
 	return rc;
 }

@@ -156,7 +156,7 @@ static void test_created_before_the_webhook_is_missing(void **state)
 			       sa_with("\"demo.example/role\":\"" ROLE_A "\"")),
 			 AUDIT_MISSING);
 	assert_string_equal(f->v.profiles, "demo");
-	assert_non_null(strstr(f->v.reason, "holds none"));
+	assert_non_null(strstr(f->v.reason, "does not hold it"));
 }
 
 static void test_admitted_pod_is_ok(void **state)
@@ -236,18 +236,32 @@ static void test_variables_of_the_pod_itself_do_not_count(void **state)
 	assert_int_equal(judge(f, pod, sa), AUDIT_OK);
 }
 
-static void test_a_pod_that_set_the_value_itself_is_ok(void **state)
+/* Everything the profile injects is there, put by another webhook or by the pod
+ * itself: no annotation of ours, nothing else to add. Its values still count. */
+static cJSON *without_our_annotation(cJSON *pod)
+{
+	cJSON_DeleteItemFromObject(
+		cJSON_GetObjectItem(cJSON_GetObjectItem(pod, "metadata"),
+				    "annotations"),
+		MUTATE_PROFILES_ANNOTATION);
+	return pod;
+}
+
+static void test_held_but_not_recorded_is_ok_or_stale(void **state)
 {
 	struct fixture *f = *state;
+	struct service_account *then =
+		sa_with("\"demo.example/role\":\"" ROLE_A "\"");
+	cJSON *pod =
+		without_our_annotation(admitted(f, bare_pod("", ""), then));
+	cJSON *copy = cJSON_Duplicate(pod, true);
 
-	/* Everything the profile injects is already there, but no annotation:
-	 * nothing to add, so the pod holds what it should. */
+	assert_int_equal(judge(f, pod, then), AUDIT_OK);
+	assert_non_null(strstr(f->v.reason, "not from this webhook"));
 	assert_int_equal(
-		judge(f,
-		      admitted(f, bare_pod("", ""),
-			       sa_with("\"demo.example/role\":\"" ROLE_A "\"")),
-		      sa_with("\"demo.example/role\":\"" ROLE_A "\"")),
-		AUDIT_OK);
+		judge(f, copy, sa_with("\"demo.example/role\":\"" ROLE_B "\"")),
+		AUDIT_STALE);
+	assert_non_null(strstr(f->v.reason, ROLE_B));
 }
 
 static void test_misconfigured_service_account_is_denied(void **state)
@@ -459,7 +473,7 @@ int main(void)
 		cmocka_unit_test(test_removed_trigger_is_stale),
 		cmocka_unit_test(test_removed_profile_is_stale),
 		cmocka_unit_test(test_variables_of_the_pod_itself_do_not_count),
-		cmocka_unit_test(test_a_pod_that_set_the_value_itself_is_ok),
+		cmocka_unit_test(test_held_but_not_recorded_is_ok_or_stale),
 		cmocka_unit_test(test_misconfigured_service_account_is_denied),
 		cmocka_unit_test(
 			test_skip_label_is_skipped_with_what_skipped_it),
