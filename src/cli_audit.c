@@ -56,7 +56,7 @@ static void progress(void *arg, size_t items, long long remaining)
 {
 	struct audit_run *a = arg;
 
-	if (!a->tty && (items < a->next_progress || remaining <= 0))
+	if (!a->tty && items < a->next_progress)
 		return;
 	a->next_progress = items + PROGRESS_EVERY;
 	fprintf(a->err, "%saudit: %zu %s", a->tty ? "\r" : "", items, a->what);
