@@ -117,10 +117,8 @@ int kube_list_page_parse(const char *body, size_t len,
 }
 
 /*
- * Fetches and parses one page into body (kept from page to page: one buffer of
- * the largest page's size, rather than a fresh one per page that the allocator
- * cannot give back between the rows the caller keeps); cont carries the
- * continue token in and out.
+ * Fetches and parses one page into body (one buffer for every page of a list,
+ * grown once to the largest page); cont carries the continue token in and out.
  */
 static int list_page(struct kube_client *c, const struct kube_list_request *req,
 		     struct strbuf *body, char cont[KUBE_CONTINUE_MAX],
