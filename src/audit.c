@@ -1,6 +1,7 @@
 /*
- * audit: a running pod is judged by the webhook's own decision, taken as if the
- * pod were created now, and by comparing what it holds with what that decision
+ * audit: a running pod is judged by the webhook's own decision (the decide
+ * step of the admission pipeline, review.h), taken as if the pod were created
+ * now, and by comparing what it holds with what that decision
  * would give it. What a pod holds is read from the annotation the webhook
  * records (MUTATE_PROFILES_ANNOTATION) and from its containers' variables: to
  * learn what values the pod would get now, the variables of the profiles that
@@ -20,6 +21,7 @@
 #include "patch.h"
 #include "profile.h"
 #include "profile_set.h"
+#include "review.h"
 #include "service_account.h"
 #include "strutil.h"
 
@@ -49,19 +51,17 @@ static void verdict(struct audit_verdict *v, enum audit_status s,
 }
 
 /*
- * The one decision: what the webhook answers for a CREATE of this pod. Every
- * front door (serve, mutate, audit) takes it through the mutator.
+ * The one decision: the decide step of the admission pipeline (review.h), the
+ * webhook's answer for a CREATE of this pod now.
  */
 static int decide(const cJSON *pod, const char *namespace,
 		  const struct service_account *sa,
 		  const struct profile_set *set, const struct settings *st,
 		  struct mutation *m, struct diag *d)
 {
-	struct mutate_input in = { .pod = pod,
-				   .namespace = namespace,
-				   .sa = sa };
+	const struct review_policy policy = { .profiles = set, .settings = st };
 
-	return mutate_pod(&in, set, st, m, d);
+	return review_decide_pod(&policy, pod, namespace, sa, m, d);
 }
 
 static const char *or_empty(const char *s)
