@@ -521,7 +521,7 @@ def load_area_modules():
             if (isinstance(value, type) and issubclass(value, unittest.TestCase)
                     and value.__module__ == name):
                 # unittest runs setUpModule/tearDownModule of a class's __module__:
-                # this module's, so that the class runs in the one cluster.
+                # re-homed here, the area's classes run inside this module's cluster.
                 value.__module__ = __name__
                 globals()[attr] = value
 
