@@ -39,6 +39,12 @@
 #define BOUND_SETTINGS	       64 /* --setting pairs on the command line */
 #define BOUND_SETTING_VALUE    1024
 
+/* Identity maps (--identity-map). */
+#define BOUND_MAP_FILE_BYTES  (4L * 1024L * 1024L)
+#define BOUND_MAP_ENTRIES     100000
+#define BOUND_MAP_ANNOTATIONS 32 /* per entry */
+#define BOUND_MAP_LINE	      8192
+
 /* Kubernetes names, as the API server validates them. */
 #define BOUND_DNS_LABEL	    63
 #define BOUND_DNS_SUBDOMAIN 253

@@ -17,7 +17,8 @@
  * Deciding for a pod and a ServiceAccount without any HTTP (what `audit`
  * does for a listed pod) is the decide step alone, on a borrowed Pod object:
  *
- *	struct review_policy policy = { .profiles = set, .settings = st };
+ *	struct review_policy policy = { .profiles = set, .settings = st,
+ *					.identities = map }; // map may be NULL
  *	struct mutation m;
  *
  *	mutation_init(&m);
@@ -27,7 +28,9 @@
  *	mutation_free(&m);
  *
  * review_decide() calls exactly that for a Pod CREATE, so the two cannot
- * differ: a caller that passes the same policy gets the webhook's answer.
+ * differ. The identity map (identity_map.h; a file: identity_file_load() in
+ * identity_file.h) is applied inside the decide step: a caller that passes the
+ * same policy gets the same answer as the webhook.
  */
 #ifndef PIW_REVIEW_H
 #define PIW_REVIEW_H
@@ -42,6 +45,7 @@
 #include "mutate.h"
 #include "strbuf.h"
 
+struct identity_map;
 struct profile_set;
 struct service_account;
 struct settings;
@@ -50,7 +54,8 @@ struct settings;
  * borrowed; they must outlive the call). */
 struct review_policy {
 	const struct profile_set *profiles;
-	const struct settings *settings; /* NULL: no settings */
+	const struct settings *settings;       /* NULL: no settings */
+	const struct identity_map *identities; /* NULL: no identity map */
 };
 
 /*
@@ -94,8 +99,9 @@ int review_from_document(cJSON *root, const char *namespace,
 			 struct review **ret, struct diag *d);
 
 /*
- * The decide step on a borrowed Pod with its ServiceAccount sa (NULL: it does
- * not exist): runs the mutator. namespace is the pod's (NULL: the pod's
+ * The decide step on a borrowed Pod: applies policy->identities to sa (NULL:
+ * the ServiceAccount does not exist, and no map applies; its own annotations
+ * win over the map's), then runs the mutator. namespace is the pod's (NULL: the pod's
  * metadata.namespace, else the ServiceAccount's). m must be initialised
  * (mutation_init). 0 when a decision was made, allowed or not; DIAG_ENOMEM or
  * DIAG_ELIMIT when none could be.

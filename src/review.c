@@ -10,6 +10,7 @@
 
 #include <string.h>
 
+#include "identity_map.h"
 #include "json.h"
 #include "service_account.h"
 
@@ -127,11 +128,19 @@ int review_decide_pod(const struct review_policy *policy, const cJSON *pod,
 		      const char *namespace, const struct service_account *sa,
 		      struct mutation *m, struct diag *d)
 {
-	struct mutate_input in = { .pod = pod,
-				   .namespace = namespace,
-				   .sa = sa };
+	struct mutate_input in = { .pod = pod, .namespace = namespace };
+	struct service_account *mapped = NULL;
+	int rc = 0;
 
-	return mutate_pod(&in, policy->profiles, policy->settings, m, d);
+	if (sa && policy->identities)
+		rc = identity_map_apply(policy->identities, sa, &mapped);
+	if (rc != 0)
+		return diag_set(d, rc, "%s while applying the identity map",
+				diag_code_name(rc));
+	in.sa = mapped ? mapped : sa;
+	rc = mutate_pod(&in, policy->profiles, policy->settings, m, d);
+	sa_free(mapped);
+	return rc;
 }
 
 int review_decide(struct review *r, const struct review_policy *policy,

@@ -14,6 +14,7 @@
 
 #include "admission.h"
 #include "fileio.h"
+#include "identity_map.h"
 #include "json.h"
 #include "kube_event.h"
 #include "mem.h"
@@ -82,6 +83,7 @@ struct mutate_case {
 	size_t sa_len;
 	struct profile_set *set;
 	struct settings *settings;
+	struct identity_map *identities; /* may be NULL */
 };
 
 /* The parser alone, on the heap (no arena), so that valgrind sees each of its
@@ -103,7 +105,9 @@ static int op_decode(void *arg)
 static int op_admission(void *arg)
 {
 	struct mutate_case *mc = arg;
-	struct review_policy policy = { mc->set, mc->settings };
+	struct review_policy policy = { .profiles = mc->set,
+					.settings = mc->settings,
+					.identities = mc->identities };
 	struct review *r = NULL;
 	struct service_account *sa = NULL;
 	cJSON *sa_json = NULL;
@@ -133,6 +137,22 @@ static int op_admission(void *arg)
 	sa_free(sa);
 	cJSON_Delete(sa_json);
 	review_free(r);
+	return rc;
+}
+
+struct map_case {
+	const char *text;
+	const struct profile_set *set;
+};
+
+static int op_identity_map(void *arg)
+{
+	const struct map_case *mc = arg;
+	struct identity_map *map = NULL;
+	int rc = identity_map_parse(mc->text, strlen(mc->text), "map", mc->set,
+				    &map, NULL);
+
+	identity_map_free(map);
 	return rc;
 }
 
@@ -175,10 +195,38 @@ static void test_admission_flow(void **state)
 		0);
 	assert_true(sweep("admission decode", op_decode, &mc) > 50);
 	assert_true(sweep("admission flow", op_admission, &mc) > 100);
+	assert_int_equal(identity_map_parse("[*/*]\nexample.com/x = y\n", 24,
+					    "map", mc.set, &mc.identities,
+					    NULL),
+			 0);
+	assert_true(sweep("admission flow with an identity map", op_admission,
+			  &mc) > 100);
+	identity_map_free(mc.identities);
 	settings_free(mc.settings);
 	profile_set_free(mc.set);
 	mem_free(review);
 	mem_free(sa);
+}
+
+static void test_identity_map(void **state)
+{
+	struct map_case text = { "# ours\n[team/app]\na.io/x = 1\nb.io/y = 2\n"
+				 "[*/app]\na.io/x = 3\n",
+				 NULL };
+	struct map_case json = { "{\"team/app\":{\"RoleARN\":\"arn:aws:iam::"
+				 "123456789012:role/a\",\"UseRegionalSTS\":"
+				 "true,\"TokenExpiration\":3600},"
+				 "\"*/b\":{\"audience\":\"x\"}}",
+				 NULL };
+	struct profile_set *set = NULL;
+
+	(void)state;
+	assert_int_equal(
+		profile_dir_load(PIW_SOURCE_DIR "/profiles", &set, NULL), 0);
+	json.set = set;
+	assert_true(sweep("identity map (ours)", op_identity_map, &text) > 5);
+	assert_true(sweep("identity map (JSON)", op_identity_map, &json) > 5);
+	profile_set_free(set);
 }
 
 static void test_watch_event(void **state)
@@ -197,6 +245,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_profile_loader),
 		cmocka_unit_test(test_admission_flow),
+		cmocka_unit_test(test_identity_map),
 		cmocka_unit_test(test_watch_event),
 	};
 
