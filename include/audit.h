@@ -13,9 +13,8 @@
 
 #include "diag.h"
 
-struct profile_set;
+struct review_policy;
 struct service_account;
-struct settings;
 
 /* The statuses, declared once: the enum and audit_status_name() come from it. */
 #define AUDIT_STATUSES(X)                                                      \
@@ -44,13 +43,13 @@ const char *audit_status_name(enum audit_status s);
 
 /*
  * Judges one running pod (a Pod object as listed; borrowed) whose
- * ServiceAccount is sa (NULL: it does not exist) with the same decision the
- * webhook takes on a CREATE, then compares what the pod holds with what it
- * would get. 0, or DIAG_ENOMEM / DIAG_ELIMIT when no verdict could be made.
+ * ServiceAccount is sa (NULL: it does not exist) with the decision the webhook
+ * takes on a CREATE under policy (profiles, settings, identity map: review.h),
+ * then compares what the pod holds with what it would get. 0, or DIAG_ENOMEM /
+ * DIAG_ELIMIT when no verdict could be made.
  */
 int audit_judge_pod(const cJSON *pod, const struct service_account *sa,
-		    const struct profile_set *set,
-		    const struct settings *settings, struct audit_verdict *v,
+		    const struct review_policy *policy, struct audit_verdict *v,
 		    struct diag *d);
 
 /*
@@ -60,8 +59,7 @@ int audit_judge_pod(const cJSON *pod, const struct service_account *sa,
  * values as audit_judge_pod.
  */
 int audit_judge_service_account(const struct service_account *sa,
-				const struct profile_set *set,
-				const struct settings *settings,
+				const struct review_policy *policy,
 				struct audit_verdict *v, struct diag *d);
 
 #endif

@@ -50,20 +50,6 @@ static void verdict(struct audit_verdict *v, enum audit_status s,
 	va_end(ap);
 }
 
-/*
- * The one decision: the decide step of the admission pipeline (review.h), the
- * webhook's answer for a CREATE of this pod now.
- */
-static int decide(const cJSON *pod, const char *namespace,
-		  const struct service_account *sa,
-		  const struct profile_set *set, const struct settings *st,
-		  struct mutation *m, struct diag *d)
-{
-	const struct review_policy policy = { .profiles = set, .settings = st };
-
-	return review_decide_pod(&policy, pod, namespace, sa, m, d);
-}
-
 static const char *or_empty(const char *s)
 {
 	return s ? s : "";
@@ -75,6 +61,17 @@ static const char *pod_namespace(const cJSON *pod)
 		json_string(cJSON_GetObjectItem(pod, "metadata"), "namespace");
 
 	return ns ? ns : "default";
+}
+
+/*
+ * The one decision: the decide step of the admission pipeline (review.h), the
+ * webhook's answer for a CREATE of this pod now.
+ */
+static int decide(const cJSON *pod, const struct service_account *sa,
+		  const struct review_policy *policy, struct mutation *m,
+		  struct diag *d)
+{
+	return review_decide_pod(policy, pod, pod_namespace(pod), sa, m, d);
 }
 
 /* The profiles the webhook recorded on the pod when it mutated it, or "". */
@@ -231,7 +228,7 @@ static bool values_differ(const cJSON *live, const cJSON *want,
  * when the copy cannot be decided on as the pod was.
  */
 static int would_be(const cJSON *pod, const struct service_account *sa,
-		    const struct profile_set *set, const struct settings *st,
+		    const struct review_policy *policy,
 		    const struct mutation *m, cJSON **ret_want, struct diag *d)
 {
 	cJSON *copy = cJSON_Duplicate(pod, true);
@@ -244,8 +241,8 @@ static int would_be(const cJSON *pod, const struct service_account *sa,
 	if (copy == NULL)
 		return diag_set(d, DIAG_ENOMEM, "out of memory");
 	mutation_init(&again);
-	strip_injected(copy, set, m);
-	rc = decide(copy, pod_namespace(pod), sa, set, st, &again, d);
+	strip_injected(copy, policy->profiles, m);
+	rc = decide(copy, sa, policy, &again, d);
 	if (rc == 0 && again.allowed && again.patch.n_ops > 0) {
 		text = patch_text(&again.patch, &len);
 		/* The patch is the mutator's own, which patch_apply accepts:
@@ -265,12 +262,12 @@ static int would_be(const cJSON *pod, const struct service_account *sa,
 
 /* A pod some profile applies to: ok, missing or stale. */
 static int judge_applied(const cJSON *pod, const struct service_account *sa,
-			 const struct profile_set *set,
-			 const struct settings *st, const struct mutation *m,
-			 struct audit_verdict *v, struct diag *d)
+			 const struct review_policy *policy,
+			 const struct mutation *m, struct audit_verdict *v,
+			 struct diag *d)
 {
 	const char *recorded = recorded_profiles(pod);
-	const struct injected inj = { set, m };
+	const struct injected inj = { policy->profiles, m };
 	bool unrecorded = false;
 	cJSON *want = NULL;
 	char name[128];
@@ -307,7 +304,7 @@ static int judge_applied(const cJSON *pod, const struct service_account *sa,
 			recorded, name);
 		return 0;
 	}
-	rc = would_be(pod, sa, set, st, m, &want, d);
+	rc = would_be(pod, sa, policy, m, &want, d);
 	if (rc == 0 && !(want && values_differ(pod, want, &inj, v)))
 		verdict(v, AUDIT_OK, "%s",
 			unrecorded ? "holds everything, but not from this "
@@ -343,8 +340,7 @@ static void judge_unapplied(const cJSON *pod, const struct mutation *m,
 }
 
 int audit_judge_pod(const cJSON *pod, const struct service_account *sa,
-		    const struct profile_set *set,
-		    const struct settings *settings, struct audit_verdict *v,
+		    const struct review_policy *policy, struct audit_verdict *v,
 		    struct diag *d)
 {
 	struct mutation m;
@@ -352,13 +348,13 @@ int audit_judge_pod(const cJSON *pod, const struct service_account *sa,
 
 	memset(v, 0, sizeof(*v));
 	mutation_init(&m);
-	rc = decide(pod, pod_namespace(pod), sa, set, settings, &m, d);
+	rc = decide(pod, sa, policy, &m, d);
 	if (rc == 0) {
 		join_applied(&m, v);
 		if (!m.allowed)
 			verdict(v, AUDIT_DENIED, "%s", strbuf_str(&m.message));
 		else if (m.n_applied > 0)
-			rc = judge_applied(pod, sa, set, settings, &m, v, d);
+			rc = judge_applied(pod, sa, policy, &m, v, d);
 		else
 			judge_unapplied(pod, &m, v);
 	}
@@ -367,8 +363,7 @@ int audit_judge_pod(const cJSON *pod, const struct service_account *sa,
 }
 
 int audit_judge_service_account(const struct service_account *sa,
-				const struct profile_set *set,
-				const struct settings *settings,
+				const struct review_policy *policy,
 				struct audit_verdict *v, struct diag *d)
 {
 	cJSON *pod = NULL, *meta, *spec, *containers, *c;
@@ -387,7 +382,7 @@ int audit_judge_service_account(const struct service_account *sa,
 	cJSON_AddItemToArray(containers, c); /* containers owns c */
 	if (!cJSON_AddStringToObject(c, "name", "audit"))
 		goto out;
-	rc = audit_judge_pod(pod, sa, set, settings, v, d);
+	rc = audit_judge_pod(pod, sa, policy, v, d);
 	if (rc == 0 && v->status != AUDIT_DENIED)
 		verdict(v, v->profiles[0] ? AUDIT_OK : AUDIT_NONE, "%s", "");
 out:

@@ -22,6 +22,7 @@
 #include "mutate.h"
 #include "profile_dir.h"
 #include "profile_set.h"
+#include "review.h"
 #include "sa_map.h"
 #include "service_account.h"
 #include "strbuf.h"
@@ -33,6 +34,7 @@
 struct audit_run {
 	const struct config *cfg;
 	const struct profile_set *set;
+	struct review_policy policy; /* what every pod is judged under */
 	struct sa_map *sas;
 	struct audit_report *report;
 	FILE *err;
@@ -75,8 +77,7 @@ static int on_service_account(void *arg, const cJSON *item)
 			      a->d);
 
 	if (rc == 0)
-		rc = audit_judge_service_account(sa, a->set, a->cfg->settings,
-						 &v, a->d);
+		rc = audit_judge_service_account(sa, &a->policy, &v, a->d);
 	if (rc == 0 && v.status == AUDIT_DENIED &&
 	    audit_report_add_service_account(a->report, sa->namespace, sa->name,
 					     &v) != 0)
@@ -101,8 +102,8 @@ static int on_pod(void *arg, const cJSON *pod)
 	if (ns == NULL || ns[0] == '\0')
 		return diag_set(a->d, DIAG_EPARSE,
 				"a listed pod has no metadata.namespace");
-	rc = audit_judge_pod(pod, sa_map_get(a->sas, ns, sa_name), a->set,
-			     a->cfg->settings, &v, a->d);
+	rc = audit_judge_pod(pod, sa_map_get(a->sas, ns, sa_name), &a->policy,
+			     &v, a->d);
 	if (rc == 0 && audit_report_add_pod(a->report, ns, mutate_pod_name(pod),
 					    sa_name, &v) != 0)
 		rc = diag_set(a->d, DIAG_ENOMEM, "out of memory");
@@ -203,6 +204,8 @@ int cli_audit(const struct config *cfg, FILE *out, FILE *err)
 				     &d) != 0)
 		goto fail;
 	a.set = set;
+	a.policy.profiles = set;
+	a.policy.settings = cfg->settings;
 	if (sa_map_new(1024, &a.sas) != 0 || audit_report_new(&a.report) != 0) {
 		diag_set(&d, DIAG_ENOMEM, "out of memory");
 		goto fail;

@@ -17,6 +17,7 @@
 #include "mem.h"
 #include "mutate.h"
 #include "profile_dir.h"
+#include "review.h"
 #include "service_account.h"
 #include "settings.h"
 #include "strbuf.h"
@@ -29,6 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct profile_set *profiles;
 static struct settings *settings;
 static struct service_account *sas[N_SAS];
+static struct review_policy policy;
 
 static const char *const sa_json[N_SAS] = {
 	"{\"metadata\":{\"name\":\"app\",\"namespace\":\"ns\",\"annotations\":"
@@ -52,6 +54,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	    settings_new(&settings) != 0 ||
 	    settings_set_pair(settings, "region=eu-central-1", NULL) != 0)
 		abort();
+	policy.profiles = profiles;
+	policy.settings = settings;
 	for (size_t i = 0; i < N_SAS; i++) {
 		cJSON *root = NULL;
 
@@ -77,8 +81,7 @@ static int judge(void *arg, const cJSON *pod)
 {
 	const char *sa_name = mutate_service_account_name(pod);
 	struct audit_verdict v;
-	int rc = audit_judge_pod(pod, find_sa(sa_name), profiles, settings, &v,
-				 NULL);
+	int rc = audit_judge_pod(pod, find_sa(sa_name), &policy, &v, NULL);
 
 	if (rc == 0)
 		rc = audit_report_add_pod(arg, "ns", mutate_pod_name(pod),

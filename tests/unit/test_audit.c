@@ -20,6 +20,7 @@
 #include "patch.h"
 #include "profile.h"
 #include "profile_set.h"
+#include "review.h"
 #include "service_account.h"
 #include "settings.h"
 #include "strbuf.h"
@@ -40,6 +41,7 @@ struct fixture {
 	struct profile_set *set;
 	struct settings *settings;
 	struct audit_verdict v;
+	struct review_policy policy;
 };
 
 static int setup(void **state)
@@ -57,6 +59,8 @@ static int setup(void **state)
 		fprintf(stderr, "setup: %s\n", d.text);
 		return -1;
 	}
+	f->policy.profiles = f->set;
+	f->policy.settings = f->settings;
 	*state = f;
 	return 0;
 }
@@ -118,7 +122,6 @@ static cJSON *bare_pod(const char *labels, const char *env)
 static cJSON *admitted(struct fixture *f, cJSON *pod,
 		       const struct service_account *sa)
 {
-	struct mutate_input in = { .pod = pod, .sa = sa };
 	struct mutation m;
 	const char *text;
 	size_t len;
@@ -126,7 +129,8 @@ static cJSON *admitted(struct fixture *f, cJSON *pod,
 
 	diag_clear(&d);
 	mutation_init(&m);
-	assert_int_equal(mutate_pod(&in, f->set, f->settings, &m, &d), 0);
+	assert_int_equal(review_decide_pod(&f->policy, pod, NULL, sa, &m, &d),
+			 0);
 	assert_true(m.allowed);
 	text = patch_text(&m.patch, &len);
 	assert_non_null(text);
@@ -141,8 +145,7 @@ static enum audit_status judge(struct fixture *f, cJSON *pod,
 	struct diag d;
 
 	diag_clear(&d);
-	assert_int_equal(
-		audit_judge_pod(pod, sa, f->set, f->settings, &f->v, &d), 0);
+	assert_int_equal(audit_judge_pod(pod, sa, &f->policy, &f->v, &d), 0);
 	cJSON_Delete(pod);
 	sa_free(sa);
 	return f->v.status;
@@ -207,12 +210,13 @@ static void test_removed_profile_is_stale(void **state)
 		sa_with("\"demo.example/role\":\"" ROLE_A "\"");
 	cJSON *pod = admitted(f, bare_pod("", ""), sa);
 	struct profile_set *none = NULL;
+	struct review_policy empty = { .settings = f->settings };
 	struct diag d;
 
 	diag_clear(&d);
 	assert_int_equal(profile_set_new(&none), 0);
-	assert_int_equal(audit_judge_pod(pod, sa, none, f->settings, &f->v, &d),
-			 0);
+	empty.profiles = none;
+	assert_int_equal(audit_judge_pod(pod, sa, &empty, &f->v, &d), 0);
 	assert_int_equal(f->v.status, AUDIT_STALE);
 	assert_string_equal(f->v.profiles, "");
 	profile_set_free(none);
@@ -306,18 +310,15 @@ static void test_service_account_alone(void **state)
 	struct diag d;
 
 	diag_clear(&d);
-	assert_int_equal(audit_judge_service_account(bad, f->set, f->settings,
-						     &f->v, &d),
-			 0);
+	assert_int_equal(
+		audit_judge_service_account(bad, &f->policy, &f->v, &d), 0);
 	assert_int_equal(f->v.status, AUDIT_DENIED);
 	assert_non_null(strstr(f->v.reason, "nope"));
-	assert_int_equal(audit_judge_service_account(good, f->set, f->settings,
-						     &f->v, &d),
-			 0);
+	assert_int_equal(
+		audit_judge_service_account(good, &f->policy, &f->v, &d), 0);
 	assert_int_equal(f->v.status, AUDIT_OK);
-	assert_int_equal(audit_judge_service_account(plain, f->set, f->settings,
-						     &f->v, &d),
-			 0);
+	assert_int_equal(
+		audit_judge_service_account(plain, &f->policy, &f->v, &d), 0);
 	assert_int_equal(f->v.status, AUDIT_NONE);
 	sa_free(bad);
 	sa_free(good);
@@ -450,7 +451,7 @@ static void test_allocation_failures(void **state)
 
 		diag_clear(&d);
 		mem_fail_after(n);
-		rc = audit_judge_pod(pod, now, f->set, f->settings, &f->v, &d);
+		rc = audit_judge_pod(pod, now, &f->policy, &f->v, &d);
 		fired = mem_failure_fired();
 		mem_fail_after(-1);
 		completed = !fired;
