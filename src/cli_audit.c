@@ -33,7 +33,6 @@
 
 struct audit_run {
 	const struct config *cfg;
-	const struct profile_set *set;
 	struct review_policy policy; /* what every pod is judged under */
 	struct sa_map *sas;
 	struct audit_report *report;
@@ -73,8 +72,8 @@ static int on_service_account(void *arg, const cJSON *item)
 	struct audit_run *a = arg;
 	struct service_account *sa = NULL;
 	struct audit_verdict v;
-	int rc = sa_from_json(item, NULL, keep_annotation, (void *)a->set, &sa,
-			      a->d);
+	int rc = sa_from_json(item, NULL, keep_annotation,
+			      (void *)a->policy.profiles, &sa, a->d);
 
 	if (rc == 0)
 		rc = audit_judge_service_account(sa, &a->policy, &v, a->d);
@@ -203,7 +202,6 @@ int cli_audit(const struct config *cfg, FILE *out, FILE *err)
 	if (profile_dir_load_checked(cfg->profiles_dir, cfg->settings, &set,
 				     &d) != 0)
 		goto fail;
-	a.set = set;
 	a.policy.profiles = set;
 	a.policy.settings = cfg->settings;
 	if (sa_map_new(1024, &a.sas) != 0 || audit_report_new(&a.report) != 0) {
