@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "identity_file.h"
 #include "metrics.h"
 #include "profile_live.h"
 #include "sa_source.h"
@@ -20,7 +21,8 @@ struct webhook {
 	struct profile_live *profiles;
 	const struct settings *settings;
 	struct sa_source *sa;
-	struct metrics *metrics; /* may be NULL */
+	struct metrics *metrics;	  /* may be NULL */
+	struct identity_file *identities; /* may be NULL: no identity map */
 };
 
 struct http_reply {

@@ -9,6 +9,7 @@
 
 #include "bounds.h"
 #include "fileio.h"
+#include "identity_file.h"
 #include "json.h"
 #include "mem.h"
 #include "mutate.h"
@@ -165,11 +166,12 @@ static void check_sa_identity(FILE *err, const struct service_account *sa,
 }
 
 static int decide(const struct config *cfg, const struct profile_set *set,
-		  struct review *r, const struct service_account *sa, FILE *err,
-		  struct diag *d)
+		  const struct identity_map *map, struct review *r,
+		  const struct service_account *sa, FILE *err, struct diag *d)
 {
 	struct review_policy policy = { .profiles = set,
-					.settings = cfg->settings };
+					.settings = cfg->settings,
+					.identities = map };
 
 	if (r->pod_create && sa)
 		check_sa_identity(err, sa, r->req.object, r->req.namespace);
@@ -180,6 +182,7 @@ int cli_mutate(const struct config *cfg, FILE *out, FILE *err)
 {
 	struct review *r = NULL;
 	struct profile_set *set = NULL;
+	struct identity_map *map = NULL;
 	struct service_account *sa = NULL;
 	struct diag d;
 	int status = CLI_BAD_INPUT;
@@ -192,9 +195,11 @@ int cli_mutate(const struct config *cfg, FILE *out, FILE *err)
 	}
 	if (profile_dir_load_checked(cfg->profiles_dir, cfg->settings, &set,
 				     &d) != 0 ||
+	    (cfg->identity_map &&
+	     identity_file_load(cfg->identity_map, set, &map, &d) != 0) ||
 	    read_review(cfg, &r, &d) != 0 ||
 	    read_service_account(cfg, r->namespace, &sa, &d) != 0 ||
-	    decide(cfg, set, r, sa, err, &d) != 0 ||
+	    decide(cfg, set, map, r, sa, err, &d) != 0 ||
 	    print_output(cfg, out, r, &d) != 0) {
 		cli_report(err, &d);
 		goto out;
@@ -204,6 +209,7 @@ int cli_mutate(const struct config *cfg, FILE *out, FILE *err)
 out:
 	sa_free(sa);
 	review_free(r);
+	identity_map_free(map);
 	profile_set_free(set);
 	return status;
 }

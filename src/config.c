@@ -73,6 +73,11 @@ static const struct option options[] = {
 	{ "--output", NULL, OPT_CHOICE, OFF(output), "patch",
 	  "patch|pod|review", 0, 0, CMD_MUTATE, "WHAT",
 	  "print the JSON Patch, the mutated pod or an AdmissionReview response" },
+	{ "--identity-map", "PIW_IDENTITY_MAP", OPT_STRING, OFF(identity_map),
+	  NULL, NULL, 0, 0, CMD_SERVE | CMD_MUTATE, "FILE",
+	  "annotations for ServiceAccounts by namespace/name, applied as if on "
+	  "the ServiceAccount (our format or the AWS webhook's ConfigMap JSON; "
+	  "serve reloads it on change)" },
 
 	/* audit */
 	{ "--namespace", NULL, OPT_STRING, OFF(namespace), NULL, NULL, 0, 0,
@@ -155,8 +160,8 @@ static const struct option options[] = {
 	{ "--reload-interval", "PIW_RELOAD_INTERVAL", OPT_DURATION,
 	  OFF(reload_interval_ms), "2s", NULL, 100, 600000, CMD_SERVE,
 	  "DURATION",
-	  "how often the certificate and ServiceAccount files are checked for "
-	  "changes" },
+	  "how often the certificate, ServiceAccount and identity-map files are "
+	  "checked for changes" },
 };
 #undef MIB
 #undef OFF

@@ -123,16 +123,21 @@ static void decide(const struct webhook *w, struct review *r,
 		   const struct service_account *sa, struct http_reply *out)
 {
 	struct review_policy policy = { .settings = w->settings };
-	void *handle = NULL;
+	void *handle = NULL, *map_handle = NULL;
 	struct diag d;
 
 	diag_clear(&d);
 	policy.profiles = profile_live_acquire(w->profiles, &handle);
+	if (w->identities)
+		policy.identities =
+			identity_file_acquire(w->identities, &map_handle);
 	if (review_decide(r, &policy, sa, &d) != 0)
 		reply_text(out, 500,
 			   "cannot decide on the pod: out of memory\n");
 	else
 		encode(r, out);
+	if (w->identities)
+		identity_file_release(w->identities, map_handle);
 	profile_live_release(w->profiles, handle);
 }
 

@@ -76,7 +76,7 @@ static int setup(void **state)
 					     .lookup_cached = fake_lookup,
 					     .ready = fake_ready,
 					     .count = fake_count };
-	f->w = (struct webhook){ f->live, NULL, &f->source.base, NULL };
+	f->w = (struct webhook){ .profiles = f->live, .sa = &f->source.base };
 	*state = f;
 	return 0;
 }
