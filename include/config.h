@@ -30,7 +30,7 @@ struct config {
 	/* profiles and deployment settings (every command) */
 	const char *profiles_dir;
 	struct settings *settings; /* owned */
-	const char *identity_map;  /* --identity-map (serve, mutate) */
+	const char *identity_map;  /* --identity-map (serve, mutate, audit) */
 
 	/* mutate */
 	const char *pod_file;

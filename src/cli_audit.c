@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "audit_report.h"
 #include "cli.h"
+#include "identity_file.h"
 #include "json.h"
 #include "kube_connect.h"
 #include "kube_event.h"
@@ -188,6 +189,7 @@ static int run(struct audit_run *a, FILE *out)
 int cli_audit(const struct config *cfg, FILE *out, FILE *err)
 {
 	struct profile_set *set = NULL;
+	struct identity_map *map = NULL;
 	struct diag d;
 	struct audit_run a = { .cfg = cfg, .err = err, .d = &d };
 	int status = CLI_BAD_INPUT;
@@ -200,10 +202,13 @@ int cli_audit(const struct config *cfg, FILE *out, FILE *err)
 		return CLI_BAD_INPUT;
 	}
 	if (profile_dir_load_checked(cfg->profiles_dir, cfg->settings, &set,
-				     &d) != 0)
+				     &d) != 0 ||
+	    (cfg->identity_map &&
+	     identity_file_load(cfg->identity_map, set, &map, &d) != 0))
 		goto fail;
 	a.policy.profiles = set;
 	a.policy.settings = cfg->settings;
+	a.policy.identities = map;
 	if (sa_map_new(1024, &a.sas) != 0 || audit_report_new(&a.report) != 0) {
 		diag_set(&d, DIAG_ENOMEM, "out of memory");
 		goto fail;
@@ -217,6 +222,7 @@ fail:
 out:
 	audit_report_free(a.report);
 	sa_map_free(a.sas);
+	identity_map_free(map);
 	profile_set_free(set);
 	curl_global_cleanup();
 	return status;

@@ -74,7 +74,7 @@ static const struct option options[] = {
 	  "patch|pod|review", 0, 0, CMD_MUTATE, "WHAT",
 	  "print the JSON Patch, the mutated pod or an AdmissionReview response" },
 	{ "--identity-map", "PIW_IDENTITY_MAP", OPT_STRING, OFF(identity_map),
-	  NULL, NULL, 0, 0, CMD_SERVE | CMD_MUTATE, "FILE",
+	  NULL, NULL, 0, 0, CMD_SERVE | CMD_MUTATE | CMD_AUDIT, "FILE",
 	  "annotations for ServiceAccounts by namespace/name, applied as if on "
 	  "the ServiceAccount (our format or the AWS webhook's ConfigMap JSON; "
 	  "serve reloads it on change)" },
@@ -179,7 +179,7 @@ static const struct {
 	  "validate profiles and print a summary of each" },
 	{ CMD_AUDIT, "audit",
 	  "[--kubeconfig FILE] [--namespace NS] [--profiles-dir DIR] "
-	  "[--setting NAME=VALUE]... [-o table|json]",
+	  "[--setting NAME=VALUE]... [--identity-map FILE] [-o table|json]",
 	  "judge every running pod as the webhook would now: ok, missing, "
 	  "stale, denied, skipped or none" },
 };

@@ -43,7 +43,7 @@ class AuditTestCase(KubeTestCase):
         for r in api.requests():
             self.assertEqual((r["method"], r["kind"]), ("GET", "list"), r)
 
-    def admitted(self, pod, sa):
+    def admitted(self, pod, sa, extra=()):
         """The pod as the webhook would have admitted it for ServiceAccount sa now."""
         pod_file = os.path.join(self.tmp, "pod.json")
         sa_file = os.path.join(self.tmp, "sa.json")
@@ -52,7 +52,7 @@ class AuditTestCase(KubeTestCase):
         done = subprocess.run(
             [Config.binary, "mutate", "--pod", pod_file, "--service-account", sa_file,
              "--output", "pod", "--profiles-dir", Config.profiles_dir,
-             "--setting", "region=" + REGION],
+             "--setting", "region=" + REGION] + list(extra),
             capture_output=True, text=True, timeout=AUDIT_TIMEOUT)
         self.assertEqual(done.returncode, 0, done.stderr)
         return json.loads(done.stdout)
@@ -160,6 +160,51 @@ class AuditTests(AuditTestCase):
         self.assertEqual(out, "No pods found.\n")
         status, report, _ = self.audit_json(expect=0)
         self.assertEqual(report, {"pods": [], "serviceAccounts": []})
+
+
+class AuditIdentityMapTests(AuditTestCase):
+    """--identity-map: ServiceAccounts without annotations judged as the webhook that
+    reads the same map judges them."""
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_mapped_service_accounts(self):
+        ours = self.write("map.ini", "[%s/mapped]\n%s = %s\n" % (NS, AWS_ARN, arn("mapped")))
+        aws = self.write("config.json", json.dumps({"%s/from-aws" % NS: {
+            "RoleARN": arn("from-aws")}}))
+        self.api.create_sa(NS, "mapped")
+        self.api.create_sa(NS, "from-aws")
+        self.api.put_pods([
+            bare_pod("mapped-old", "mapped"),
+            self.admitted(bare_pod("mapped-new", "mapped"), "mapped",
+                          ["--identity-map", ours]),
+            bare_pod("aws-old", "from-aws")])
+        status, report, _ = self.audit_json("--identity-map", ours, expect=1)
+        pods = self.by_name(report)
+        self.assertEqual(pods["mapped-old"]["status"], "missing")
+        self.assertEqual(pods["mapped-old"]["profiles"], ["aws"])
+        self.assertEqual(pods["mapped-new"]["status"], "ok")
+        self.assertEqual(pods["aws-old"]["status"], "none")
+        # Without the map nothing applies to them; the admitted pod holds a profile
+        # that no longer applies.
+        status, report, _ = self.audit_json(expect=1)
+        pods = self.by_name(report)
+        self.assertEqual(pods["mapped-old"]["status"], "none")
+        self.assertEqual(pods["mapped-new"]["status"], "stale")
+        # The AWS webhook's ConfigMap JSON, as mounted.
+        status, report, _ = self.audit_json("--identity-map", aws, expect=1)
+        self.assertEqual(self.by_name(report)["aws-old"]["status"], "missing")
+
+    def test_a_broken_map_is_refused_with_its_line(self):
+        bad = self.write("bad.ini", "[%s/mapped]\nnot an annotation line\n" % NS)
+        status, out, err = self.audit("--identity-map", bad)
+        self.assertEqual((status, out), (2, ""), err)
+        self.assertIn("bad.ini:2", err)
+        self.assertEqual(self.api.requests(), [])
 
 
 class AuditListTests(AuditTestCase):
