@@ -126,6 +126,22 @@ static bool injected_name(const struct profile_set *set,
 
 static const char *const container_kinds[] = { "containers", "initContainers" };
 
+/* Removes from one container's env the variables the profiles inject. */
+static void strip_container(cJSON *container, const struct profile_set *set,
+			    const struct mutation *m)
+{
+	cJSON *env = cJSON_GetObjectItem(container, "env");
+	cJSON *e = env ? env->child : NULL;
+
+	while (e) {
+		cJSON *next = e->next;
+
+		if (injected_name(set, m, or_empty(json_string(e, "name"))))
+			cJSON_Delete(cJSON_DetachItemViaPointer(env, e));
+		e = next;
+	}
+}
+
 /* Removes, from every container of a copy, the variables the profiles inject. */
 static void strip_injected(cJSON *copy, const struct profile_set *set,
 			   const struct mutation *m)
@@ -133,24 +149,11 @@ static void strip_injected(cJSON *copy, const struct profile_set *set,
 	const cJSON *spec = cJSON_GetObjectItem(copy, "spec");
 
 	for (size_t k = 0; k < 2; k++) {
-		const cJSON *c;
+		cJSON *c;
 
 		cJSON_ArrayForEach(
-			c, cJSON_GetObjectItem(spec, container_kinds[k])) {
-			cJSON *env = cJSON_GetObjectItem(c, "env");
-			cJSON *e = env ? env->child : NULL;
-
-			while (e) {
-				cJSON *next = e->next;
-
-				if (injected_name(
-					    set, m,
-					    or_empty(json_string(e, "name"))))
-					cJSON_Delete(cJSON_DetachItemViaPointer(
-						env, e));
-				e = next;
-			}
-		}
+			c, cJSON_GetObjectItem(spec, container_kinds[k]))
+			strip_container(c, set, m);
 	}
 }
 
@@ -260,6 +263,25 @@ static int would_be(const cJSON *pod, const struct service_account *sa,
 	return rc;
 }
 
+/*
+ * For a pod without our annotation, which the answer adds in one operation:
+ * missing when the answer adds anything else. One that only lacks the
+ * annotation holds the variables, volume and mounts already (put there by
+ * another webhook, such as a platform's own, or by the pod itself): its values
+ * are then compared as if we had recorded them.
+ */
+static bool lacks_more_than_the_annotation(const struct mutation *m,
+					   struct audit_verdict *v)
+{
+	if (m->patch.n_ops <= 1)
+		return false;
+	verdict(v, AUDIT_MISSING,
+		"would get %s now but does not hold it (created before the "
+		"webhook, or while it was down)",
+		v->profiles);
+	return true;
+}
+
 /* A pod some profile applies to: ok, missing or stale. */
 static int judge_applied(const cJSON *pod, const struct service_account *sa,
 			 const struct review_policy *policy,
@@ -274,21 +296,8 @@ static int judge_applied(const cJSON *pod, const struct service_account *sa,
 	int rc;
 
 	if (recorded[0] == '\0') {
-		/*
-		 * Without our annotation the answer adds it: one operation. A
-		 * pod whose answer adds nothing else already holds the
-		 * variables, volume and mounts (put there by another webhook,
-		 * such as a platform's own, or by the pod itself): its values
-		 * are compared as if we had recorded them.
-		 */
-		if (m->patch.n_ops > 1) {
-			verdict(v, AUDIT_MISSING,
-				"would get %s now but does not hold it "
-				"(created before the webhook, or while it was "
-				"down)",
-				v->profiles);
+		if (lacks_more_than_the_annotation(m, v))
 			return 0;
-		}
 		recorded = v->profiles;
 		unrecorded = true;
 	}
