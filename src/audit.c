@@ -110,18 +110,26 @@ static bool recorded_not_applied(const char *recorded, const char *applied,
 }
 
 /* True when name is a variable one of the applied profiles injects. */
-static bool injected_name(const struct profile_set *set,
-			  const struct mutation *m, const char *name)
+/* The declaration of a variable one of the applied profiles injects, or NULL. */
+static const struct profile_env *injected_env(const struct profile_set *set,
+					      const struct mutation *m,
+					      const char *name)
 {
 	for (size_t i = 0; i < m->n_applied; i++) {
 		const struct profile *p = profile_set_find(set, m->applied[i]);
 
 		for (size_t j = 0; p && j < p->n_env; j++) {
 			if (strcmp(p->env[j].name, name) == 0)
-				return true;
+				return &p->env[j];
 		}
 	}
-	return false;
+	return NULL;
+}
+
+static bool injected_name(const struct profile_set *set,
+			  const struct mutation *m, const char *name)
+{
+	return injected_env(set, m, name) != NULL;
 }
 
 static const char *const container_kinds[] = { "containers", "initContainers" };
@@ -176,6 +184,39 @@ struct injected {
 	const struct mutation *m;
 };
 
+/*
+ * Whether the live container holds every variable of a group that it would get.
+ * A group goes into a container whole or not at all: a container that holds
+ * only part of one set that part itself, and the webhook kept the group out.
+ */
+static bool holds_group(const cJSON *live, const cJSON *want,
+			const struct injected *inj, const char *group)
+{
+	const cJSON *w;
+
+	cJSON_ArrayForEach(w, cJSON_GetObjectItem(want, "env")) {
+		const char *name = or_empty(json_string(w, "name"));
+		const struct profile_env *e =
+			injected_env(inj->set, inj->m, name);
+
+		if (e && e->group && strcmp(e->group, group) == 0 &&
+		    env_entry(live, name) == NULL)
+			return false;
+	}
+	return true;
+}
+
+/* Whether a variable of the live container is one to compare: injected, held,
+ * and not the user's part of a group. */
+static bool compared(const cJSON *live, const cJSON *want,
+		     const struct injected *inj, const char *name)
+{
+	const struct profile_env *e = injected_env(inj->set, inj->m, name);
+
+	return e && env_entry(live, name) &&
+	       (e->group == NULL || holds_group(live, want, inj, e->group));
+}
+
 /* Compares one container's injected variables with what it would get; true if
  * stale. */
 static bool container_differs(const cJSON *live, const cJSON *want,
@@ -190,7 +231,7 @@ static bool container_differs(const cJSON *live, const cJSON *want,
 		const cJSON *l = env_entry(live, name);
 		const char *held = l ? json_string(l, "value") : NULL;
 
-		if (!injected_name(inj->set, inj->m, name) || l == NULL ||
+		if (!compared(live, want, inj, name) ||
 		    (held && strcmp(held, now) == 0))
 			continue;
 		verdict(v, AUDIT_STALE,

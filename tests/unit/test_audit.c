@@ -35,7 +35,9 @@ static const char demo_profile[] =
 	"[volume]\nname = demo-token\nmount-path = /var/run/demo\nfile = token\n"
 	"[skip]\npod-labels = demo.example/skip\n"
 	"[env DEMO_ROLE]\nfrom = trigger\n"
-	"[env DEMO_TOKEN_FILE]\nfrom = token-path\n";
+	"[env DEMO_TOKEN_FILE]\nfrom = token-path\n"
+	"[env DEMO_ZONE]\nvalue = eu-1\ngroup = zone\n"
+	"[env DEMO_DEFAULT_ZONE]\nvalue = eu-1\ngroup = zone\n";
 
 struct fixture {
 	struct profile_set *set;
@@ -249,6 +251,31 @@ static cJSON *without_our_annotation(cJSON *pod)
 				    "annotations"),
 		MUTATE_PROFILES_ANNOTATION);
 	return pod;
+}
+
+static void test_a_group_the_pod_set_part_of_is_its_own(void **state)
+{
+	struct fixture *f = *state;
+	struct service_account *sa =
+		sa_with("\"demo.example/role\":\"" ROLE_A "\"");
+	cJSON *pod = admitted(
+		f, bare_pod("", "{\"name\":\"DEMO_ZONE\",\"value\":\"us-2\"}"),
+		sa);
+	const cJSON *env = cJSON_GetObjectItem(
+		cJSON_GetArrayItem(
+			cJSON_GetObjectItem(cJSON_GetObjectItem(pod, "spec"),
+					    "containers"),
+			0),
+		"env");
+	bool default_zone = false;
+	const cJSON *e;
+
+	/* The webhook kept the group out: DEMO_DEFAULT_ZONE was not added. */
+	cJSON_ArrayForEach(e, env)
+		default_zone |= strcmp(json_string(e, "name"),
+				       "DEMO_DEFAULT_ZONE") == 0;
+	assert_false(default_zone);
+	assert_int_equal(judge(f, pod, sa), AUDIT_OK);
 }
 
 static void test_held_but_not_recorded_is_ok_or_stale(void **state)
@@ -475,6 +502,7 @@ int main(void)
 		cmocka_unit_test(test_removed_profile_is_stale),
 		cmocka_unit_test(test_variables_of_the_pod_itself_do_not_count),
 		cmocka_unit_test(test_held_but_not_recorded_is_ok_or_stale),
+		cmocka_unit_test(test_a_group_the_pod_set_part_of_is_its_own),
 		cmocka_unit_test(test_misconfigured_service_account_is_denied),
 		cmocka_unit_test(
 			test_skip_label_is_skipped_with_what_skipped_it),
