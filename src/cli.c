@@ -61,6 +61,18 @@ static int read_review(const struct config *cfg, struct review **ret,
 	return rc;
 }
 
+/* A Pod of the wrong shape is bad input here (the server admits it with a
+ * warning, as not-understood): the file and the reason, exit 2. */
+static int check_shape(const struct config *cfg, const struct review *r,
+		       struct diag *d)
+{
+	int rc = r->pod_create ? mutate_check_pod(r->req.object, d) : 0;
+
+	if (rc != 0)
+		diag_locate(d, cfg->pod_file, 0);
+	return rc;
+}
+
 static int read_service_account(const struct config *cfg, const char *namespace,
 				struct service_account **ret, struct diag *d)
 {
@@ -197,7 +209,7 @@ int cli_mutate(const struct config *cfg, FILE *out, FILE *err)
 				     &d) != 0 ||
 	    (cfg->identity_map &&
 	     identity_file_load(cfg->identity_map, set, &map, &d) != 0) ||
-	    read_review(cfg, &r, &d) != 0 ||
+	    read_review(cfg, &r, &d) != 0 || check_shape(cfg, r, &d) != 0 ||
 	    read_service_account(cfg, r->namespace, &sa, &d) != 0 ||
 	    decide(cfg, set, map, r, sa, err, &d) != 0 ||
 	    print_output(cfg, out, r, &d) != 0) {
