@@ -1,13 +1,13 @@
 /*
  * audit: a running pod is judged by the webhook's own decision (the decide
  * step of the admission pipeline, review.h), taken as if the pod were created
- * now, and by comparing what it holds with what that decision
- * would give it. What a pod holds is read from the annotation the webhook
- * records (MUTATE_PROFILES_ANNOTATION) and from its containers' variables: to
- * learn what values the pod would get now, the variables of the profiles that
- * apply are taken out of a copy and the decision runs again on the copy (the
- * mutator keeps a variable a container already sets, so the live pod alone
- * cannot tell).
+ * now, and by comparing what it holds with what that decision would give it.
+ * What a pod holds is read from the annotation the webhook records
+ * (MUTATE_PROFILES_ANNOTATION) and from its containers' variables: to learn
+ * what values the pod would get now, the variables of the profiles that apply
+ * are taken out of a copy and the decision runs again on the copy (the mutator
+ * keeps a variable a container already sets, so the live pod alone cannot
+ * tell).
  */
 #include "audit.h"
 
@@ -78,10 +78,8 @@ static int decide(const cJSON *pod, const struct service_account *sa,
 static const char *recorded_profiles(const cJSON *pod)
 {
 	const cJSON *meta = cJSON_GetObjectItem(pod, "metadata");
-	const char *v = json_string(cJSON_GetObjectItem(meta, "annotations"),
-				    MUTATE_PROFILES_ANNOTATION);
-
-	return v ? v : "";
+	return or_empty(json_string(cJSON_GetObjectItem(meta, "annotations"),
+				    MUTATE_PROFILES_ANNOTATION));
 }
 
 static void join_applied(const struct mutation *m, struct audit_verdict *v)
@@ -109,7 +107,6 @@ static bool recorded_not_applied(const char *recorded, const char *applied,
 	return false;
 }
 
-/* True when name is a variable one of the applied profiles injects. */
 /* The declaration of a variable one of the applied profiles injects, or NULL. */
 static const struct profile_env *injected_env(const struct profile_set *set,
 					      const struct mutation *m,
@@ -126,6 +123,7 @@ static const struct profile_env *injected_env(const struct profile_set *set,
 	return NULL;
 }
 
+/* True when name is a variable one of the applied profiles injects. */
 static bool injected_name(const struct profile_set *set,
 			  const struct mutation *m, const char *name)
 {
