@@ -5,7 +5,8 @@ the webhook ran is the output of `mutate --output pod` for the ServiceAccount as
 then; a pod created before is the bare pod. Each test then changes the ServiceAccounts
 the way the status under test needs and reads audit's JSON (or table) and exit status.
 
-Run: test_audit.py [BINARY] [unittest arguments] (as the other integration files).
+Run: test_audit.py [BINARY] [unittest arguments] (as the other integration files). With
+PIW_TEST_WRAPPER (valgrind, exit 99 on a memory error or leak) every audit runs under it.
 """
 import json
 import os
@@ -18,7 +19,7 @@ from kubeharness import AWS_ARN, TOKEN, KubeTestCase, arn
 
 NS = "payments"
 REGION = "eu-central-1"
-AUDIT_TIMEOUT = 120
+AUDIT_TIMEOUT = 600   # only stops a hung audit (valgrind: PIW_TEST_WRAPPER)
 
 
 def bare_pod(name, sa, namespace=NS, labels=None):
@@ -60,7 +61,7 @@ class AuditTestCase(KubeTestCase):
     def audit(self, *args, kubeconfig=None, expect=None):
         """Runs audit; returns (exit status, stdout, stderr)."""
         done = subprocess.run(
-            [Config.binary, "audit", "--kubeconfig", kubeconfig or self.kc,
+            Config.wrapper + [Config.binary, "audit", "--kubeconfig", kubeconfig or self.kc,
              "--profiles-dir", Config.profiles_dir, "--setting", "region=" + REGION]
             + list(args), capture_output=True, text=True, timeout=AUDIT_TIMEOUT)
         if expect is not None:
@@ -278,8 +279,8 @@ class AuditListTests(AuditTestCase):
     def test_usage_errors_exit_2(self):
         for args in (["-o", "yaml"], ["--page-size", "1"], ["--no-such-flag"],
                      ["extra-argument"]):
-            done = subprocess.run([Config.binary, "audit"] + args, capture_output=True,
-                                  text=True, timeout=AUDIT_TIMEOUT)
+            done = subprocess.run(Config.wrapper + [Config.binary, "audit"] + args,
+                                  capture_output=True, text=True, timeout=AUDIT_TIMEOUT)
             self.assertEqual(done.returncode, 2, (args, done.stderr))
             self.assertEqual(done.stdout, "")
 
