@@ -19,8 +19,12 @@ as the child's pages before exec count too). The last run's JSON is checked: eve
 present, the statuses as built. Prints a Markdown table, the machine and the
 exact command.
 
+With --callgrind N it measures instead what does not move with the machine's load: the
+instructions audit executes (valgrind --tool=callgrind, everything included: TLS, parsing,
+deciding, output) with N pods, minus those with no pod (same ServiceAccounts), per pod.
+
 Usage: /usr/bin/python3 bench/audit_scale.py [BINARY] [--pods 100000] [--sas 100000]
-       [--namespaces 100] [--runs 3]
+       [--namespaces 100] [--runs 3] [--callgrind N]
 """
 import argparse
 import collections
@@ -124,6 +128,53 @@ def check(out_path, args):
     return counts
 
 
+def instructions(cmd, workdir, name):
+    """Instructions executed by cmd under callgrind (its exit status must be 0 or 1)."""
+    out = os.path.join(workdir, name + ".callgrind")
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out]
+                          + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode not in (0, 1):
+        sys.exit("audit_scale: audit under callgrind exited %d: %s" % (done.returncode,
+                                                                        done.stderr[-2000:]))
+    with open(out) as f:
+        for line in f:
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1])
+    sys.exit("audit_scale: no totals in " + out)
+
+
+def callgrind(args, binary):
+    """Instructions per pod: N pods minus none, the same ServiceAccounts."""
+    workdir = tempfile.mkdtemp(prefix="piw-audit-bench-")
+    fake = Fake(workdir)
+    try:
+        args.pods = 0
+        populate(fake, binary, workdir, args)
+        cmd = audit_command(binary, fake, workdir)
+        base = instructions(cmd, workdir, "base")
+        args.pods = args.callgrind
+        populate(fake, binary, workdir, args)
+        total = instructions(cmd, workdir, "pods")
+    finally:
+        fake.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("command: /usr/bin/python3 bench/audit_scale.py %s" % shlex.join(sys.argv[1:]))
+    print("| audit, instructions per pod (callgrind; %s pods, half ok, half missing; %s "
+          "ServiceAccounts) | %s per pod (%s with the pods, %s without) |"
+          % (format(args.callgrind, ","), format(args.sas, ","),
+             format((total - base) // args.callgrind, ","), format(total, ","),
+             format(base, ",")))
+
+
+def audit_command(binary, fake, workdir):
+    kubeconfig = os.path.join(workdir, "kubeconfig")
+    with open(kubeconfig, "w") as f:
+        f.write(kubeconfig_text(fake.api_url, {"certificate-authority": fake.pki["ca.crt"]},
+                                {"token": TOKEN}))
+    return [binary, "audit", "--kubeconfig", kubeconfig, "-o", "json", "--setting",
+            "region=" + REGION, "--profiles-dir", os.path.join(TOP, "profiles")]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("binary", nargs="?",
@@ -132,18 +183,17 @@ def main():
     ap.add_argument("--sas", type=int, default=100000)
     ap.add_argument("--namespaces", type=int, default=100)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--callgrind", type=int, default=0, metavar="N")
     args = ap.parse_args()
     binary = os.path.abspath(args.binary)
+    if args.callgrind:
+        callgrind(args, binary)
+        return
     workdir = tempfile.mkdtemp(prefix="piw-audit-bench-")
     fake = Fake(workdir)
     try:
         populate(fake, binary, workdir, args)
-        kubeconfig = os.path.join(workdir, "kubeconfig")
-        with open(kubeconfig, "w") as f:
-            f.write(kubeconfig_text(fake.api_url, {"certificate-authority": fake.pki["ca.crt"]},
-                                    {"token": TOKEN}))
-        cmd = [binary, "audit", "--kubeconfig", kubeconfig, "-o", "json", "--setting",
-               "region=" + REGION, "--profiles-dir", os.path.join(TOP, "profiles")]
+        cmd = audit_command(binary, fake, workdir)
         out_path = os.path.join(workdir, "report.json")
         runs = []
         for _ in range(args.runs):
