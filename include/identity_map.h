@@ -12,9 +12,10 @@
  *        member name is known here: each member of an entry becomes the
  *        annotation a profile's [identity-map-json] section names for it
  *        (members matched as Go's encoding/json does: the exact name, else in
- *        any case; unknown members ignored, the last of two equal keys wins). Strings are taken as they are, true/false become
- *        "true"/"false", integers their decimal form; "", 0 and null leave
- *        the annotation unset (the peer's defaults).
+ *        any case; unknown members ignored, the last of two equal keys wins).
+ *        Strings are taken as they are, true/false become "true"/"false",
+ *        integers their decimal form; "", 0 and null leave the annotation
+ *        unset (the peer's defaults).
  *
  *   else our own: sections of annotations, one per ServiceAccount,
  *        # a comment (or ;)
