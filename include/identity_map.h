@@ -7,14 +7,15 @@
  *
  * Two forms, told apart by the first byte that is not white space:
  *
- *   '{'  the AWS webhook's ConfigMap JSON (its `config` key, as mounted):
- *        {"NAMESPACE/NAME": {"RoleARN": "...", ...}, ...}. Each member of an
- *        entry becomes the annotation a profile's [identity-map-json] section
- *        names for it (members matched as Go's encoding/json does: the exact
- *        name, else in any case; unknown members ignored, the last of two
- *        equal keys wins). Strings are taken as they are, true/false become
- *        "true"/"false", integers their decimal form; "", 0 and null leave
- *        the annotation unset (the AWS webhook's defaults).
+ *   '{'  a peer webhook's ConfigMap JSON (its `config` key, as mounted; see
+ *        docs/identity-map.md): {"NAMESPACE/NAME": {"Member": ...}, ...}. No
+ *        member name is known here: each member of an entry becomes the
+ *        annotation a profile's [identity-map-json] section names for it
+ *        (members matched as Go's encoding/json does: the exact name, else in
+ *        any case; unknown members ignored, the last of two equal keys wins).
+ *        Strings are taken as they are, true/false become "true"/"false",
+ *        integers their decimal form; "", 0 and null leave the annotation
+ *        unset (the peer's defaults).
  *
  *   else our own: sections of annotations, one per ServiceAccount,
  *        # a comment (or ;)

@@ -101,9 +101,10 @@ int review_from_document(cJSON *root, const char *namespace,
 /*
  * The decide step on a borrowed Pod: applies policy->identities to sa (NULL:
  * the ServiceAccount does not exist, and no map applies; its own annotations
- * win over the map's), then runs the mutator. namespace is the pod's (NULL: the pod's
- * metadata.namespace, else the ServiceAccount's). m must be initialised
- * (mutation_init). 0 when a decision was made, allowed or not; DIAG_ENOMEM or
+ * win over the map's), then runs the mutator. namespace is the pod's (NULL:
+ * the pod's metadata.namespace, else the ServiceAccount's). m must be
+ * initialised (mutation_init). 0 when a decision was made, allowed or not;
+ * DIAG_ENOMEM or
  * DIAG_ELIMIT when none could be.
  */
 int review_decide_pod(const struct review_policy *policy, const cJSON *pod,

@@ -1,7 +1,7 @@
 /*
- * webhook: one admission, from request body to HTTP reply, around the one review
- * pipeline (review.h): the ServiceAccount lookup, timing, the log line and
- * metrics. Independent of the HTTP server, so it can be exercised without a
+ * webhook: one admission, from request body to HTTP reply, around the one
+ * review pipeline (review.h): the ServiceAccount lookup, timing, the log line
+ * and metrics. Independent of the HTTP server, so it can be exercised without a
  * network.
  */
 #ifndef PIW_WEBHOOK_H

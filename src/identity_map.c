@@ -1,5 +1,5 @@
 /*
- * identity_map: the two parsers (our sections, the AWS webhook's ConfigMap
+ * identity_map: the two parsers (our sections, a peer webhook's ConfigMap
  * JSON) build the same sorted array of entries; a lookup is four binary
  * searches. A parse either yields a whole map or nothing, so a caller that
  * keeps its last good map never serves half of a broken file.
@@ -326,7 +326,7 @@ static int parse_text(const char *text, size_t len, const char *source,
 	return rc;
 }
 
-/* ---- the AWS webhook's ConfigMap JSON ---- */
+/* ---- the JSON form (a peer webhook's ConfigMap) ---- */
 
 struct json_ctx {
 	struct identity_map *map;
