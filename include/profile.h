@@ -96,6 +96,15 @@ struct profile_file {
 	int line;
 };
 
+/*
+ * [identity-map-json]: a member of an entry of an identity map's JSON form
+ * (identity_map.h) and the annotation it stands for.
+ */
+struct profile_map_field {
+	char *field; /* matched as Go's encoding/json does: exact, else any case */
+	char *annotation;
+};
+
 enum sanitize_kind {
 	SANITIZE_NONE,
 	SANITIZE_STS_SESSION_NAME, /* [A-Za-z0-9+=,.@_-], 2..64 */
@@ -177,6 +186,8 @@ struct profile {
 	size_t n_env;
 	struct profile_file *files;
 	size_t n_files;
+	struct profile_map_field *map_fields;
+	size_t n_map_fields;
 };
 
 /*

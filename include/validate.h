@@ -41,6 +41,9 @@ bool validate_qualified_name(const char *key);
 /* A DNS label (RFC 1123): [a-z0-9-], 1-63, alphanumeric at both ends. */
 bool validate_dns_label(const char *s);
 
+/* A DNS subdomain (RFC 1123) as Kubernetes names objects: lower case, 1-253. */
+bool validate_dns_subdomain(const char *s);
+
 /*
  * An environment variable name as Kubernetes accepts it (C_IDENTIFIER relaxed
  * in 1.30): [-._a-zA-Z][-._a-zA-Z0-9]*, at most 128 bytes here.

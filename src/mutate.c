@@ -1904,3 +1904,20 @@ int mutate_pod(const struct mutate_input *in,
 				diag_code_name(rc));
 	return 0;
 }
+
+int mutate_check_pod(const cJSON *pod, struct diag *d)
+{
+	struct mutate_input in = { .pod = pod };
+	struct ctx c = { .in = &in };
+	int rc = 0;
+
+	if (!read_pod(&c))
+		rc = c.v.containers == NULL &&
+				     strcmp(c.v.problem, "out of memory") == 0
+			     ? diag_set(d, DIAG_ENOMEM, "out of memory")
+			     : diag_set(d, DIAG_EPARSE,
+					"not a Pod we can read: %s",
+					c.v.problem);
+	mem_free(c.v.containers);
+	return rc;
+}

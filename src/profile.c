@@ -962,6 +962,53 @@ static int handle_file_key(struct parse_ctx *c, struct section_rec *rec,
 	return set_file_key(c, &c->p->files[rec->index], k, value);
 }
 
+static bool is_member_name(const char *s)
+{
+	size_t n =
+		strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			  "0123456789_");
+
+	return n > 0 && n <= 63 && s[n] == '\0';
+}
+
+/* [identity-map-json]: FIELD = ANNOTATION (a JSON member name: letters, digits
+ * and '_'). */
+static int handle_map_key(struct parse_ctx *c, const char *key,
+			  const char *value)
+{
+	struct profile *p = c->p;
+	struct profile_map_field *grown, *f;
+
+	if (!is_member_name(key))
+		return fail(c, c->line,
+			    "'%s' is not a JSON member name ([A-Za-z0-9_])",
+			    key);
+	if (!validate_qualified_name(value))
+		return fail(c, c->line, "'%s' is not an annotation name",
+			    value);
+	for (size_t i = 0; i < p->n_map_fields; i++) {
+		if (strcmp(p->map_fields[i].field, key) == 0)
+			return fail(c, c->line,
+				    "key '%s' given twice in "
+				    "[identity-map-json]",
+				    key);
+	}
+	if (p->n_map_fields == BOUND_MAP_FIELDS)
+		return fail(c, c->line,
+			    "more than %d keys in [identity-map-json]",
+			    BOUND_MAP_FIELDS);
+	grown = mem_realloc(p->map_fields,
+			    (p->n_map_fields + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return out_of_memory(c);
+	p->map_fields = grown;
+	f = &grown[p->n_map_fields];
+	f->field = mem_strdup(key);
+	f->annotation = mem_strdup(value);
+	p->n_map_fields++;
+	return f->field && f->annotation ? 0 : out_of_memory(c);
+}
+
 /*
  * inih's handler: returns 1 to go on, 0 on error (inih then reports its line).
  */
@@ -994,6 +1041,8 @@ static int on_key(void *user, const char *section, const char *key,
 		rc = handle_required_key(c, rec, section + 20, key, value);
 	else if (str_has_prefix(section, "file "))
 		rc = handle_file_key(c, rec, section + 5, key, value);
+	else if (strcmp(section, "identity-map-json") == 0)
+		rc = handle_map_key(c, key, value);
 	else
 		rc = handle_fixed_key(c, rec, section, key, value);
 	return rc == 0;
@@ -1493,6 +1542,11 @@ void profile_free(struct profile *p)
 	for (size_t i = 0; i < p->n_files; i++)
 		free_file(&p->files[i]);
 	mem_free(p->files);
+	for (size_t i = 0; i < p->n_map_fields; i++) {
+		mem_free(p->map_fields[i].field);
+		mem_free(p->map_fields[i].annotation);
+	}
+	mem_free(p->map_fields);
 	validate_pattern_free(p->trigger_re);
 	for (size_t i = 0; i < p->n_settings; i++) {
 		mem_free(p->settings[i].name);

@@ -126,6 +126,7 @@ struct request {
 	/* A request whose answer needs network I/O (a live ServiceAccount lookup) is
 	 * suspended and answered by the offload pool; these carry it there and back. */
 	struct request *next_job;
+	struct webhook_call call; /* decoded once, answered on either thread */
 	struct MHD_Connection *conn;
 	struct listener *listener;
 	bool offloaded;
@@ -387,8 +388,7 @@ static void *offload_main(void *arg)
 		pthread_mutex_unlock(&o->lock);
 		if (r == NULL)
 			return NULL; /* stopping, and the queue is empty */
-		webhook_mutate(s->webhook, r->body.buf ? r->body.buf : "",
-			       r->body.len, &r->reply);
+		webhook_answer(s->webhook, &r->call, true, &r->reply);
 		atomic_store_explicit(&r->reply_ready, true,
 				      memory_order_release);
 		MHD_resume_connection(r->conn);
@@ -453,13 +453,15 @@ static enum MHD_Result answer_mutate(struct MHD_Connection *conn,
 {
 	struct server *s = l->server;
 	struct http_reply reply;
+	bool decoded = webhook_begin(s->webhook, r->body.buf ? r->body.buf : "",
+				     r->body.len, &r->call, &reply);
 
-	if (webhook_answer(s->webhook, r->body.buf ? r->body.buf : "",
-			   r->body.len, s->offload.n_threads == 0, &reply)) {
-		strbuf_free(&r->body);
+	strbuf_free(&r->body); /* the review holds what it needs */
+	if (!decoded || webhook_answer(s->webhook, &r->call,
+				       s->offload.n_threads == 0, &reply))
 		return send_mutate_reply(conn, l, &reply);
-	}
-	/* Suspend before queueing: the pool may resume it at once. */
+	/* A cache miss: the decoded review waits for the pool, which does the
+	 * live lookup. Suspend before queueing: the pool may resume it at once. */
 	r->offloaded = true;
 	r->conn = conn;
 	r->listener = l;
@@ -720,6 +722,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 		return;
 	if (r->offloaded && !r->answered)
 		mem_free(r->reply.body); /* computed, never sent */
+	webhook_call_free(&r->call);
 	strbuf_free(&r->body);
 	if (r->tracked) {
 		atomic_store(&r->tracked->idle_since_ms, now_ms());

@@ -306,6 +306,13 @@ bool validate_qualified_name(const char *key)
 	       valid_qualified_part(slash + 1, strlen(slash + 1));
 }
 
+bool validate_dns_subdomain(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= BOUND_DNS_SUBDOMAIN && valid_lower_subdomain(s, n);
+}
+
 bool validate_dns_label(const char *s)
 {
 	size_t n = strlen(s);
