@@ -749,6 +749,7 @@ static int template_add(struct parse_ctx *c, struct profile_template *t,
 {
 	struct profile_template_part *grown;
 
+	*ret = NULL;
 	if (t->n == BOUND_TEMPLATE_PARTS)
 		return fail(c, c->line, "template has more than %d parts",
 			    BOUND_TEMPLATE_PARTS);
