@@ -117,6 +117,32 @@ def expect_vultr(sa, pod, settings):
             "role": ann["api.vultr.com/role"], "audience": "vultr", "exchanges": 2}
 
 
+def expect_azure(sa, pod, settings):
+    ann = sa["metadata"].get("annotations", {})
+    authority = urllib.parse.urlsplit(settings.get("azure-authority-host",
+                                                   "https://login.microsoftonline.com/"))
+    return {"protocol": "entra", "hosts": [authority.hostname],
+            "tenant": ann.get("azure.workload.identity/tenant-id",
+                              settings.get("azure-tenant-id")),
+            "client": ann.get("azure.workload.identity/client-id"),
+            "audience": "api://AzureADTokenExchange",
+            "scope": "https://management.azure.com/.default", "exchanges": 2}
+
+
+def expect_gcp(sa, pod, settings):
+    ann = sa["metadata"].get("annotations", {})
+    email = ann["cloud.google.com/service-account-email"]
+    return {"protocol": "google", "hosts": ["sts.googleapis.com",
+                                             "iamcredentials.googleapis.com"],
+            "audience": ann.get("cloud.google.com/audience", "sts.googleapis.com"),
+            "provider": "//iam.googleapis.com/" + ann["cloud.google.com/workload-identity-provider"],
+            "email": email,
+            # A service account's e-mail is NAME@PROJECT.iam.gserviceaccount.com.
+            "project": email.split("@", 1)[1].split(".", 1)[0],
+            "scope": "https://www.googleapis.com/auth/cloud-platform",
+            "exchanges": 2}
+
+
 CASES = {
     # cloud: which client.mjs flow; required: variables whose absence must make the SDK
     # fail; identity: the variable whose altered value the fake must refuse.
@@ -446,6 +472,10 @@ def check_success(where, r, expect, uid):
     if len(r["exchanges"]) != expect["exchanges"]:
         raise Failure("%s: %d token exchanges, expected %d:\n%s"
                       % (where, len(r["exchanges"]), expect["exchanges"], describe(r)))
+    if "project" in expect and any(x.get("projectId") != expect["project"]
+                                   for x in r["client"]["results"]):
+        raise Failure("%s: project %r, expected %r" % (
+            where, [x.get("projectId") for x in r["client"]["results"]], expect["project"]))
     if r["client"].get("uid") != uid:
         raise Failure("%s: the SDK ran as uid %r" % (where, r["client"].get("uid")))
     print("ok: %s: %s got credentials from %s; files: %s" % (
@@ -458,14 +488,24 @@ def variants_of(case, base, env):
     """One broken input at a time: each must make the SDK fail."""
     out = [("without-" + v, dict(base, env={k: x for k, x in env.items() if k != v}))
            for v in case["required"]]
-    ident = case["identity"]
-    out.append(("altered-" + ident, dict(base, env=dict(env, **{ident: env[ident] + "0"}))))
+    ident = case.get("identity")
+    if ident:
+        if ident not in env:
+            raise Failure("%s was not injected" % ident)
+        out.append(("altered-" + ident,
+                    dict(base, env=dict(env, **{ident: env[ident] + "0"}))))
+    if case.get("file_identity"):
+        # The identity is in a generated file: another one there must be refused.
+        value = base["expect"][case["file_identity"]]
+        if not any(value in base64.b64decode(f[1]).decode() for v in base["volumes"]
+                   for f in v["files"] if f[5] != "token"):
+            raise Failure("no generated file holds %r" % value)
+        out.append(("altered-file-" + case["file_identity"],
+                    dict(base, alter_files=[value, "x" + value])))
     out.append(("token-mode-0400", dict(base, token_mode=0o400)))
     for vname, _ in out:
         if vname.startswith("without-") and vname[8:] not in env:
             raise Failure("%s was not injected" % vname[8:])
-    if ident not in env:
-        raise Failure("%s was not injected" % ident)
     return out
 
 
@@ -581,7 +621,7 @@ class Namespace:
         os.makedirs(target, mode=0o755, exist_ok=True)
         return target
 
-    def volume(self, vol, token_mode=None):
+    def volume(self, vol, token_mode=None, alter=None):
         """A tmpfs laid out by the kubelet's atomic writer: files under a timestamped
         directory, `..data` pointing at it, a symlink per top-level name."""
         root = self.new_dir("volume-" + vol["name"])
@@ -594,8 +634,11 @@ class Namespace:
                 mode, uid, gid = token_mode, 0, 0
             path = os.path.join(root, stamp, rel)
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            content = base64.b64decode(data)
+            if alter and kind != "token":
+                content = content.replace(alter[0].encode(), alter[1].encode())
             with open(path, "wb") as f:
-                f.write(base64.b64decode(data))
+                f.write(content)
             os.chown(path, uid, gid)
             os.chmod(path, mode)
             top_names.add(rel.split("/")[0])
@@ -642,7 +685,10 @@ class Fake(http.server.BaseHTTPRequestHandler):
                        "8000-000000000000</RequestId></ErrorResponse>"
                        % why.replace("&", "&amp;").replace("<", "&lt;"), "text/xml")
             return
-        self.reply(400, json.dumps({"error": "invalid_request", "error_description": why}),
+        # google-auth-library shows only `error`: the reason goes there too.
+        error = ("invalid_request: " + why if self.server.expect["protocol"] == "google"
+                 else "invalid_request")
+        self.reply(400, json.dumps({"error": error, "error_description": why}),
                    "application/json")
 
     def host(self):
@@ -714,6 +760,102 @@ class Fake(http.server.BaseHTTPRequestHandler):
         self.reply(200, xml, "text/xml")
 
 
+    def serve_entra(self, method, body, exp):
+        """Microsoft Entra ID as MSAL uses it: instance discovery, the tenant's OpenID
+        configuration, and the token endpoint with a federated client assertion."""
+        if self.host() not in exp["hosts"]:
+            raise Failure("Entra ID request to %s, expected %s" % (self.host(), exp["hosts"]))
+        url = urllib.parse.urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        base = "https://" + self.host()
+        tenant = exp["tenant"]
+        if method == "GET" and parts[1:] == ["discovery", "instance"]:
+            self.reply(200, json.dumps({
+                "tenant_discovery_endpoint":
+                    "%s/%s/v2.0/.well-known/openid-configuration" % (base, tenant),
+                "api-version": "1.1",
+                "metadata": [{"preferred_network": self.host(), "preferred_cache": self.host(),
+                              "aliases": [self.host()]}]}), "application/json")
+            return
+        if parts[0] != tenant:
+            raise Failure("tenant %r in %s, expected %r" % (parts[0], url.path, tenant))
+        if method == "GET" and parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
+            self.reply(200, json.dumps({
+                "issuer": "%s/%s/v2.0" % (base, tenant),
+                "authorization_endpoint": "%s/%s/oauth2/v2.0/authorize" % (base, tenant),
+                "token_endpoint": "%s/%s/oauth2/v2.0/token" % (base, tenant),
+                "end_session_endpoint": "%s/%s/oauth2/v2.0/logout" % (base, tenant),
+                "jwks_uri": "%s/%s/discovery/v2.0/keys" % (base, tenant),
+                "response_types_supported": ["code", "id_token", "token"],
+                "subject_types_supported": ["pairwise"],
+                "id_token_signing_alg_values_supported": ["RS256"]}), "application/json")
+            return
+        if not (method == "POST" and parts[1:] == ["oauth2", "v2.0", "token"]):
+            raise Failure("unexpected %s %s" % (method, url.path))
+        form = dict(urllib.parse.parse_qsl(body))
+        want = {"grant_type": "client_credentials", "client_id": exp["client"],
+                "client_assertion_type":
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+        for k, v in want.items():
+            if form.get(k) != v:
+                raise Failure("%s %r, expected %r" % (k, form.get(k), v))
+        if exp["scope"] not in form.get("scope", "").split():
+            raise Failure("scope %r, expected %r" % (form.get("scope"), exp["scope"]))
+        self.check_token(form.get("client_assertion", ""), exp["audience"])
+        self.server.exchanges.append({"host": self.host(), "tenant": tenant,
+                                      "client": form["client_id"]})
+        self.reply(200, json.dumps({
+            "token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+            "access_token": "fake-entra-access-token-%d" % len(self.server.exchanges)}),
+            "application/json")
+
+
+    def serve_google(self, method, body, exp):
+        """Google's Security Token Service (RFC 8693 token exchange) and the IAM Credentials
+        API's generateAccessToken, as an external_account credential uses them."""
+        host = self.host()
+        url = urllib.parse.urlsplit(self.path)
+        if host == "sts.googleapis.com" and method == "POST" and url.path == "/v1/token":
+            ctype = self.headers.get("Content-Type", "")
+            form = (json.loads(body) if ctype.startswith("application/json")
+                    else dict(urllib.parse.parse_qsl(body)))
+            want = {"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                    "audience": exp["provider"],
+                    "requested_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                    "subject_token_type": "urn:ietf:params:oauth:token-type:jwt"}
+            for k, v in want.items():
+                if form.get(k) != v:
+                    raise Failure("STS %s %r, expected %r" % (k, form.get(k), v))
+            self.check_token(form.get("subject_token", ""), exp["audience"])
+            self.server.exchanges.append({"host": host, "audience": form["audience"]})
+            self.server.sts_tokens.append("fake-sts-token-%d" % len(self.server.exchanges))
+            self.reply(200, json.dumps({
+                "access_token": self.server.sts_tokens[-1],
+                "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                "token_type": "Bearer", "expires_in": 3600}), "application/json")
+            return
+        want_path = "/v1/projects/-/serviceAccounts/%s:generateAccessToken" % exp["email"]
+        if host == "iamcredentials.googleapis.com" and method == "POST":
+            if urllib.parse.unquote(url.path) != want_path:
+                raise Failure("impersonation of %s, expected %s"
+                              % (urllib.parse.unquote(url.path), want_path))
+            auth = self.headers.get("Authorization", "")
+            if auth not in ["Bearer " + t for t in self.server.sts_tokens]:
+                raise Failure("impersonation without the STS token: %r" % auth[:40])
+            req = json.loads(body or "{}")
+            if exp["scope"] not in req.get("scope", []):
+                raise Failure("impersonation scope %r, expected %r"
+                              % (req.get("scope"), exp["scope"]))
+            self.server.exchanges.append({"host": host, "email": exp["email"]})
+            expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+            self.reply(200, json.dumps({
+                "accessToken": "fake-google-access-token-%d" % len(self.server.exchanges),
+                "expireTime": expiry}), "application/json")
+            return
+        raise Failure("unexpected %s https://%s%s (the project must come from "
+                      "GOOGLE_CLOUD_PROJECT, not a lookup)" % (method, host, url.path))
+
+
 class FakeServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 
@@ -729,7 +871,7 @@ def inner(spec_path):
         ns.bind_file("127.0.0.1\tlocalhost\n::1\tlocalhost\n"
                      + "".join("127.0.0.1\t%s\n" % h for h in FAKE_HOSTS), "/etc/hosts")
         for vol in spec["volumes"]:
-            ns.volume(vol, spec.get("token_mode"))
+            ns.volume(vol, spec.get("token_mode"), spec.get("alter_files"))
             for f in vol["files"]:
                 st = os.stat(os.path.join(vol["mountPath"], f[0]))
                 report["files"].append("%s %04o %d:%d" % (
@@ -749,6 +891,7 @@ def inner(spec_path):
         server.expect, server.tokens, server.tmp = spec["expect"], spec["tokens"], tmp
         server.exchanges, server.refusals = report["exchanges"], report["refusals"]
         server.requests = report["requests"]
+        server.sts_tokens = []
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
         # The container's environment and nothing else, plus what a Node image has.
