@@ -158,6 +158,14 @@ CASES = {
         "case": "providers/aws/cases/audience-annotation", "cloud": "aws",
         "expect": expect_aws, "required": ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"],
         "identity": "AWS_ROLE_ARN"},
+    # aws and vultr on one ServiceAccount: each container must hold one cloud's whole set,
+    # the cloud whose token its AWS_WEB_IDENTITY_TOKEN_FILE names (issue 12, rule 1).
+    "aws/with-vultr": {
+        "case": "providers/aws/cases/with-vultr", "cloud": "aws",
+        "expect": {"aws-iam-token": expect_aws, "vultr-irsa-token": expect_vultr},
+        "token_env": "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "required": ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"],
+        "identity": "AWS_ROLE_ARN"},
     "vultr/basic": {"case": "providers/vultr/cases/basic", "cloud": "aws",
                     "expect": expect_vultr,
                     "required": ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
@@ -526,13 +534,27 @@ def spec_for(tmp, case, pod, sa, container, mounts, expect):
             "uid": uid, "gid": gid, "groups": groups}, env
 
 
+def expectation(case, sa, pod, settings, container, mounts):
+    """The exchange the container's SDK must make. With several profiles in a case, the
+    container's cloud is the one whose token volume holds its token-file variable."""
+    if callable(case["expect"]):
+        return case["expect"](sa, pod, settings)
+    token_file = env_of(pod, container).get(case["token_env"], "")
+    for mount, volume in mounts:
+        if (volume["name"] in case["expect"]
+                and token_file.startswith(mount["mountPath"].rstrip("/") + "/")):
+            return case["expect"][volume["name"]](sa, pod, settings)
+    raise Failure("container %s: %s=%r is in none of %s" % (
+        container["name"], case["token_env"], token_file, sorted(case["expect"])))
+
+
 def run_case(binary, top, name, profiles_dir):
     case = CASES[name]
     case_dir = os.path.join(top, case["case"])
     before = load(case_dir + "/pod.json")
     sa = load(case_dir + "/service-account.json")
     mutated, args = mutate(binary, top, profiles_dir, case_dir)
-    expect = case["expect"](sa, mutated, settings_of(args))
+    settings = settings_of(args)
     tmp = tempfile.mkdtemp(prefix="piw-sdk-")
     os.chmod(tmp, 0o755)  # the SDK's user reads the CA certificate here
     checks = 0
@@ -549,6 +571,7 @@ def run_case(binary, top, name, profiles_dir):
             if not targets:
                 raise Failure("%s: mutate gave no container credentials" % name)
             for container, mounts in targets:
+                expect = expectation(case, sa, pod, settings, container, mounts)
                 base, env = spec_for(tmp, case, pod, sa, container, mounts, expect)
                 where = "%s, %s pod, container %s (uid %d, gid %d, groups %s)" % (
                     name, scenario, container["name"], base["uid"], base["gid"],
