@@ -384,6 +384,12 @@ def identity(pod, container):
     return uid, gid, groups
 
 
+def with_fs_group(pod, gid):
+    pod = json.loads(json.dumps(pod))
+    pod["spec"].setdefault("securityContext", {})["fsGroup"] = gid
+    return pod
+
+
 def restricted(pod):
     """The pod as an image that runs as its own non-root user would have it: no user,
     group or fsGroup in any securityContext (only e.g. runAsNonRoot). The kubelet then
@@ -565,11 +571,16 @@ def run_case(binary, top, name, profiles_dir):
     try:
         make_pki(tmp)
         # The restricted pod first (the image's non-root user, files left to root: the
-        # modes decide), then the pod as it is, when its securityContext names users or
-        # groups (the kubelet hands the files to them).
-        scenarios = [("restricted", restricted(mutated))]
+        # modes decide), the same with an fsGroup (the usual remedy when they do not),
+        # then the pod as it is, when its securityContext names users or groups.
+        scenarios = [("restricted", restricted(mutated)),
+                     ("fsGroup", with_fs_group(restricted(mutated), SDK_UID))]
         if restricted(mutated) != mutated:
             scenarios.append(("as-given", mutated))
+        # A profile whose files are not world-readable (gcp: 0440, as its reference) cannot
+        # serve the restricted pod: that must show as the SDK's EACCES, nothing else.
+        readable = case.get("restricted_readable", True)
+        varied = False
         for scenario, pod in scenarios:
             targets = containers_with_credentials(before, pod)
             if not targets:
@@ -580,11 +591,21 @@ def run_case(binary, top, name, profiles_dir):
                 where = "%s, %s pod, container %s (uid %d, gid %d, groups %s)" % (
                     name, scenario, container["name"], base["uid"], base["gid"],
                     base["groups"])
-                check_success(where, run_variant(tmp, base, "ok"), expect, base["uid"])
+                r = run_variant(tmp, base, "ok")
                 checks += 1
-                # The broken inputs once per case: the same profile made the others.
-                if scenario != "restricted" or container is not targets[0][0]:
+                if scenario == "restricted" and not readable:
+                    error = r["client"].get("error") or ""
+                    if r["client"].get("ok") or "EACCES" not in error:
+                        raise Failure("%s: expected EACCES on a file the restricted pod's "
+                                      "user cannot read:\n%s" % (where, describe(r)))
+                    print("ok: %s: cannot read (%s): %s" % (
+                        where, ", ".join(r["files"]), error.splitlines()[0][:150]))
                     continue
+                check_success(where, r, expect, base["uid"])
+                # The broken inputs once per case: the same profile made the others.
+                if varied:
+                    continue
+                varied = True
                 for vname, spec in variants_of(case, base, env):
                     r = run_variant(tmp, spec, vname)
                     if r["client"].get("ok"):
