@@ -30,6 +30,11 @@
 #define BOUND_PROFILE_SETTINGS 32
 #define BOUND_PROFILE_LIST     32 /* items of a list value */
 #define BOUND_SOURCES	       8  /* sources in a from/when chain */
+#define BOUND_PROFILE_REQUIRED 8  /* [required-annotation] sections */
+#define BOUND_PROFILE_FILES    4  /* [file] sections */
+#define BOUND_FILE_FIELDS      32 /* json.* keys of one [file] */
+#define BOUND_TEMPLATE_PARTS   32 /* literals and placeholders of a template */
+#define BOUND_FILE_BYTES       (16L * 1024L) /* one rendered file */
 #define BOUND_SETTINGS	       64 /* --setting pairs on the command line */
 #define BOUND_SETTING_VALUE    1024
 

@@ -244,23 +244,9 @@ out:
 
 static void print_chain(FILE *out, const struct profile_chain *chain)
 {
-	static const char *const names[] = {
-		[SOURCE_TRIGGER] = "trigger",
-		[SOURCE_TOKEN_PATH] = "token-path",
-		[SOURCE_MOUNT_PATH] = "mount-path",
-		[SOURCE_AUDIENCE] = "audience",
-		[SOURCE_EXPIRATION] = "expiration",
-		[SOURCE_SA_ANNOTATION] = "service-account-annotation",
-		[SOURCE_POD_ANNOTATION] = "pod-annotation",
-		[SOURCE_SETTING] = "setting",
-		[SOURCE_POD_NAME] = "pod-name",
-		[SOURCE_NAMESPACE] = "namespace",
-		[SOURCE_SA_NAME] = "service-account-name",
-	};
-
 	for (size_t i = 0; i < chain->n; i++)
 		fprintf(out, "%s%s%s%s", i ? ", " : "",
-			names[chain->items[i].kind],
+			profile_source_name(chain->items[i].kind),
 			chain->items[i].arg ? ":" : "",
 			chain->items[i].arg ? chain->items[i].arg : "");
 }
@@ -278,6 +264,10 @@ static void print_env(FILE *out, const struct profile_env *e)
 		fprintf(out, " when ");
 		print_chain(out, &e->when);
 	}
+	if (e->extract)
+		fprintf(out, " extract %s", e->extract);
+	if (e->group)
+		fprintf(out, " (group %s)", e->group);
 	fputc('\n', out);
 }
 
@@ -287,10 +277,27 @@ static void print_profile(FILE *out, const struct profile *p,
 	fprintf(out, "%s (%s)%s%s\n", p->name, p->source,
 		p->description ? ": " : "",
 		p->description ? p->description : "");
-	fprintf(out, "    trigger ServiceAccount annotation %s (%s)%s%s\n",
-		p->trigger_annotation, validate_format_name(p->trigger_format),
-		p->trigger_pod_label ? ", with pod label " : "",
-		p->trigger_pod_label ? p->trigger_pod_label : "");
+	if (p->trigger_annotation)
+		fprintf(out,
+			"    trigger ServiceAccount annotation %s (%s%s%s)%s%s\n",
+			p->trigger_annotation,
+			validate_format_name(p->trigger_format),
+			p->trigger_pattern ? ", pattern " : "",
+			p->trigger_pattern ? p->trigger_pattern : "",
+			p->trigger_pod_label ? ", with pod label " : "",
+			p->trigger_pod_label ? p->trigger_pod_label : "");
+	else
+		fprintf(out, "    trigger pod label %s\n",
+			p->trigger_pod_label);
+	for (size_t i = 0; i < p->n_required; i++)
+		fprintf(out,
+			"    requires ServiceAccount annotation %s (%s%s%s)\n",
+			p->required[i].key,
+			validate_format_name(p->required[i].check.format),
+			p->required[i].check.pattern ? ", pattern " : "",
+			p->required[i].check.pattern
+				? p->required[i].check.pattern
+				: "");
 	fprintf(out, "    token audience %s, %lld s (min %lld, max %lld)\n",
 		p->audience, (long long)p->expiration,
 		(long long)p->expiration_min, (long long)p->expiration_max);
@@ -299,6 +306,11 @@ static void print_profile(FILE *out, const struct profile *p,
 	if (p->default_mode >= 0)
 		fprintf(out, ", mode %04o", p->default_mode);
 	fputc('\n', out);
+	for (size_t i = 0; i < p->n_files; i++)
+		fprintf(out,
+			"    file %s/%s from pod annotation %s (volume %s)\n",
+			p->files[i].mount_path, p->files[i].name,
+			p->files[i].annotation, p->files[i].volume_name);
 	for (size_t i = 0; i < p->n_env; i++)
 		print_env(out, &p->env[i]);
 	for (size_t i = 0; i < p->n_settings; i++) {
@@ -313,6 +325,7 @@ static void print_profile(FILE *out, const struct profile *p,
 int cli_check_profiles(const struct config *cfg, FILE *out, FILE *err)
 {
 	struct profile_set *set = NULL;
+	struct strbuf shared;
 	struct diag d;
 
 	diag_clear(&d);
@@ -323,6 +336,10 @@ int cli_check_profiles(const struct config *cfg, FILE *out, FILE *err)
 	}
 	for (size_t i = 0; i < profile_set_count(set); i++)
 		print_profile(out, profile_set_get(set, i), cfg->settings);
+	strbuf_init(&shared, BOUND_MESSAGE_BYTES * 4);
+	if (profile_set_describe_shared_env(set, &shared) == 0 && shared.len)
+		fputs(shared.buf, out);
+	strbuf_free(&shared);
 	fprintf(out, "%zu profile(s) OK\n", profile_set_count(set));
 	profile_set_free(set);
 	return CLI_ADMITTED;

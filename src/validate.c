@@ -5,11 +5,14 @@
  */
 #include "validate.h"
 
+#include <regex.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bounds.h"
 #include "diag.h"
+#include "mem.h"
 #include "strutil.h"
 
 static const struct {
@@ -320,14 +323,100 @@ bool validate_dns_label(const char *s)
 
 bool validate_env_name(const char *s)
 {
-	if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') ||
-	      s[0] == '_'))
+	if (s[0] == '\0' || (s[0] >= '0' && s[0] <= '9'))
 		return false;
-	for (const char *p = s + 1; *p; p++) {
-		if (!is_alnum(*p) && *p != '_')
+	for (const char *p = s; *p; p++) {
+		if (!is_alnum(*p) && !strchr("-._", *p))
 			return false;
 	}
 	return strlen(s) <= 128;
+}
+
+bool validate_rel_path(const char *s)
+{
+	char segment[256];
+	size_t n = strlen(s);
+
+	if (n == 0 || n > BOUND_PATH || s[0] == '/' || s[n - 1] == '/')
+		return false;
+	for (;;) {
+		size_t len = strcspn(s, "/");
+
+		if (len == 0 || len >= sizeof(segment))
+			return false;
+		memcpy(segment, s, len);
+		segment[len] = '\0';
+		if (!validate_file_name(segment))
+			return false;
+		if (s[len] == '\0')
+			return true;
+		s += len + 1;
+	}
+}
+
+struct validate_pattern {
+	regex_t re;
+	bool anchored;
+};
+
+int validate_pattern_compile(const char *ere, bool anchored,
+			     struct validate_pattern **ret, char *err,
+			     size_t err_size)
+{
+	struct validate_pattern *vp = NULL;
+	char *wrapped = NULL;
+	size_t n = strlen(ere) + 5;
+	int rc;
+
+	*ret = NULL;
+	vp = mem_calloc(1, sizeof(*vp));
+	wrapped = mem_alloc(n);
+	if (vp == NULL || wrapped == NULL) {
+		rc = DIAG_ENOMEM;
+		goto out;
+	}
+	/* The group keeps an alternation inside the anchors: ^(a|b)$. */
+	snprintf(wrapped, n, anchored ? "^(%s)$" : "%s", ere);
+	rc = regcomp(&vp->re, wrapped, REG_EXTENDED);
+	if (rc != 0) {
+		regerror(rc, &vp->re, err, err_size);
+		rc = rc == REG_ESPACE ? DIAG_ENOMEM : DIAG_EPARSE;
+		goto out;
+	}
+	vp->anchored = anchored;
+	*ret = vp;
+	vp = NULL;
+out:
+	mem_free(vp);
+	mem_free(wrapped);
+	return rc;
+}
+
+bool validate_pattern_match(const struct validate_pattern *re,
+			    const char *value)
+{
+	return regexec(&re->re, value, 0, NULL, 0) == 0;
+}
+
+bool validate_pattern_extract(const struct validate_pattern *re,
+			      const char *value, size_t *start, size_t *len)
+{
+	regmatch_t m[2];
+
+	if (re->re.re_nsub < 1 || regexec(&re->re, value, 2, m, 0) != 0 ||
+	    m[1].rm_so < 0 || m[1].rm_eo < m[1].rm_so)
+		return false;
+	*start = (size_t)m[1].rm_so;
+	*len = (size_t)(m[1].rm_eo - m[1].rm_so);
+	return true;
+}
+
+void validate_pattern_free(struct validate_pattern *re)
+{
+	if (re == NULL)
+		return;
+	regfree(&re->re);
+	mem_free(re);
 }
 
 static bool printable_path_char(char c)

@@ -197,7 +197,7 @@ def make_ca(tmp):
 
 def matrix(ca_pem):
     """name -> (values, expectations)."""
-    azure_ini = read_text("profiles", "contrib", "azure.ini")
+    azure_ini = read_text("profiles", "azure.ini")
     cases = {
         "defaults": ({}, {}),
         "aws": ({"profiles": {"aws": {"enabled": True, "region": "eu-central-1",
@@ -1273,7 +1273,7 @@ class TestAgainstFakeCluster(unittest.TestCase):
         self.assertEqual(r.webhook["clientConfig"]["caBundle"], data["ca.crt"])
 
     def test_notes(self):
-        azure = read_text("profiles", "contrib", "azure.ini")
+        azure = read_text("profiles", "azure.ini")
         out = self.helm("install", values={
             "profiles": {"aws": {"enabled": True}, "vultr": {"enabled": True},
                          "extra": {"azure": azure},

@@ -86,6 +86,62 @@ static void test_names(void **state)
 	assert_false(validate_abs_path("var/x"));
 	assert_true(validate_env_name("_A1"));
 	assert_false(validate_env_name("1A"));
+	/* Kubernetes: [-._a-zA-Z][-._a-zA-Z0-9]* */
+	assert_true(validate_env_name("my.app-KEY_1"));
+	assert_true(validate_env_name("-x"));
+	assert_true(validate_env_name(".x"));
+	assert_false(validate_env_name(""));
+	assert_false(validate_env_name("A B"));
+	assert_false(validate_env_name("A=B"));
+	assert_true(validate_rel_path("token"));
+	assert_true(validate_rel_path("token/azure-identity-token"));
+	assert_false(validate_rel_path("/token"));
+	assert_false(validate_rel_path("token/"));
+	assert_false(validate_rel_path("a//b"));
+	assert_false(validate_rel_path("a/../b"));
+	assert_false(validate_rel_path("./a"));
+	assert_false(validate_rel_path(""));
+}
+
+static void test_patterns(void **state)
+{
+	struct validate_pattern *re = NULL;
+	char err[128];
+	size_t start = 0, len = 0;
+
+	(void)state;
+	assert_int_equal(validate_pattern_compile("projects/.+/providers/.+",
+						  true, &re, err, sizeof(err)),
+			 0);
+	assert_true(validate_pattern_match(re, "projects/1/providers/p"));
+	/* Anchored: a match inside the value is not enough. */
+	assert_false(validate_pattern_match(re, "x/projects/1/providers/p"));
+	assert_false(validate_pattern_match(re, "projects/1/providers/"));
+	validate_pattern_free(re);
+	/* The wrapping group keeps an alternation anchored on both sides. */
+	assert_int_equal(
+		validate_pattern_compile("a|b", true, &re, err, sizeof(err)),
+		0);
+	assert_true(validate_pattern_match(re, "a"));
+	assert_false(validate_pattern_match(re, "ab"));
+	validate_pattern_free(re);
+	assert_int_equal(
+		validate_pattern_compile("@(.*).iam.gserviceaccount.com", false,
+					 &re, err, sizeof(err)),
+		0);
+	assert_true(validate_pattern_extract(
+		re, "app@proj-1.iam.gserviceaccount.com", &start, &len));
+	assert_int_equal(start, 4);
+	assert_int_equal(len, 6);
+	assert_false(validate_pattern_extract(
+		re, "1-compute@developer.gserviceaccount.com", &start, &len));
+	validate_pattern_free(re);
+	assert_int_equal(
+		validate_pattern_compile("(", true, &re, err, sizeof(err)),
+		DIAG_EPARSE);
+	assert_null(re);
+	assert_true(err[0] != '\0');
+	validate_pattern_free(NULL);
 }
 
 static void test_numbers_and_lists(void **state)
@@ -136,6 +192,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_formats),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_patterns),
 		cmocka_unit_test(test_numbers_and_lists),
 		cmocka_unit_test(test_strbuf_limit),
 	};
