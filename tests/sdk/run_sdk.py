@@ -65,8 +65,9 @@ FAKE_HOSTS = [
     "sts.eu-central-1.amazonaws.com", "sts.ap-southeast-2.amazonaws.com",
     "sts.amazonaws.com.cn", "sts.cn-north-1.amazonaws.com.cn",
     "api.vultr.com", "sjc.api.vultr.com",
-    "login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn",
-    "login.windows.net", "management.azure.com",
+    "login.microsoftonline.com", "login.microsoftonline.us", "login.usgovcloudapi.net",
+    "login.chinacloudapi.cn", "login.partner.microsoftonline.cn", "login.windows.net",
+    "management.azure.com",
     "sts.googleapis.com", "iamcredentials.googleapis.com", "oauth2.googleapis.com",
     "cloudresourcemanager.googleapis.com", "metadata.google.internal",
 ]
@@ -121,7 +122,12 @@ def expect_azure(sa, pod, settings):
     ann = sa["metadata"].get("annotations", {})
     authority = urllib.parse.urlsplit(settings.get("azure-authority-host",
                                                    "https://login.microsoftonline.com/"))
-    return {"protocol": "entra", "hosts": [authority.hostname],
+    # MSAL sends a sovereign cloud's requests to the "preferred network" alias of its
+    # authority host (its built-in instance metadata), as Entra ID's discovery says.
+    aliases = {"login.chinacloudapi.cn": ["login.partner.microsoftonline.cn"],
+               "login.microsoftonline.us": ["login.usgovcloudapi.net"]}
+    return {"protocol": "entra",
+            "hosts": [authority.hostname] + aliases.get(authority.hostname, []),
             "tenant": ann.get("azure.workload.identity/tenant-id",
                               settings.get("azure-tenant-id")),
             "client": ann.get("azure.workload.identity/client-id"),
@@ -169,6 +175,42 @@ CASES = {
     "aws/init-and-native-sidecar": {
         "case": "providers/aws/cases/init-and-native-sidecar", "cloud": "aws",
         "expect": expect_aws, "required": ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"],
+        "identity": "AWS_ROLE_ARN"},
+    "azure/basic": {"case": "providers/azure/cases/basic", "cloud": "azure",
+                    "expect": expect_azure,
+                    "required": ["AZURE_CLIENT_ID", "AZURE_TENANT_ID",
+                                 "AZURE_FEDERATED_TOKEN_FILE"],
+                    "identity": "AZURE_CLIENT_ID"},
+    "azure/authority-host-setting": {
+        "case": "providers/azure/cases/authority-host-setting", "cloud": "azure",
+        "expect": expect_azure,
+        "required": ["AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE",
+                     "AZURE_AUTHORITY_HOST"],
+        "identity": "AZURE_CLIENT_ID"},
+    "gcp/basic": {"case": "providers/gcp/cases/basic", "cloud": "gcp", "expect": expect_gcp,
+                  "required": ["GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT"],
+                  "file_identity": "email", "restricted_readable": False},
+    "gcp/audience-annotation": {
+        "case": "providers/gcp/cases/audience-annotation", "cloud": "gcp",
+        "expect": expect_gcp,
+        "required": ["GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT"],
+        "file_identity": "email", "restricted_readable": False},
+    # Three clouds in each container (stackit, azure, gcp): each SDK must find its own.
+    "azure/with-gcp-and-stackit": {
+        "case": "providers/gcp/cases/with-azure-and-stackit", "cloud": "azure",
+        "expect": expect_azure,
+        "required": ["AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE"],
+        "identity": "AZURE_CLIENT_ID"},
+    "gcp/with-azure-and-stackit": {
+        "case": "providers/gcp/cases/with-azure-and-stackit", "cloud": "gcp",
+        "expect": expect_gcp,
+        "required": ["GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT"],
+        "file_identity": "email", "restricted_readable": False},
+    "vultr/with-aws-split-by-include-containers": {
+        "case": "providers/vultr/cases/with-aws-split-by-include-containers", "cloud": "aws",
+        "expect": {"aws-iam-token": expect_aws, "vultr-irsa-token": expect_vultr},
+        "token_env": "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "required": ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"],
         "identity": "AWS_ROLE_ARN"},
     "vultr/basic": {"case": "providers/vultr/cases/basic", "cloud": "aws",
                     "expect": expect_vultr,
@@ -478,7 +520,7 @@ def run_variant(tmp, spec, name):
 
 
 def describe(report):
-    return json.dumps({k: report[k] for k in ("client", "exchanges", "refusals")},
+    return json.dumps({k: report[k] for k in ("client", "exchanges", "refusals", "requests")},
                       indent=2)[:6000] + "\n" + report["log"][-3000:]
 
 
@@ -558,9 +600,52 @@ def expectation(case, sa, pod, settings, container, mounts):
         container["name"], case["token_env"], token_file, sorted(case["expect"])))
 
 
+def run_sdk(tmp, name, case, before, sa, settings, scenarios):
+    checks = 0
+    # A profile whose files are not world-readable (gcp: 0440, as its reference) cannot
+    # serve the restricted pod: that must show as the SDK's EACCES, nothing else.
+    readable = case.get("restricted_readable", True)
+    varied = False
+    for scenario, pod in scenarios:
+        targets = containers_with_credentials(before, pod)
+        if not targets:
+            raise Failure("%s: mutate gave no container credentials" % name)
+        for container, mounts in targets:
+            expect = expectation(case, sa, pod, settings, container, mounts)
+            base, env = spec_for(tmp, case, pod, sa, container, mounts, expect)
+            where = "%s, %s pod, container %s (uid %d, gid %d, groups %s)" % (
+                name, scenario, container["name"], base["uid"], base["gid"],
+                base["groups"])
+            r = run_variant(tmp, base, "ok")
+            checks += 1
+            if scenario == "restricted" and not readable:
+                error = r["client"].get("error") or ""
+                if r["client"].get("ok") or "EACCES" not in error:
+                    raise Failure("%s: expected EACCES on a file the restricted pod's "
+                                  "user cannot read:\n%s" % (where, describe(r)))
+                print("ok: %s: cannot read (%s): %s" % (
+                    where, ", ".join(r["files"]), error.splitlines()[0][:150]))
+                continue
+            check_success(where, r, expect, base["uid"])
+            # The broken inputs once per case: the same profile made the others.
+            if varied:
+                continue
+            varied = True
+            for vname, spec in variants_of(case, base, env):
+                r = run_variant(tmp, spec, vname)
+                if r["client"].get("ok"):
+                    raise Failure("%s: %s: the SDK still got credentials, so this test "
+                                  "does not depend on it:\n%s" % (where, vname,
+                                                                   describe(r)))
+                print("ok: %s: %s: the SDK fails (%s)" % (
+                    where, vname, (r["client"].get("error") or "").splitlines()[0][:150]))
+                checks += 1
+    return checks
+
+
 def run_case(binary, top, name, profiles_dir):
-    case = CASES[name]
-    case_dir = os.path.join(top, case["case"])
+    entry = CASES[name]
+    case_dir = os.path.join(top, entry["case"])
     before = load(case_dir + "/pod.json")
     sa = load(case_dir + "/service-account.json")
     mutated, args = mutate(binary, top, profiles_dir, case_dir)
@@ -577,44 +662,7 @@ def run_case(binary, top, name, profiles_dir):
                      ("fsGroup", with_fs_group(restricted(mutated), SDK_UID))]
         if restricted(mutated) != mutated:
             scenarios.append(("as-given", mutated))
-        # A profile whose files are not world-readable (gcp: 0440, as its reference) cannot
-        # serve the restricted pod: that must show as the SDK's EACCES, nothing else.
-        readable = case.get("restricted_readable", True)
-        varied = False
-        for scenario, pod in scenarios:
-            targets = containers_with_credentials(before, pod)
-            if not targets:
-                raise Failure("%s: mutate gave no container credentials" % name)
-            for container, mounts in targets:
-                expect = expectation(case, sa, pod, settings, container, mounts)
-                base, env = spec_for(tmp, case, pod, sa, container, mounts, expect)
-                where = "%s, %s pod, container %s (uid %d, gid %d, groups %s)" % (
-                    name, scenario, container["name"], base["uid"], base["gid"],
-                    base["groups"])
-                r = run_variant(tmp, base, "ok")
-                checks += 1
-                if scenario == "restricted" and not readable:
-                    error = r["client"].get("error") or ""
-                    if r["client"].get("ok") or "EACCES" not in error:
-                        raise Failure("%s: expected EACCES on a file the restricted pod's "
-                                      "user cannot read:\n%s" % (where, describe(r)))
-                    print("ok: %s: cannot read (%s): %s" % (
-                        where, ", ".join(r["files"]), error.splitlines()[0][:150]))
-                    continue
-                check_success(where, r, expect, base["uid"])
-                # The broken inputs once per case: the same profile made the others.
-                if varied:
-                    continue
-                varied = True
-                for vname, spec in variants_of(case, base, env):
-                    r = run_variant(tmp, spec, vname)
-                    if r["client"].get("ok"):
-                        raise Failure("%s: %s: the SDK still got credentials, so this test "
-                                      "does not depend on it:\n%s" % (where, vname,
-                                                                       describe(r)))
-                    print("ok: %s: %s: the SDK fails (%s)" % (
-                        where, vname, (r["client"].get("error") or "").splitlines()[0][:150]))
-                    checks += 1
+        checks += run_sdk(tmp, name, entry, before, sa, settings, scenarios)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return checks
