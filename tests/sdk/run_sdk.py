@@ -12,24 +12,27 @@ CASE names one entry of CASES below (e.g. aws/basic): a golden case directory
    ServiceAccount.
 3. For each container that got credentials, in a fresh mount + network namespace
    (unshare), play the kubelet: every volume the webhook added is rendered on a tmpfs
-   the way the kubelet's atomic writer lays it out (`..data` symlink), with the projected
-   volume's modes, owned by root: a serviceAccountToken source becomes a test JWT (RS256,
-   `aud` from the source, signed by a throwaway key), a downwardAPI item the pod field it
-   names (e.g. an annotation); it is mounted at the container's mountPath (read-only as
-   the mount says). The container's env is the process environment, nothing else.
+   the way the kubelet's atomic writer lays it out (`..data` symlink), with the kubelet's
+   modes and owners (render_volume): a serviceAccountToken source becomes a test JWT
+   (RS256, `aud` from the source, signed by a throwaway key), a downwardAPI item the pod
+   field it names (e.g. an annotation); it is mounted at the container's mountPath
+   (read-only as the mount says). The container's env is the process environment.
 4. Inside the namespace, with `lo` up and a private /etc/hosts that sends every cloud
    endpoint name to 127.0.0.1, a fake of the cloud's token services listens on
    127.0.0.1:443 with a certificate from a throwaway CA (NODE_EXTRA_CA_CERTS). It checks
    that each exchange carries our token (signature, audience, bytes) and the identity the
    ServiceAccount asked for (role, client, tenant, provider, service account) at the host
    the SDK should use, and answers with credentials.
-5. tests/sdk/client.mjs runs the SDK as uid/gid 65532 with no supplementary groups (a
-   restricted pod's user, not the file's owner): it must return credentials, and the fake
-   must have seen exactly the expected exchanges.
-6. Then the same with one thing broken at a time, each of which must make the SDK fail:
-   each variable the SDK needs removed, the identity variable's value altered, and the
-   token file's mode made 0400 (readable by root only). This proves the test depends on
-   what we inject, and that the file mode is really tested.
+5. tests/sdk/client.mjs runs the SDK with setpriv as the container's user, in three pods:
+   restricted (no ids in any securityContext: the image's user 65532, no groups, files
+   root's, so the modes alone decide), the same with fsGroup 65532, and the pod as given
+   when its securityContext names ids. It must return credentials through exactly the
+   expected exchanges (or, in the restricted pod of a case marked restricted_readable
+   False, fail with EACCES).
+6. Then, in the first pod where it succeeded, one thing broken at a time, each of which
+   must make the SDK fail: each variable the SDK needs removed, the identity (variable or
+   generated file) altered, and the token file's mode made 0400 (root's). This proves the
+   test depends on what we inject, and that the file mode is really tested.
 
 Needs root (namespaces, mounts, port 443 inside the private network namespace), `unshare`
 and `setpriv` (util-linux), `openssl`, and npm to reach the registry on the first run.
