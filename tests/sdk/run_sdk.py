@@ -60,14 +60,12 @@ import urllib.parse
 SDK_UID = 65532
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# Every endpoint name an SDK might use, in any test: all of them resolve to the fake, so a
-# request to the wrong cloud reaches it and is refused with a message that names the host,
-# rather than failing on a name lookup.
+# The endpoint names the SDKs use by default, in any test (a case adds those its settings
+# name): all of them resolve to the fake, so a request to the wrong cloud reaches it and is
+# refused with a message that names the host, rather than failing on a name lookup.
 FAKE_HOSTS = [
-    "sts.amazonaws.com", "sts.us-east-1.amazonaws.com", "sts.eu-west-1.amazonaws.com",
-    "sts.eu-central-1.amazonaws.com", "sts.ap-southeast-2.amazonaws.com",
-    "sts.amazonaws.com.cn", "sts.cn-north-1.amazonaws.com.cn",
-    "api.vultr.com", "sjc.api.vultr.com",
+    "sts.amazonaws.com", "sts.us-east-1.amazonaws.com",
+    "sts.amazonaws.com.cn", "sts.cn-north-1.amazonaws.com.cn", "api.vultr.com",
     "login.microsoftonline.com", "login.microsoftonline.us", "login.usgovcloudapi.net",
     "login.chinacloudapi.cn", "login.partner.microsoftonline.cn", "login.windows.net",
     "management.azure.com",
@@ -269,8 +267,8 @@ def openssl(*args, data=None):
     return p.stdout
 
 
-def make_pki(d):
-    """A CA, a server certificate for every FAKE_HOSTS name, and the key that signs the
+def make_pki(d, hosts):
+    """A CA, a server certificate for every name in `hosts`, and the key that signs the
     test service-account tokens (the API server's, in a real cluster)."""
     openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
             "-keyout", d + "/ca.key", "-out", d + "/ca.pem", "-days", "2",
@@ -278,7 +276,7 @@ def make_pki(d):
     openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
             "-keyout", d + "/server.key", "-out", d + "/server.csr", "-subj", "/CN=fake")
     with open(d + "/san.ext", "w") as f:
-        f.write("subjectAltName=" + ",".join("DNS:" + h for h in FAKE_HOSTS) + "\n"
+        f.write("subjectAltName=" + ",".join("DNS:" + h for h in hosts) + "\n"
                 "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
                 "extendedKeyUsage=serverAuth\n")
     openssl("x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey",
@@ -603,7 +601,7 @@ def expectation(case, sa, pod, settings, container, mounts):
         container["name"], case["token_env"], token_file, sorted(case["expect"])))
 
 
-def run_sdk(tmp, name, case, before, sa, settings, scenarios):
+def run_sdk(tmp, name, case, before, sa, settings, scenarios, hosts):
     checks = 0
     # A profile whose files are not world-readable (gcp: 0440, as its reference) cannot
     # serve the restricted pod: that must show as the SDK's EACCES, nothing else.
@@ -616,6 +614,7 @@ def run_sdk(tmp, name, case, before, sa, settings, scenarios):
         for container, mounts in targets:
             expect = expectation(case, sa, pod, settings, container, mounts)
             base, env = spec_for(tmp, case, pod, sa, container, mounts, expect)
+            base["hosts"] = hosts
             where = "%s, %s pod, container %s (uid %d, gid %d, groups %s)" % (
                 name, scenario, container["name"], base["uid"], base["gid"],
                 base["groups"])
@@ -657,7 +656,16 @@ def run_case(binary, top, name, profiles_dir):
     os.chmod(tmp, 0o755)  # the SDK's user reads the CA certificate here
     checks = 0
     try:
-        make_pki(tmp)
+        # The names the SDKs might use, and those this case's settings name (a region, an
+        # endpoint), all resolved to the fake and in its certificate.
+        hosts = list(FAKE_HOSTS)
+        for fn in ([entry["expect"]] if callable(entry["expect"])
+                   else entry["expect"].values()):
+            try:
+                hosts += [h for h in fn(sa, mutated, settings)["hosts"] if h not in hosts]
+            except KeyError:  # a profile of the case this ServiceAccount does not use
+                pass
+        make_pki(tmp, hosts)
         # The restricted pod first (the image's non-root user, files left to root: the
         # modes decide), the same with an fsGroup (the usual remedy when they do not),
         # then the pod as it is, when its securityContext names users or groups.
@@ -665,7 +673,7 @@ def run_case(binary, top, name, profiles_dir):
                      ("fsGroup", with_fs_group(restricted(mutated), SDK_UID))]
         if restricted(mutated) != mutated:
             scenarios.append(("as-given", mutated))
-        checks += run_sdk(tmp, name, entry, before, sa, settings, scenarios)
+        checks += run_sdk(tmp, name, entry, before, sa, settings, scenarios, hosts)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return checks
@@ -969,7 +977,7 @@ def inner(spec_path):
         ns = Namespace(tmp)
         sh("ip", "link", "set", "lo", "up")
         ns.bind_file("127.0.0.1\tlocalhost\n::1\tlocalhost\n"
-                     + "".join("127.0.0.1\t%s\n" % h for h in FAKE_HOSTS), "/etc/hosts")
+                     + "".join("127.0.0.1\t%s\n" % h for h in spec["hosts"]), "/etc/hosts")
         for vol in spec["volumes"]:
             ns.volume(vol, spec.get("token_mode"), spec.get("alter_files"))
             for f in vol["files"]:
