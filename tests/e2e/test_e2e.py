@@ -520,6 +520,9 @@ def load_area_modules():
         for attr, value in vars(module).items():
             if (isinstance(value, type) and issubclass(value, unittest.TestCase)
                     and value.__module__ == name):
+                # unittest runs setUpModule/tearDownModule of a class's __module__:
+                # re-homed here, the area's classes run inside this module's cluster.
+                value.__module__ = __name__
                 globals()[attr] = value
 
 

@@ -153,18 +153,17 @@ static void test_profile_loader(void **state)
 			  PIW_SOURCE_DIR "/profiles") > 20);
 }
 
-static void test_admission_flow(void **state)
+static void admission_flow(const char *sa_file)
 {
 	struct mutate_case mc = { 0 };
 	size_t len;
 	char *review, *sa;
 
-	(void)state;
 	review = slurp(PIW_SOURCE_DIR "/bench/data/admissionreview-pod.json",
 		       &len);
 	mc.review = review;
 	mc.review_len = len;
-	sa = slurp(PIW_SOURCE_DIR "/tests/data/sa-app-stackit-aws.json", &len);
+	sa = slurp(sa_file, &len);
 	mc.sa = sa;
 	mc.sa_len = len;
 	assert_int_equal(
@@ -178,6 +177,19 @@ static void test_admission_flow(void **state)
 	profile_set_free(mc.set);
 	mem_free(review);
 	mem_free(sa);
+}
+
+static void test_admission_flow(void **state)
+{
+	(void)state;
+	admission_flow(PIW_SOURCE_DIR "/tests/data/sa-app-stackit-aws.json");
+}
+
+/* GCP: required annotations, extract, and the generated JSON file (cJSON). */
+static void test_admission_flow_generated_file(void **state)
+{
+	(void)state;
+	admission_flow(PIW_SOURCE_DIR "/tests/data/sa-app-gcp.json");
 }
 
 static void test_watch_event(void **state)
@@ -196,6 +208,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_profile_loader),
 		cmocka_unit_test(test_admission_flow),
+		cmocka_unit_test(test_admission_flow_generated_file),
 		cmocka_unit_test(test_watch_event),
 	};
 
