@@ -7,7 +7,9 @@
  * planned (token, location, env values; every configuration error found here
  * denies) and checked against the pod (reserved names), and only then written
  * out as patch operations. Any denial discards the whole patch: a pod is
- * mutated by all its profiles or by none.
+ * mutated by all its profiles or by none. Containers remember which profiles
+ * they were given, so a later profile that shares a variable with an earlier
+ * one stays out of that container as a whole (rule 1).
  */
 #include "mutate.h"
 
