@@ -71,10 +71,6 @@ bool admission_is_pod_create(const struct admission_request *r);
 /* Frees the tree; accepts a zeroed struct. */
 void admission_request_free(struct admission_request *r);
 
-/* Forgets the tree without freeing it: for a tree held by a mem_arena, which goes
- * with the arena. */
-void admission_request_forget(struct admission_request *r);
-
 struct admission_response {
 	const char *uid;
 	bool allowed;

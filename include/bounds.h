@@ -30,8 +30,20 @@
 #define BOUND_PROFILE_SETTINGS 32
 #define BOUND_PROFILE_LIST     32 /* items of a list value */
 #define BOUND_SOURCES	       8  /* sources in a from/when chain */
+#define BOUND_PROFILE_REQUIRED 8  /* [required-annotation] sections */
+#define BOUND_PROFILE_FILES    4  /* [file] sections */
+#define BOUND_MAP_FIELDS       16 /* keys of [identity-map-json] */
+#define BOUND_FILE_FIELDS      32 /* json.* keys of one [file] */
+#define BOUND_TEMPLATE_PARTS   32 /* literals and placeholders of a template */
+#define BOUND_FILE_BYTES       (16L * 1024L) /* one rendered file */
 #define BOUND_SETTINGS	       64 /* --setting pairs on the command line */
 #define BOUND_SETTING_VALUE    1024
+
+/* Identity maps (--identity-map). */
+#define BOUND_MAP_FILE_BYTES  (4L * 1024L * 1024L)
+#define BOUND_MAP_ENTRIES     100000
+#define BOUND_MAP_ANNOTATIONS 32 /* per entry */
+#define BOUND_MAP_LINE	      8192
 
 /* Kubernetes names, as the API server validates them. */
 #define BOUND_DNS_LABEL	    63

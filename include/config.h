@@ -19,6 +19,7 @@ enum cli_command {
 	CMD_SERVE = 1 << 0,
 	CMD_MUTATE = 1 << 1,
 	CMD_CHECK_PROFILES = 1 << 2,
+	CMD_AUDIT = 1 << 3,
 };
 
 struct config {
@@ -29,12 +30,17 @@ struct config {
 	/* profiles and deployment settings (every command) */
 	const char *profiles_dir;
 	struct settings *settings; /* owned */
+	const char *identity_map;  /* --identity-map (serve, mutate, audit) */
 
 	/* mutate */
 	const char *pod_file;
 	const char *sa_file;
 	const char *namespace;
-	const char *output; /* patch | pod | review */
+	const char
+		*output; /* mutate: patch | pod | review; audit: table | json */
+
+	/* audit */
+	int64_t page_size; /* items per list page */
 
 	/* serve */
 	const char *listen;	    /* [HOST]:PORT */

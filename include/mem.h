@@ -45,9 +45,9 @@ int mem_failure_fired(void);
  * hundreds of small allocations that all die together, which glibc's malloc pays
  * for dearly (fastbin consolidation). While an arena is entered on a thread,
  * mem_alloc and friends take memory from it (the caller's buffer first, then
- * growing chunks up to `max` bytes in all); while it is paused they use malloc
- * again, and mem_free of its blocks is a no-op until mem_arena_leave() releases
- * everything. Only for memory that does not outlive the arena's scope.
+ * growing chunks up to `max` bytes in all); once detached they use malloc
+ * again, and its blocks stay until mem_arena_leave() releases everything. The
+ * review pipeline enters one only around a request's parse (review.c).
  */
 struct mem_arena_chunk;
 struct mem_arena {
@@ -67,8 +67,12 @@ void mem_arena_init(struct mem_arena *a, void *buf, size_t size, size_t max);
 /* Makes a the calling thread's arena, allocating from it. */
 void mem_arena_enter(struct mem_arena *a);
 
-/* Allocations go to malloc again; a's blocks are still recognised by mem_free. */
-void mem_arena_pause(struct mem_arena *a);
+/*
+ * Stops allocating from a and forgets it on this thread, keeping its blocks:
+ * they stay valid, read-only (never freed or reallocated one by one), on any
+ * thread, until mem_arena_leave(a), which any thread may call.
+ */
+void mem_arena_detach(struct mem_arena *a);
 
 /* Forgets a on this thread and frees its chunks: none of its blocks may be used
  * afterwards. */

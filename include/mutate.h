@@ -93,6 +93,15 @@ const char *mutate_pod_name(const cJSON *pod);
  */
 extern const struct json_keep mutate_pod_members[];
 
+/*
+ * Reads the pod as mutate_pod() does when a profile applies, without deciding:
+ * 0 when it has the shape of a Pod, DIAG_EPARSE with the reason ("spec is
+ * missing or not an object", ...) when mutate_pod() would find it
+ * not-understood, DIAG_ENOMEM. For offline tools, which must refuse such
+ * input; the server admits it with a warning instead.
+ */
+int mutate_check_pod(const cJSON *pod, struct diag *d);
+
 /* A stable lower-case name for an outcome ("patched", "denied", ...). */
 const char *mutate_outcome_name(enum mutate_outcome outcome);
 

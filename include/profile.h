@@ -30,6 +30,7 @@ enum source_kind {
 	SOURCE_POD_NAME,
 	SOURCE_NAMESPACE,
 	SOURCE_SA_NAME,
+	SOURCE_ENV, /* arg: an earlier [env NAME] of the same profile */
 };
 
 struct profile_source {
@@ -41,6 +42,67 @@ struct profile_source {
 struct profile_chain {
 	struct profile_source items[BOUND_SOURCES];
 	size_t n;
+};
+
+/*
+ * A value check: a named format and, optionally, an anchored POSIX ERE the
+ * whole value must also match.
+ */
+struct profile_check {
+	enum value_format format;
+	char *pattern;		     /* as written, or NULL */
+	struct validate_pattern *re; /* compiled ^(pattern)$, or NULL */
+};
+
+/* A ServiceAccount annotation that must be present once the profile applies. */
+struct profile_required {
+	char *key;
+	struct profile_check check;
+	int line;
+};
+
+/* A template: literal text and `${source}` placeholders, in order. */
+struct profile_template_part {
+	char *text; /* literal, or NULL for a placeholder */
+	struct profile_source source;
+};
+
+struct profile_template {
+	struct profile_template_part *parts;
+	size_t n;
+};
+
+/* One string member of a generated JSON file, at a dotted path. */
+struct profile_field {
+	char *path; /* "credential_source.format.type" */
+	struct profile_template value;
+	int line;
+};
+
+/*
+ * A generated file: rendered into a pod annotation and projected by a
+ * downwardAPI volume (no init container, no image).
+ */
+struct profile_file {
+	char *name;	  /* file name inside the mount ([file NAME]) */
+	char *annotation; /* the pod annotation that carries the content */
+	char *volume_name;
+	char *mount_path;
+	int default_mode; /* -1 when unset */
+	bool json;	  /* format = json: fields; text: template */
+	struct profile_template text;
+	struct profile_field *fields;
+	size_t n_fields;
+	int line;
+};
+
+/*
+ * [identity-map-json]: a member of an entry of an identity map's JSON form
+ * (identity_map.h) and the annotation it stands for.
+ */
+struct profile_map_field {
+	char *field; /* matched as Go's encoding/json does: exact, else any case */
+	char *annotation;
 };
 
 enum sanitize_kind {
@@ -55,6 +117,11 @@ struct profile_env {
 	char *default_value; /* fallback for `from`, or NULL: inject only when set */
 	struct profile_chain when; /* n == 0: unconditional */
 	enum value_format format;
+	char *pattern;		     /* anchored ERE check, or NULL */
+	struct validate_pattern *re; /* compiled pattern, or NULL */
+	char *extract; /* ERE whose first group is the value, or NULL */
+	struct validate_pattern *extract_re;
+	char *group; /* variables of one group go into a container together */
 	enum sanitize_kind sanitize;
 	int line; /* line of the [env NAME] header */
 };
@@ -63,7 +130,9 @@ struct profile_setting {
 	char *name;
 	char *default_value; /* NULL: unset unless the deployment sets it */
 	enum value_format format;
-	char *description; /* may be NULL */
+	char *pattern;		     /* anchored ERE check, or NULL */
+	struct validate_pattern *re; /* compiled pattern, or NULL */
+	char *description;	     /* may be NULL */
 	int line;
 };
 
@@ -82,9 +151,13 @@ struct profile {
 	char *name;
 	char *description; /* may be NULL */
 
-	char *trigger_annotation;
+	char *trigger_annotation; /* may be NULL when trigger_pod_label is set */
 	enum value_format trigger_format;
-	char *trigger_pod_label; /* may be NULL */
+	char *trigger_pattern; /* anchored ERE, or NULL */
+	struct validate_pattern *trigger_re;
+	char *trigger_pod_label;	   /* may be NULL */
+	struct profile_required *required; /* [required-annotation KEY] */
+	size_t n_required;
 
 	char *audience;
 	char *audience_annotation; /* may be NULL */
@@ -111,6 +184,10 @@ struct profile {
 	size_t n_settings;
 	struct profile_env *env;
 	size_t n_env;
+	struct profile_file *files;
+	size_t n_files;
+	struct profile_map_field *map_fields;
+	size_t n_map_fields;
 };
 
 /*
@@ -125,6 +202,15 @@ int profile_parse(const char *text, size_t len, const char *source,
 
 /* Frees a profile; accepts NULL. */
 void profile_free(struct profile *p);
+
+/* A source kind's name as profiles write it ("token-path"). */
+const char *profile_source_name(enum source_kind kind);
+
+/*
+ * Whether two normalised absolute paths are equal or one lies inside the
+ * other ("/a/b" and "/a/b/c"; not "/a/b" and "/a/bc").
+ */
+bool profile_paths_overlap(const char *a, const char *b);
 
 /* The setting `name` declared by p, or NULL. */
 const struct profile_setting *profile_find_setting(const struct profile *p,

@@ -11,6 +11,7 @@
 
 #include "diag.h"
 #include "profile.h"
+#include "strbuf.h"
 
 struct settings;
 struct profile_set;
@@ -53,6 +54,15 @@ void profile_set_free(struct profile_set *set);
  */
 int profile_set_check_settings(const struct profile_set *set,
 			       const struct settings *settings, struct diag *d);
+
+/*
+ * Appends to out one line per pair of profiles that declare variables of the
+ * same name ("shared variables: aws and vultr both set AWS_ROLE_ARN, ..."):
+ * such profiles never share a container (rule 1). 0, DIAG_ENOMEM or
+ * DIAG_ELIMIT (out is full).
+ */
+int profile_set_describe_shared_env(const struct profile_set *set,
+				    struct strbuf *out);
 
 /* Whether any profile of the set reads this ServiceAccount annotation. */
 bool profile_set_reads_sa_annotation(const struct profile_set *set,

@@ -102,6 +102,7 @@ struct request {
 	/* A request whose answer needs network I/O (a live ServiceAccount lookup) is
 	 * suspended and answered by the offload pool; these carry it there and back. */
 	struct request *next_job;
+	struct webhook_call call; /* decoded once, answered on either thread */
 	struct MHD_Connection *conn;
 	struct listener *listener;
 	bool offloaded;

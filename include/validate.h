@@ -7,6 +7,7 @@
 #define PIW_VALIDATE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum value_format {
 	FORMAT_ANY,   /* non-empty, no control characters */
@@ -40,11 +41,52 @@ bool validate_qualified_name(const char *key);
 /* A DNS label (RFC 1123): [a-z0-9-], 1-63, alphanumeric at both ends. */
 bool validate_dns_label(const char *s);
 
+/* A DNS subdomain (RFC 1123) as Kubernetes names objects: lower case, 1-253. */
+bool validate_dns_subdomain(const char *s);
+
 /*
- * An environment variable name as profiles may declare it:
- * [A-Za-z_][A-Za-z0-9_]*.
+ * An environment variable name as Kubernetes accepts it (C_IDENTIFIER relaxed
+ * in 1.30): [-._a-zA-Z][-._a-zA-Z0-9]*, at most 128 bytes here.
  */
 bool validate_env_name(const char *s);
+
+/*
+ * A relative path inside a mount: one or more segments that each pass
+ * validate_file_name, joined by single '/' (no leading or trailing '/').
+ */
+bool validate_rel_path(const char *s);
+
+/*
+ * A compiled POSIX extended regular expression (regcomp from libc), for the
+ * `pattern` checks and `extract` derivations of profiles.
+ */
+struct validate_pattern;
+
+/*
+ * Compiles ere. anchored: the whole value must match (the expression is
+ * wrapped as ^(ere)$), else a match anywhere counts and the first
+ * parenthesised group can be extracted. On success *ret owns the pattern (free
+ * with validate_pattern_free). DIAG_EPARSE with the reason in err (libc's
+ * regerror text) for a bad expression; DIAG_ENOMEM.
+ */
+int validate_pattern_compile(const char *ere, bool anchored,
+			     struct validate_pattern **ret, char *err,
+			     size_t err_size);
+
+/* Whether value matches (wholly, for an anchored pattern). */
+bool validate_pattern_match(const struct validate_pattern *re,
+			    const char *value);
+
+/*
+ * The first parenthesised group of the first match of an unanchored pattern:
+ * *start and *len locate it in value. false when nothing matched or the group
+ * took no part in the match.
+ */
+bool validate_pattern_extract(const struct validate_pattern *re,
+			      const char *value, size_t *start, size_t *len);
+
+/* Frees a pattern; accepts NULL. */
+void validate_pattern_free(struct validate_pattern *re);
 
 /* A normalised absolute path: starts with '/', no empty, "." or ".." segment, no
  * trailing '/', printable ASCII, at most BOUND_PATH bytes. "/" alone is

@@ -16,7 +16,7 @@ libcurl4-gnutls-dev libyaml-dev libcmocka-dev
 clang libclang-rt-14-dev clang-format valgrind
 python3 python3-jsonpatch python3-yaml
 curl openssl wrk nginx-light nodejs
-etcd-server rsync
+etcd-server rsync iproute2 util-linux
 "
 
 as_root() {

@@ -1,10 +1,13 @@
 #!/bin/sh
 # Runs pod-identity-webhook for real on this machine, no cluster needed:
-#   builds it, creates a throwaway CA and serving certificate (outside the repository,
-#   in $PIW_LOCAL_DIR, default ${TMPDIR:-/tmp}/pod-identity-webhook-local), starts
-#   `serve` on https://127.0.0.1:8443 with the built-in stackit profile plus profiles/
-#   and the ServiceAccounts in scripts/local/service-accounts, sends one AdmissionReview
-#   with curl and prints the decoded JSON Patch, then keeps serving until Ctrl-C.
+#   installs only what building and running it needs (missing Debian packages), builds it
+#   without the test suite into build-local/, creates a throwaway CA and serving certificate
+#   (outside the repository, in $PIW_LOCAL_DIR, default
+#   ${TMPDIR:-/tmp}/pod-identity-webhook-local), starts `serve` on https://127.0.0.1:8443
+#   ($PIW_LOCAL_LISTEN; metrics on $PIW_LOCAL_METRICS, 127.0.0.1:9090) with the built-in
+#   stackit profile plus profiles/ and the ServiceAccounts in scripts/local/service-accounts,
+#   sends one AdmissionReview with curl and prints the decoded JSON Patch, then keeps
+#   serving until Ctrl-C.
 # docs/local-development.md explains each step.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,9 +15,43 @@ dir=${PIW_LOCAL_DIR:-${TMPDIR:-/tmp}/pod-identity-webhook-local}
 listen=${PIW_LOCAL_LISTEN:-127.0.0.1:8443}
 metrics=${PIW_LOCAL_METRICS:-127.0.0.1:9090}
 
-"$top/scripts/install-deps.sh"
-cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$top/build" -j"$(nproc)" >/dev/null
+# A port already taken: one line naming the variable that moves it (checked before the
+# build, so the answer comes at once).
+port_free() {
+	python3 -c 'import socket, sys
+host, _, port = sys.argv[1].rpartition(":")
+s = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET)
+try:
+    s.bind((host.strip("[]") or "0.0.0.0", int(port)))
+except OSError:
+    sys.exit(1)' "$1"
+}
+for pair in "PIW_LOCAL_LISTEN=$listen" "PIW_LOCAL_METRICS=$metrics"; do
+	var=${pair%%=*}
+	addr=${pair#*=}
+	if ! port_free "$addr"; then
+		echo "run-local: $addr is in use (or cannot be bound): set $var to a free address, e.g. $var=127.0.0.1:$((${addr##*:} + 1000))" >&2
+		exit 1
+	fi
+done
+
+# What building and running needs, and nothing else (scripts/install-deps.sh installs the
+# test, benchmark and chart tooling on top).
+packages="build-essential cmake pkg-config libmicrohttpd-dev libgnutls28-dev libcjson-dev
+libinih-dev libcurl4-gnutls-dev libyaml-dev openssl curl python3"
+missing=""
+for p in $packages; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "run-local: installing:$missing" >&2
+	if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo=sudo; fi
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+cmake -S "$top" -B "$top/build-local" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPIW_TESTS=OFF >/dev/null
+cmake --build "$top/build-local" -j"$(nproc)" >/dev/null
 
 mkdir -p "$dir"
 if [ ! -s "$dir/tls.crt" ]; then
@@ -31,7 +68,7 @@ if [ ! -s "$dir/tls.crt" ]; then
 	chmod 600 "$dir/ca.key" "$dir/tls.key"
 fi
 
-"$top/build/pod-identity-webhook" serve --listen "$listen" --metrics-listen "$metrics" \
+"$top/build-local/pod-identity-webhook" serve --listen "$listen" --metrics-listen "$metrics" \
 	--tls-cert "$dir/tls.crt" --tls-key "$dir/tls.key" \
 	--profiles-dir "$top/profiles" \
 	--service-accounts-dir "$top/scripts/local/service-accounts" --log-format text &
@@ -39,8 +76,13 @@ server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
 
 url="https://$listen"
-for _ in $(seq 50); do
+for _ in $(seq 100); do
 	curl -sf --cacert "$dir/ca.crt" "$url/readyz" >/dev/null 2>&1 && break
+	if ! kill -0 "$server" 2>/dev/null; then
+		echo "run-local: the server exited (see above); if an address was taken meanwhile," \
+			"set PIW_LOCAL_LISTEN or PIW_LOCAL_METRICS" >&2
+		exit 1
+	fi
 	sleep 0.1
 done
 

@@ -251,11 +251,6 @@ void admission_request_free(struct admission_request *r)
 	r->root = NULL;
 }
 
-void admission_request_forget(struct admission_request *r)
-{
-	r->root = NULL;
-}
-
 static int encode_warnings(const struct admission_response *r,
 			   struct strbuf *out)
 {

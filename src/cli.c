@@ -7,18 +7,18 @@
 
 #include <string.h>
 
-#include "admission.h"
 #include "bounds.h"
 #include "fileio.h"
+#include "identity_file.h"
 #include "json.h"
 #include "mem.h"
 #include "mutate.h"
 #include "patch.h"
 #include "profile_dir.h"
 #include "profile_set.h"
+#include "review.h"
 #include "service_account.h"
 #include "settings.h"
-#include "webhook.h"
 
 int cli_report(FILE *err, const struct diag *d)
 {
@@ -44,41 +44,33 @@ static int read_json_file(const char *path, cJSON **ret, struct diag *d)
 	return rc;
 }
 
-/* A Pod, an AdmissionRequest or an AdmissionReview, as a request. */
-static int read_request(const struct config *cfg, struct admission_request *req,
-			struct diag *d)
+/* A Pod, an AdmissionRequest or an AdmissionReview, as a review. */
+static int read_review(const struct config *cfg, struct review **ret,
+		       struct diag *d)
 {
 	cJSON *root = NULL;
-	const char *kind;
 	int rc = read_json_file(cfg->pod_file, &root, d);
 
 	if (rc != 0)
 		return rc;
-	if (!cJSON_IsObject(root)) {
-		cJSON_Delete(root);
-		return diag_set_at(
-			d, DIAG_EPARSE, cfg->pod_file, 0,
-			"expected a JSON object: a Pod, AdmissionRequest or "
-			"AdmissionReview");
-	}
-	kind = json_string(root, "kind");
-	if ((kind == NULL || strcmp(kind, "Pod") == 0) &&
-	    cJSON_GetObjectItem(root, "uid") == NULL)
-		rc = admission_from_pod(root, cfg->namespace, req, d);
-	else if (kind && strcmp(kind, "AdmissionReview") != 0)
-		rc = diag_set(d, DIAG_EPARSE,
-			      "kind is '%.64s', not Pod or AdmissionReview",
-			      kind);
-	else
-		rc = admission_from_json(root, req, d);
+	rc = review_from_document(root, cfg->namespace, ret, d);
 	if (rc != 0) {
 		cJSON_Delete(root);
 		diag_locate(d, cfg->pod_file, 0);
-		return rc;
 	}
-	if (cfg->namespace)
-		req->namespace = cfg->namespace;
-	return 0;
+	return rc;
+}
+
+/* A Pod of the wrong shape is bad input here (the server admits it with a
+ * warning, as not-understood): the file and the reason, exit 2. */
+static int check_shape(const struct config *cfg, const struct review *r,
+		       struct diag *d)
+{
+	int rc = r->pod_create ? mutate_check_pod(r->req.object, d) : 0;
+
+	if (rc != 0)
+		diag_locate(d, cfg->pod_file, 0);
+	return rc;
 }
 
 static int read_service_account(const struct config *cfg, const char *namespace,
@@ -121,14 +113,13 @@ static int print_pod(FILE *out, const cJSON *pod, struct patch *patch,
 	return rc;
 }
 
-static int print_review(FILE *out, const struct admission_request *req,
-			struct mutation *m, struct diag *d)
+static int print_review(FILE *out, struct review *r, struct diag *d)
 {
 	struct strbuf sb;
 	int rc;
 
 	strbuf_init(&sb, BOUND_PATCH_BYTES * 2);
-	rc = webhook_encode_review(req, m, &sb);
+	rc = review_encode(r, &sb);
 	if (rc == 0)
 		fprintf(out, "%s\n", sb.buf);
 	else
@@ -137,17 +128,17 @@ static int print_review(FILE *out, const struct admission_request *req,
 	return rc;
 }
 
-static int print_output(const struct config *cfg, FILE *out,
-			const struct admission_request *req, struct mutation *m,
+static int print_output(const struct config *cfg, FILE *out, struct review *r,
 			struct diag *d)
 {
+	struct mutation *m = &r->m;
 	size_t len;
 	const char *text;
 
 	if (strcmp(cfg->output, "review") == 0)
-		return print_review(out, req, m, d);
+		return print_review(out, r, d);
 	if (strcmp(cfg->output, "pod") == 0)
-		return m->allowed ? print_pod(out, req->object, &m->patch, d)
+		return m->allowed ? print_pod(out, r->req.object, &m->patch, d)
 				  : 0;
 	text = patch_text(&m->patch, &len);
 	if (text == NULL)
@@ -187,34 +178,28 @@ static void check_sa_identity(FILE *err, const struct service_account *sa,
 }
 
 static int decide(const struct config *cfg, const struct profile_set *set,
-		  const struct admission_request *req,
-		  const struct service_account *sa, struct mutation *m,
-		  FILE *err, struct diag *d)
+		  const struct identity_map *map, struct review *r,
+		  const struct service_account *sa, FILE *err, struct diag *d)
 {
-	struct mutate_input in = { .pod = req->object,
-				   .namespace = req->namespace,
-				   .sa = sa };
+	struct review_policy policy = { .profiles = set,
+					.settings = cfg->settings,
+					.identities = map };
 
-	if (!admission_is_pod_create(req)) {
-		m->outcome = MUTATE_NOT_POD_CREATE;
-		return 0;
-	}
-	if (sa)
-		check_sa_identity(err, sa, req->object, req->namespace);
-	return mutate_pod(&in, set, cfg->settings, m, d);
+	if (r->pod_create && sa)
+		check_sa_identity(err, sa, r->req.object, r->req.namespace);
+	return review_decide(r, &policy, sa, d);
 }
 
 int cli_mutate(const struct config *cfg, FILE *out, FILE *err)
 {
-	struct admission_request req = { 0 };
+	struct review *r = NULL;
 	struct profile_set *set = NULL;
+	struct identity_map *map = NULL;
 	struct service_account *sa = NULL;
-	struct mutation m;
 	struct diag d;
 	int status = CLI_BAD_INPUT;
 
 	diag_clear(&d);
-	mutation_init(&m);
 	if (cfg->pod_file == NULL) {
 		fprintf(err,
 			"pod-identity-webhook: mutate needs --pod FILE (see mutate --help)\n");
@@ -222,20 +207,21 @@ int cli_mutate(const struct config *cfg, FILE *out, FILE *err)
 	}
 	if (profile_dir_load_checked(cfg->profiles_dir, cfg->settings, &set,
 				     &d) != 0 ||
-	    read_request(cfg, &req, &d) != 0 ||
-	    read_service_account(cfg, req.namespace ? req.namespace : "default",
-				 &sa, &d) != 0 ||
-	    decide(cfg, set, &req, sa, &m, err, &d) != 0 ||
-	    print_output(cfg, out, &req, &m, &d) != 0) {
+	    (cfg->identity_map &&
+	     identity_file_load(cfg->identity_map, set, &map, &d) != 0) ||
+	    read_review(cfg, &r, &d) != 0 || check_shape(cfg, r, &d) != 0 ||
+	    read_service_account(cfg, r->namespace, &sa, &d) != 0 ||
+	    decide(cfg, set, map, r, sa, err, &d) != 0 ||
+	    print_output(cfg, out, r, &d) != 0) {
 		cli_report(err, &d);
 		goto out;
 	}
-	print_decision(err, &m);
-	status = m.allowed ? CLI_ADMITTED : CLI_DENIED;
+	print_decision(err, &r->m);
+	status = r->m.allowed ? CLI_ADMITTED : CLI_DENIED;
 out:
-	mutation_free(&m);
 	sa_free(sa);
-	admission_request_free(&req);
+	review_free(r);
+	identity_map_free(map);
 	profile_set_free(set);
 	return status;
 }
@@ -244,23 +230,9 @@ out:
 
 static void print_chain(FILE *out, const struct profile_chain *chain)
 {
-	static const char *const names[] = {
-		[SOURCE_TRIGGER] = "trigger",
-		[SOURCE_TOKEN_PATH] = "token-path",
-		[SOURCE_MOUNT_PATH] = "mount-path",
-		[SOURCE_AUDIENCE] = "audience",
-		[SOURCE_EXPIRATION] = "expiration",
-		[SOURCE_SA_ANNOTATION] = "service-account-annotation",
-		[SOURCE_POD_ANNOTATION] = "pod-annotation",
-		[SOURCE_SETTING] = "setting",
-		[SOURCE_POD_NAME] = "pod-name",
-		[SOURCE_NAMESPACE] = "namespace",
-		[SOURCE_SA_NAME] = "service-account-name",
-	};
-
 	for (size_t i = 0; i < chain->n; i++)
 		fprintf(out, "%s%s%s%s", i ? ", " : "",
-			names[chain->items[i].kind],
+			profile_source_name(chain->items[i].kind),
 			chain->items[i].arg ? ":" : "",
 			chain->items[i].arg ? chain->items[i].arg : "");
 }
@@ -278,6 +250,10 @@ static void print_env(FILE *out, const struct profile_env *e)
 		fprintf(out, " when ");
 		print_chain(out, &e->when);
 	}
+	if (e->extract)
+		fprintf(out, " extract %s", e->extract);
+	if (e->group)
+		fprintf(out, " (group %s)", e->group);
 	fputc('\n', out);
 }
 
@@ -287,10 +263,27 @@ static void print_profile(FILE *out, const struct profile *p,
 	fprintf(out, "%s (%s)%s%s\n", p->name, p->source,
 		p->description ? ": " : "",
 		p->description ? p->description : "");
-	fprintf(out, "    trigger ServiceAccount annotation %s (%s)%s%s\n",
-		p->trigger_annotation, validate_format_name(p->trigger_format),
-		p->trigger_pod_label ? ", with pod label " : "",
-		p->trigger_pod_label ? p->trigger_pod_label : "");
+	if (p->trigger_annotation)
+		fprintf(out,
+			"    trigger ServiceAccount annotation %s (%s%s%s)%s%s\n",
+			p->trigger_annotation,
+			validate_format_name(p->trigger_format),
+			p->trigger_pattern ? ", pattern " : "",
+			p->trigger_pattern ? p->trigger_pattern : "",
+			p->trigger_pod_label ? ", with pod label " : "",
+			p->trigger_pod_label ? p->trigger_pod_label : "");
+	else
+		fprintf(out, "    trigger pod label %s\n",
+			p->trigger_pod_label);
+	for (size_t i = 0; i < p->n_required; i++)
+		fprintf(out,
+			"    requires ServiceAccount annotation %s (%s%s%s)\n",
+			p->required[i].key,
+			validate_format_name(p->required[i].check.format),
+			p->required[i].check.pattern ? ", pattern " : "",
+			p->required[i].check.pattern
+				? p->required[i].check.pattern
+				: "");
 	fprintf(out, "    token audience %s, %lld s (min %lld, max %lld)\n",
 		p->audience, (long long)p->expiration,
 		(long long)p->expiration_min, (long long)p->expiration_max);
@@ -299,6 +292,11 @@ static void print_profile(FILE *out, const struct profile *p,
 	if (p->default_mode >= 0)
 		fprintf(out, ", mode %04o", p->default_mode);
 	fputc('\n', out);
+	for (size_t i = 0; i < p->n_files; i++)
+		fprintf(out,
+			"    file %s/%s from pod annotation %s (volume %s)\n",
+			p->files[i].mount_path, p->files[i].name,
+			p->files[i].annotation, p->files[i].volume_name);
 	for (size_t i = 0; i < p->n_env; i++)
 		print_env(out, &p->env[i]);
 	for (size_t i = 0; i < p->n_settings; i++) {
@@ -313,6 +311,7 @@ static void print_profile(FILE *out, const struct profile *p,
 int cli_check_profiles(const struct config *cfg, FILE *out, FILE *err)
 {
 	struct profile_set *set = NULL;
+	struct strbuf shared;
 	struct diag d;
 
 	diag_clear(&d);
@@ -323,6 +322,10 @@ int cli_check_profiles(const struct config *cfg, FILE *out, FILE *err)
 	}
 	for (size_t i = 0; i < profile_set_count(set); i++)
 		print_profile(out, profile_set_get(set, i), cfg->settings);
+	strbuf_init(&shared, BOUND_MESSAGE_BYTES * 4);
+	if (profile_set_describe_shared_env(set, &shared) == 0 && shared.len)
+		fputs(shared.buf, out);
+	strbuf_free(&shared);
 	fprintf(out, "%zu profile(s) OK\n", profile_set_count(set));
 	profile_set_free(set);
 	return CLI_ADMITTED;

@@ -35,7 +35,7 @@ struct option {
 	const char *help;
 };
 
-#define ALL	   (CMD_SERVE | CMD_MUTATE | CMD_CHECK_PROFILES)
+#define ALL	   (CMD_SERVE | CMD_MUTATE | CMD_CHECK_PROFILES | CMD_AUDIT)
 #define OFF(field) offsetof(struct config, field)
 #define MIB	   (1024 * 1024)
 static const struct option options[] = {
@@ -73,6 +73,23 @@ static const struct option options[] = {
 	{ "--output", NULL, OPT_CHOICE, OFF(output), "patch",
 	  "patch|pod|review", 0, 0, CMD_MUTATE, "WHAT",
 	  "print the JSON Patch, the mutated pod or an AdmissionReview response" },
+	{ "--identity-map", "PIW_IDENTITY_MAP", OPT_STRING, OFF(identity_map),
+	  NULL, NULL, 0, 0, CMD_SERVE | CMD_MUTATE | CMD_AUDIT, "FILE",
+	  "annotations for ServiceAccounts by namespace/name, applied as if on "
+	  "the ServiceAccount (our format or the AWS webhook's ConfigMap JSON; "
+	  "serve reloads it on change)" },
+
+	/* audit */
+	{ "--namespace", NULL, OPT_STRING, OFF(namespace), NULL, NULL, 0, 0,
+	  CMD_AUDIT, "NS",
+	  "audit only this namespace (default: every namespace)" },
+	{ "--output", NULL, OPT_CHOICE, OFF(output), "table", "table|json", 0,
+	  0, CMD_AUDIT, "table|json",
+	  "a kubectl-like table or one JSON document (-o is the same)" },
+	{ "-o", NULL, OPT_CHOICE, OFF(output), NULL, "table|json", 0, 0,
+	  CMD_AUDIT, "table|json", "same as --output" },
+	{ "--page-size", NULL, OPT_INT, OFF(page_size), "500", NULL, 10, 5000,
+	  CMD_AUDIT, "N", "pods and ServiceAccounts per list page" },
 
 	/* serve */
 	{ "--listen", "PIW_LISTEN", OPT_ADDRESS, OFF(listen), ":8443", NULL, 0,
@@ -96,7 +113,7 @@ static const struct option options[] = {
 	  "read ServiceAccounts from JSON files in DIR (reloaded on change) "
 	  "instead of the Kubernetes API" },
 	{ "--kubeconfig", "PIW_KUBECONFIG", OPT_STRING, OFF(kubeconfig), NULL,
-	  NULL, 0, 0, CMD_SERVE, "FILE",
+	  NULL, 0, 0, CMD_SERVE | CMD_AUDIT, "FILE",
 	  "reach the Kubernetes API with this kubeconfig (default: the in-cluster "
 	  "configuration)" },
 	{ "--sa-lookup-timeout", "PIW_SA_LOOKUP_TIMEOUT", OPT_DURATION,
@@ -151,8 +168,8 @@ static const struct option options[] = {
 	{ "--reload-interval", "PIW_RELOAD_INTERVAL", OPT_DURATION,
 	  OFF(reload_interval_ms), "2s", NULL, 100, 600000, CMD_SERVE,
 	  "DURATION",
-	  "how often the certificate and ServiceAccount files are checked for "
-	  "changes" },
+	  "how often the certificate, ServiceAccount and identity-map files are "
+	  "checked for changes" },
 };
 #undef MIB
 #undef OFF
@@ -168,6 +185,11 @@ static const struct {
 	  "show offline what the webhook would do to a pod" },
 	{ CMD_CHECK_PROFILES, "check-profiles", "[DIR] [options]",
 	  "validate profiles and print a summary of each" },
+	{ CMD_AUDIT, "audit",
+	  "[--kubeconfig FILE] [--namespace NS] [--profiles-dir DIR] "
+	  "[--setting NAME=VALUE]... [--identity-map FILE] [-o table|json]",
+	  "judge every running pod as the webhook would now: ok, missing, "
+	  "stale, denied, skipped or none" },
 };
 
 const char *config_command_name(enum cli_command command)
@@ -402,8 +424,7 @@ int config_parse(int argc, char *const argv[], config_getenv_fn get_env,
 		return diag_set(d, DIAG_ENOMEM, "out of memory");
 	rc = apply_defaults_and_env(cfg, get_env, d);
 	for (int i = 2; rc == 0 && i < argc && !cfg->help; i++) {
-		if (strncmp(argv[i], "--", 2) == 0 ||
-		    strcmp(argv[i], "-h") == 0)
+		if (argv[i][0] == '-' && argv[i][1] != '\0')
 			rc = parse_flag(cfg, argc, argv, &i, d);
 		else
 			rc = parse_positional(cfg, argv[i], d);

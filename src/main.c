@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "cli_audit.h"
 #include "config.h"
 #include "mem.h"
 #include "serve.h"
@@ -26,6 +27,8 @@ static int run(const struct config *cfg)
 		return cli_mutate(cfg, stdout, stderr);
 	case CMD_CHECK_PROFILES:
 		return cli_check_profiles(cfg, stdout, stderr);
+	case CMD_AUDIT:
+		return cli_audit(cfg, stdout, stderr);
 	case CMD_SERVE:
 		return serve_run(cfg, PIW_VERSION);
 	default:

@@ -112,9 +112,11 @@ void mem_arena_enter(struct mem_arena *a)
 	thread_arena = a;
 }
 
-void mem_arena_pause(struct mem_arena *a)
+void mem_arena_detach(struct mem_arena *a)
 {
 	a->allocating = false;
+	if (thread_arena == a)
+		thread_arena = NULL;
 }
 
 void mem_arena_leave(struct mem_arena *a)

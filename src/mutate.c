@@ -7,7 +7,9 @@
  * planned (token, location, env values; every configuration error found here
  * denies) and checked against the pod (reserved names), and only then written
  * out as patch operations. Any denial discards the whole patch: a pod is
- * mutated by all its profiles or by none.
+ * mutated by all its profiles or by none. Containers remember which profiles
+ * they were given, so a later profile that shares a variable with an earlier
+ * one stays out of that container as a whole (rule 1).
  */
 #include "mutate.h"
 
@@ -39,13 +41,15 @@ struct container_ref {
 	bool has_env,
 		has_mounts; /* the array exists, in the pod or by an earlier op */
 	bool selected, has_our_mount; /* for the profile being applied */
+	unsigned file_mounts; /* bit i: has the mount of the profile's file i */
+	uint32_t applied; /* bit k: the k-th applied profile was given here */
 };
 
 struct pod_view {
 	const cJSON *metadata, *labels, *annotations, *volumes;
 	const char *name, *namespace, *sa_name;
 	bool windows;
-	bool has_volumes, has_annotations;
+	bool has_volumes, has_annotations, has_metadata;
 	struct container_ref *containers;
 	size_t n_containers;
 	char problem[200];
@@ -70,15 +74,20 @@ struct plan {
 	char env_token_path[2 * BOUND_PATH + 4];
 	bool volume_exists;
 	bool denied;
+	bool file_volume_exists[BOUND_PROFILE_FILES];
+	char *owned[BOUND_PROFILE_ENV + BOUND_PROFILE_FILES]; /* freed by
+								 plan_release */
+	size_t n_owned;
+	const char *file_content[BOUND_PROFILE_FILES];
 	struct env_value env[BOUND_PROFILE_ENV];
 	char sanitized[BOUND_PROFILE_ENV][STS_SESSION_NAME_MAX + 1];
 	size_t n_env;
 };
 
-/* An env var injected by an applied profile (first one wins). */
+/* An env var that an applied profile (its index in m->applied) claims. */
 struct injected {
 	const char *name;
-	const char *profile;
+	size_t applied;
 };
 
 struct ctx {
@@ -201,6 +210,7 @@ static const struct json_keep container_members[] = {
 static const struct json_keep volume_members[] = {
 	{ "name", NULL, false },
 	{ "projected", NULL, false },
+	{ "downwardAPI", NULL, false },
 	{ NULL, NULL, false },
 };
 static const struct json_keep spec_members[] = {
@@ -419,6 +429,7 @@ static bool read_pod(struct ctx *c)
 	v->windows = is_windows(selector);
 	v->has_volumes = v->volumes != NULL;
 	v->has_annotations = v->annotations != NULL;
+	v->has_metadata = v->metadata != NULL;
 	return read_containers(v, spec);
 }
 
@@ -510,6 +521,12 @@ static const char *source_value(const struct ctx *c,
 		return c->v.namespace;
 	case SOURCE_SA_NAME:
 		return c->v.sa_name;
+	case SOURCE_ENV:
+		for (size_t i = 0; i < pl->n_env; i++) {
+			if (strcmp(pl->env[i].spec->name, s->arg) == 0)
+				return pl->env[i].value;
+		}
+		return NULL;
 	}
 	return NULL;
 }
@@ -683,6 +700,41 @@ static int eval_when(struct ctx *c, const struct profile_env *e, bool *on)
 	return 0;
 }
 
+/* Keeps a value the plan computed (freed by plan_release). */
+static const char *plan_own(struct plan *pl, char *value)
+{
+	if (value == NULL)
+		return NULL;
+	pl->owned[pl->n_owned++] = value;
+	return value;
+}
+
+static void plan_release(struct plan *pl)
+{
+	for (size_t i = 0; i < pl->n_owned; i++)
+		mem_free(pl->owned[i]);
+	pl->n_owned = 0;
+}
+
+/*
+ * `extract`: the first group of the pattern's first match in value, or NULL
+ * (not set) when it does not match. *oom on allocation failure.
+ */
+static const char *extract_value(struct plan *pl, const struct profile_env *e,
+				 const char *value, bool *oom)
+{
+	size_t start, len;
+	char *copy;
+
+	*oom = false;
+	if (!validate_pattern_extract(e->extract_re, value, &start, &len) ||
+	    len == 0)
+		return NULL;
+	copy = mem_strndup(value + start, len);
+	*oom = copy == NULL;
+	return plan_own(pl, copy);
+}
+
 static int plan_one_env(struct ctx *c, const struct profile_env *e,
 			size_t index)
 {
@@ -696,6 +748,13 @@ static int plan_one_env(struct ctx *c, const struct profile_env *e,
 		return rc;
 	if (value == NULL)
 		value = chain_value(c, &e->from, &origin);
+	if (value && e->extract_re) {
+		bool oom;
+
+		value = extract_value(pl, e, value, &oom);
+		if (oom)
+			return DIAG_ENOMEM;
+	}
 	if (value == NULL) {
 		value = e->default_value;
 		origin = NULL;
@@ -706,49 +765,145 @@ static int plan_one_env(struct ctx *c, const struct profile_env *e,
 		sanitize_sts_session_name(value, pl->sanitized[index]);
 		value = pl->sanitized[index];
 	}
-	if (!validate_value(e->format, value)) {
+	if (!validate_value(e->format, value) ||
+	    (e->re && !validate_pattern_match(e->re, value))) {
+		const char *expectation =
+			e->re ? "of the form the profile's pattern requires"
+			      : validate_format_expectation(e->format);
+
 		if (origin == NULL)
 			return deny(c, "invalid-value",
 				    "%s: the value for %s is not %s",
-				    pl->p->name, e->name,
-				    validate_format_expectation(e->format));
-		return deny_value(c, origin, value,
-				  validate_format_expectation(e->format));
+				    pl->p->name, e->name, expectation);
+		return deny_value(c, origin, value, expectation);
 	}
 	pl->env[pl->n_env].spec = e;
 	pl->env[pl->n_env++].value = value;
 	return 0;
 }
 
+/* ---- generated files ---- */
+
 /*
- * Drops variables an earlier applied profile injects (the first profile wins).
+ * Renders a template into out. A placeholder without a value denies: the
+ * profile's required annotations are what make every placeholder of a shipped
+ * profile have one.
  */
-static int drop_injected(struct ctx *c)
+static int render_template(struct ctx *c, const struct profile_template *t,
+			   const char *file, struct strbuf *out)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct profile_template_part *part = &t->parts[i];
+		const char *value = part->text;
+		int rc;
+
+		if (value == NULL)
+			value = source_value(c, &part->source);
+		if (value == NULL || value[0] == '\0')
+			return deny(c, "invalid-value",
+				    "%s: file %s needs a value for ${%s%s%s}, "
+				    "which has none for Pod \"%s/%s\"",
+				    c->plan->p->name, file,
+				    profile_source_name(part->source.kind),
+				    part->source.arg ? ":" : "",
+				    part->source.arg ? part->source.arg : "",
+				    c->v.namespace, c->v.name);
+		rc = strbuf_adds(out, value);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Finds or creates the object that holds the last member of a dotted path. */
+static cJSON *json_parent(cJSON *root, const char *path, const char **leaf)
+{
+	cJSON *obj = root;
+	const char *seg = path, *dot;
+
+	while ((dot = strchr(seg, '.')) != NULL) {
+		char name[BOUND_PROFILE_LINE + 1];
+		cJSON *next;
+
+		snprintf(name, sizeof(name), "%.*s", (int)(dot - seg), seg);
+		next = cJSON_GetObjectItemCaseSensitive(obj, name);
+		if (next == NULL)
+			next = cJSON_AddObjectToObject(obj, name);
+		if (next == NULL)
+			return NULL;
+		obj = next;
+		seg = dot + 1;
+	}
+	*leaf = seg;
+	return obj;
+}
+
+/* A json file: each member rendered and JSON-escaped by cJSON's printer. */
+static int render_json_file(struct ctx *c, const struct profile_file *f,
+			    char **ret)
+{
+	struct strbuf value;
+	cJSON *root = cJSON_CreateObject();
+	int rc = root ? 0 : DIAG_ENOMEM;
+
+	*ret = NULL;
+	strbuf_init(&value, BOUND_FILE_BYTES);
+	for (size_t i = 0; rc == 0 && i < f->n_fields && !c->plan->denied;
+	     i++) {
+		const char *leaf = NULL;
+		cJSON *parent;
+
+		strbuf_reset(&value);
+		rc = render_template(c, &f->fields[i].value, f->name, &value);
+		if (rc != 0 || c->plan->denied)
+			break;
+		parent = json_parent(root, f->fields[i].path, &leaf);
+		if (parent == NULL ||
+		    cJSON_AddStringToObject(parent, leaf, strbuf_str(&value)) ==
+			    NULL)
+			rc = DIAG_ENOMEM;
+	}
+	if (rc == 0 && !c->plan->denied) {
+		*ret = cJSON_PrintUnformatted(root);
+		if (*ret == NULL)
+			rc = DIAG_ENOMEM;
+		else if (strlen(*ret) > BOUND_FILE_BYTES)
+			rc = DIAG_ELIMIT;
+	}
+	strbuf_free(&value);
+	cJSON_Delete(root);
+	return rc;
+}
+
+static int plan_file(struct ctx *c, size_t i)
 {
 	struct plan *pl = c->plan;
-	size_t kept = 0;
+	const struct profile_file *f = &pl->p->files[i];
+	char *content = NULL;
+	int rc;
 
-	for (size_t i = 0; i < pl->n_env; i++) {
-		const struct injected *owner = NULL;
+	if (f->json) {
+		rc = render_json_file(c, f, &content);
+	} else {
+		struct strbuf text;
 
-		for (size_t k = 0; k < c->n_injected && !owner; k++) {
-			if (strcmp(c->injected[k].name,
-				   pl->env[i].spec->name) == 0)
-				owner = &c->injected[k];
+		strbuf_init(&text, BOUND_FILE_BYTES);
+		rc = render_template(c, &f->text, f->name, &text);
+		if (rc == 0 && !pl->denied) {
+			content = strbuf_detach(&text, NULL);
+			rc = content ? 0 : DIAG_ENOMEM;
 		}
-		if (owner == NULL) {
-			pl->env[kept++] = pl->env[i];
-			continue;
-		}
-		if (mutation_warn(
-			    c->m,
-			    "%s: %s is already injected by profile %s, which comes "
-			    "first; %s's value is not set",
-			    pl->p->name, pl->env[i].spec->name, owner->profile,
-			    pl->p->name) != 0)
-			return DIAG_ENOMEM;
+		strbuf_free(&text);
 	}
-	pl->n_env = kept;
+	if (rc == DIAG_ELIMIT)
+		return deny(c, "invalid-value",
+			    "%s: file %s would be larger than %ld bytes",
+			    pl->p->name, f->name, BOUND_FILE_BYTES);
+	if (rc != 0 || pl->denied) {
+		mem_free(content);
+		return rc;
+	}
+	pl->file_content[i] = plan_own(pl, content);
 	return 0;
 }
 
@@ -774,8 +929,8 @@ static int plan_profile(struct ctx *c)
 		rc = plan_location(c);
 	for (size_t i = 0; rc == 0 && !pl->denied && i < p->n_env; i++)
 		rc = plan_one_env(c, &p->env[i], i);
-	if (rc == 0 && !pl->denied)
-		rc = drop_injected(c);
+	for (size_t i = 0; rc == 0 && !pl->denied && i < p->n_files; i++)
+		rc = plan_file(c, i);
 	return rc;
 }
 
@@ -855,6 +1010,62 @@ static int check_volume(struct ctx *c)
 	return 0;
 }
 
+/* The downwardAPI item of file f: the fieldPath that reads its annotation. */
+static void file_field_path(const struct profile_file *f, char *buf,
+			    size_t size)
+{
+	snprintf(buf, size, "metadata.annotations['%s']", f->annotation);
+}
+
+static bool is_our_file_volume(const struct profile_file *f,
+			       const cJSON *volume)
+{
+	const cJSON *dapi = NULL, *items = NULL, *item, *ref = NULL;
+	const char *path, *field;
+	char want[BOUND_DNS_SUBDOMAIN + BOUND_DNS_LABEL + 32];
+
+	if (json_member(volume, "downwardAPI", cJSON_Object, &dapi) !=
+		    JSON_FOUND ||
+	    json_member(dapi, "items", cJSON_Array, &items) != JSON_FOUND ||
+	    cJSON_GetArraySize(items) != 1)
+		return false;
+	item = cJSON_GetArrayItem(items, 0);
+	if (json_member(item, "fieldRef", cJSON_Object, &ref) != JSON_FOUND)
+		return false;
+	path = json_string(item, "path");
+	field = json_string(ref, "fieldPath");
+	file_field_path(f, want, sizeof(want));
+	return path && strcmp(path, f->name) == 0 && field &&
+	       strcmp(field, want) == 0;
+}
+
+/* A pod volume with a file's volume name must be exactly that file's. */
+static int check_file_volumes(struct ctx *c)
+{
+	struct plan *pl = c->plan;
+	const cJSON *volume;
+
+	for (size_t i = 0; i < pl->p->n_files && !pl->denied; i++) {
+		const struct profile_file *f = &pl->p->files[i];
+
+		cJSON_ArrayForEach(volume, c->v.volumes) {
+			if (strcmp(json_string(volume, "name"),
+				   f->volume_name) != 0)
+				continue;
+			if (!is_our_file_volume(f, volume))
+				return deny(
+					c, "volume-conflict",
+					"Pod \"%s/%s\": volume \"%s\" already "
+					"exists and is not the downwardAPI file "
+					"%s of profile %s; rename it",
+					c->v.namespace, c->v.name,
+					f->volume_name, f->name, pl->p->name);
+			pl->file_volume_exists[i] = true;
+		}
+	}
+	return 0;
+}
+
 static bool container_selected(const struct ctx *c,
 			       const struct container_ref *ref)
 {
@@ -877,8 +1088,8 @@ static bool container_selected(const struct ctx *c,
 
 /* Denies a mount of our volume elsewhere or of another volume at our path; tells
  * whether the container already has our mount. */
-static int check_mounts(struct ctx *c, const struct container_ref *ref,
-			bool *has_ours)
+static int check_mount(struct ctx *c, const struct container_ref *ref,
+		       const char *volume, const char *dir, bool *has_ours)
 {
 	const struct plan *pl = c->plan;
 	const cJSON *mount;
@@ -887,22 +1098,40 @@ static int check_mounts(struct ctx *c, const struct container_ref *ref,
 	cJSON_ArrayForEach(mount, ref->mounts) {
 		const char *name = json_string(mount, "name");
 		const char *path = json_string(mount, "mountPath");
-		bool ours = strcmp(name, pl->p->volume_name) == 0;
+		bool ours = strcmp(name, volume) == 0;
 
-		if (ours && same_path(path, pl->mount_dir)) {
+		if (ours && same_path(path, dir)) {
 			*has_ours = true;
 			continue;
 		}
-		if (ours || same_path(path, pl->mount_dir))
+		if (ours || same_path(path, dir))
 			return deny(
 				c, "mount-conflict",
 				"Pod \"%s/%s\": container \"%s\" mounts volume \"%s\" at "
 				"\"%s\", but profile %s mounts volume \"%s\" at \"%s\"",
 				c->v.namespace, c->v.name, ref->name, name,
-				path, pl->p->name, pl->p->volume_name,
-				pl->mount_dir);
+				path, pl->p->name, volume, dir);
 	}
 	return 0;
+}
+
+/* The token mount and each file's mount: conflicts deny; ours are noted. */
+static int check_mounts(struct ctx *c, struct container_ref *ref)
+{
+	const struct profile *p = c->plan->p;
+	int rc = check_mount(c, ref, p->volume_name, c->plan->mount_dir,
+			     &ref->has_our_mount);
+
+	ref->file_mounts = 0;
+	for (size_t i = 0; rc == 0 && i < p->n_files && !c->plan->denied; i++) {
+		bool has = false;
+
+		rc = check_mount(c, ref, p->files[i].volume_name,
+				 p->files[i].mount_path, &has);
+		if (has)
+			ref->file_mounts |= 1u << i;
+	}
+	return rc;
 }
 
 /* ---- writing the patch ---- */
@@ -942,17 +1171,51 @@ static int render_volume(struct ctx *c)
 	return rc;
 }
 
-static int emit_volume(struct ctx *c)
+static int render_file_volume(struct ctx *c, const struct profile_file *f)
+{
+	struct strbuf *out = &c->value;
+	char field[BOUND_DNS_SUBDOMAIN + BOUND_DNS_LABEL + 32];
+	int rc = strbuf_adds(out, "{\"name\":");
+
+	file_field_path(f, field, sizeof(field));
+	if (rc == 0)
+		rc = json_append_string(out, f->volume_name);
+	if (rc == 0)
+		rc = strbuf_adds(out,
+				 ",\"downwardAPI\":{\"items\":[{\"path\":");
+	if (rc == 0)
+		rc = json_append_string(out, f->name);
+	if (rc == 0)
+		rc = strbuf_adds(out, ",\"fieldRef\":{\"apiVersion\":\"v1\","
+				      "\"fieldPath\":");
+	if (rc == 0)
+		rc = json_append_string(out, field);
+	if (rc == 0)
+		rc = strbuf_adds(out, "}}]");
+	if (rc == 0 && f->default_mode >= 0) {
+		rc = strbuf_adds(out, ",\"defaultMode\":");
+		if (rc == 0)
+			rc = strbuf_add_i64(out, f->default_mode);
+	}
+	if (rc == 0)
+		rc = strbuf_adds(out, "}}");
+	return rc;
+}
+
+/* file < 0: the token's projected volume; else that generated file's. */
+static int emit_volume(struct ctx *c, int file)
 {
 	bool create = !c->v.has_volumes;
 	int rc;
 
-	if (c->plan->volume_exists)
+	if (file < 0 ? c->plan->volume_exists
+		     : c->plan->file_volume_exists[file])
 		return 0;
 	strbuf_reset(&c->value);
 	rc = create ? strbuf_addc(&c->value, '[') : 0;
 	if (rc == 0)
-		rc = render_volume(c);
+		rc = file < 0 ? render_volume(c)
+			      : render_file_volume(c, &c->plan->p->files[file]);
 	if (rc == 0 && create)
 		rc = strbuf_addc(&c->value, ']');
 	if (rc == 0)
@@ -981,22 +1244,21 @@ static int container_path(struct ctx *c, const struct container_ref *ref,
 	return rc;
 }
 
-static int emit_mount(struct ctx *c, struct container_ref *ref)
+static int emit_mount(struct ctx *c, struct container_ref *ref,
+		      const char *volume, const char *dir)
 {
 	bool create = !ref->has_mounts;
 	struct strbuf *out = &c->value;
 	int rc;
 
-	if (ref->has_our_mount)
-		return 0;
 	strbuf_reset(out);
 	rc = strbuf_adds(out, create ? "[{\"name\":" : "{\"name\":");
 	if (rc == 0)
-		rc = json_append_string(out, c->plan->p->volume_name);
+		rc = json_append_string(out, volume);
 	if (rc == 0)
 		rc = strbuf_adds(out, ",\"mountPath\":");
 	if (rc == 0)
-		rc = json_append_string(out, c->plan->mount_dir);
+		rc = json_append_string(out, dir);
 	if (rc == 0)
 		rc = strbuf_adds(out, create ? ",\"readOnly\":true}]"
 					     : ",\"readOnly\":true}");
@@ -1050,6 +1312,28 @@ static int render_env(struct strbuf *out, const struct env_value *ev)
 	return rc;
 }
 
+/*
+ * The variable of ev's group that the container sets itself, or NULL: the
+ * group goes in whole or not at all, so the user's one keeps the others out.
+ */
+static const char *group_held(const struct ctx *c,
+			      const struct container_ref *ref,
+			      const struct env_value *ev)
+{
+	const struct profile *p = c->plan->p;
+
+	if (ev->spec->group == NULL)
+		return NULL;
+	for (size_t i = 0; i < p->n_env; i++) {
+		const struct profile_env *e = &p->env[i];
+
+		if (e->group && strcmp(e->group, ev->spec->group) == 0 &&
+		    user_env(ref, e->name))
+			return e->name;
+	}
+	return NULL;
+}
+
 /* A container without env gets one "add" of the whole array; otherwise one "add" per
  * variable at the end of its env. */
 static int emit_env(struct ctx *c, struct container_ref *ref)
@@ -1062,9 +1346,19 @@ static int emit_env(struct ctx *c, struct container_ref *ref)
 	for (size_t i = 0; rc == 0 && i < c->plan->n_env; i++) {
 		const struct env_value *ev = &c->plan->env[i];
 		const cJSON *existing = user_env(ref, ev->spec->name);
+		const char *held = existing ? NULL : group_held(c, ref, ev);
 
 		if (existing) {
 			rc = keep_user_env(c, ref, existing, ev);
+			continue;
+		}
+		if (held) {
+			rc = mutation_warn(
+				c->m,
+				"%s: container \"%s\" sets %s itself; %s, "
+				"which goes with it, is not injected",
+				c->plan->p->name, ref->name, held,
+				ev->spec->name);
 			continue;
 		}
 		if (!create)
@@ -1094,55 +1388,85 @@ static int emit_env(struct ctx *c, struct container_ref *ref)
  * Appends an annotations map holding only ours, wrapped for /metadata if
  * needed.
  */
-static int render_annotations(struct ctx *c, const char *names)
+/*
+ * Appends an annotations map holding only key, wrapped for /metadata if the
+ * pod has no metadata.
+ */
+static int render_annotations(struct ctx *c, const char *key, const char *value)
 {
-	bool whole_metadata = c->v.metadata == NULL;
+	bool whole_metadata = !c->v.has_metadata;
 	int rc = strbuf_adds(&c->value,
 			     whole_metadata ? "{\"annotations\":{" : "{");
 
 	if (rc == 0)
-		rc = json_append_string(&c->value, MUTATE_PROFILES_ANNOTATION);
+		rc = json_append_string(&c->value, key);
 	if (rc == 0)
 		rc = strbuf_addc(&c->value, ':');
 	if (rc == 0)
-		rc = json_append_string(&c->value, names);
+		rc = json_append_string(&c->value, value);
 	if (rc == 0)
 		rc = strbuf_adds(&c->value, whole_metadata ? "}}" : "}");
 	return rc;
 }
 
-static int emit_profiles_annotation(struct ctx *c)
+/*
+ * Sets a pod annotation unless it already holds value, creating the map (and
+ * metadata) the first time. "add" replaces an existing member (RFC 6902).
+ */
+static int emit_annotation(struct ctx *c, const char *key, const char *value)
 {
-	char names[BOUND_PROFILES * (BOUND_PROFILE_NAME + 1)];
-	const char *existing = pod_annotation(c, MUTATE_PROFILES_ANNOTATION);
-	size_t n = 0;
+	const char *existing = pod_annotation(c, key);
 	int rc;
 
-	names[0] = '\0';
-	for (size_t i = 0; i < c->m->n_applied && n < sizeof(names); i++)
-		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s",
-				      i ? "," : "", c->m->applied[i]);
-	if (existing && strcmp(existing, names) == 0)
+	if (existing && strcmp(existing, value) == 0)
 		return 0;
 	strbuf_reset(&c->path);
 	strbuf_reset(&c->value);
 	if (c->v.has_annotations) {
 		rc = strbuf_adds(&c->path, "/metadata/annotations");
 		if (rc == 0)
-			rc = patch_pointer_append(&c->path,
-						  MUTATE_PROFILES_ANNOTATION);
+			rc = patch_pointer_append(&c->path, key);
 		if (rc == 0)
-			rc = json_append_string(&c->value, names);
+			rc = json_append_string(&c->value, value);
 	} else {
-		rc = strbuf_adds(&c->path, c->v.metadata
+		rc = strbuf_adds(&c->path, c->v.has_metadata
 						   ? "/metadata/annotations"
 						   : "/metadata");
 		if (rc == 0)
-			rc = render_annotations(c, names);
+			rc = render_annotations(c, key, value);
 	}
+	c->v.has_annotations = c->v.has_metadata = true;
 	return rc ? rc
 		  : patch_add_op(&c->m->patch, "add", c->path.buf,
 				 c->value.buf);
+}
+
+static int emit_profiles_annotation(struct ctx *c)
+{
+	char names[BOUND_PROFILES * (BOUND_PROFILE_NAME + 1)];
+	size_t n = 0;
+
+	names[0] = '\0';
+	for (size_t i = 0; i < c->m->n_applied && n < sizeof(names); i++)
+		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s",
+				      i ? "," : "", c->m->applied[i]);
+	return emit_annotation(c, MUTATE_PROFILES_ANNOTATION, names);
+}
+
+/* A generated file's annotation; a different value there is replaced. */
+static int emit_file_annotation(struct ctx *c, size_t i)
+{
+	const struct profile_file *f = &c->plan->p->files[i];
+	const char *existing = pod_annotation(c, f->annotation);
+	int rc = 0;
+
+	if (existing && strcmp(existing, c->plan->file_content[i]) != 0)
+		rc = mutation_warn(c->m,
+				   "%s: pod annotation %s is replaced by the "
+				   "generated file %s",
+				   c->plan->p->name, f->annotation, f->name);
+	return rc ? rc
+		  : emit_annotation(c, f->annotation, c->plan->file_content[i]);
 }
 
 /* ---- one profile, start to end ---- */
@@ -1186,6 +1510,29 @@ static void note_skip(struct ctx *c, const char *profile, const char *why)
 	c->n_skipped++;
 }
 
+/*
+ * Rule 1: a container holds one profile's variables as a unit. The earlier
+ * applied profile that already gave this container one of the plan's
+ * variables, or NULL.
+ */
+static const struct injected *unit_conflict(const struct ctx *c,
+					    const struct container_ref *ref)
+{
+	const struct plan *pl = c->plan;
+
+	for (size_t k = 0; k < c->n_injected; k++) {
+		const struct injected *in = &c->injected[k];
+
+		if (!(ref->applied & (UINT32_C(1) << in->applied)))
+			continue;
+		for (size_t i = 0; i < pl->n_env; i++) {
+			if (strcmp(pl->env[i].spec->name, in->name) == 0)
+				return in;
+		}
+	}
+	return NULL;
+}
+
 /* Checks the selected containers' mounts; returns how many are selected. */
 static size_t select_containers(struct ctx *c, int *rc)
 {
@@ -1195,13 +1542,28 @@ static size_t select_containers(struct ctx *c, int *rc)
 	for (size_t i = 0;
 	     i < c->v.n_containers && *rc == 0 && !c->plan->denied; i++) {
 		struct container_ref *ref = &c->v.containers[i];
+		const struct injected *owner;
 
 		ref->selected = container_selected(c, ref);
 		ref->has_our_mount = false;
+		ref->file_mounts = 0;
 		if (!ref->selected)
 			continue;
+		owner = unit_conflict(c, ref);
+		if (owner) {
+			ref->selected = false;
+			*rc = mutation_warn(
+				c->m,
+				"%s: not applied to container \"%s\": profile "
+				"%s, which comes first, already gives it %s "
+				"(a container gets one profile's variables as "
+				"a unit)",
+				c->plan->p->name, ref->name,
+				c->m->applied[owner->applied], owner->name);
+			continue;
+		}
 		selected++;
-		*rc = check_mounts(c, ref, &ref->has_our_mount);
+		*rc = check_mounts(c, ref);
 	}
 	return selected;
 }
@@ -1210,6 +1572,7 @@ static int record_applied(struct ctx *c)
 {
 	struct plan *pl = c->plan;
 	struct injected *grown;
+	size_t index = c->m->n_applied;
 
 	grown = mem_realloc(c->injected,
 			    (c->n_injected + pl->n_env + 1) * sizeof(*grown));
@@ -1218,7 +1581,11 @@ static int record_applied(struct ctx *c)
 	c->injected = grown;
 	for (size_t i = 0; i < pl->n_env; i++) {
 		c->injected[c->n_injected].name = pl->env[i].spec->name;
-		c->injected[c->n_injected++].profile = pl->p->name;
+		c->injected[c->n_injected++].applied = index;
+	}
+	for (size_t i = 0; i < c->v.n_containers; i++) {
+		if (c->v.containers[i].selected)
+			c->v.containers[i].applied |= UINT32_C(1) << index;
 	}
 	c->mount_dirs[c->n_mount_dirs] = mem_strdup(pl->mount_dir);
 	if (c->mount_dirs[c->n_mount_dirs] == NULL)
@@ -1228,63 +1595,178 @@ static int record_applied(struct ctx *c)
 	return 0;
 }
 
+static int emit_container(struct ctx *c, struct container_ref *ref)
+{
+	const struct profile *p = c->plan->p;
+	int rc = 0;
+
+	if (!ref->has_our_mount)
+		rc = emit_mount(c, ref, p->volume_name, c->plan->mount_dir);
+	for (size_t f = 0; rc == 0 && f < p->n_files; f++) {
+		if (!(ref->file_mounts & (1u << f)))
+			rc = emit_mount(c, ref, p->files[f].volume_name,
+					p->files[f].mount_path);
+	}
+	return rc ? rc : emit_env(c, ref);
+}
+
 static int emit_profile(struct ctx *c)
 {
-	int rc = emit_volume(c);
+	const struct profile *p = c->plan->p;
+	int rc = emit_volume(c, -1);
 
+	for (size_t f = 0; rc == 0 && f < p->n_files; f++)
+		rc = emit_volume(c, (int)f);
 	for (size_t i = 0; rc == 0 && i < c->v.n_containers; i++) {
 		struct container_ref *ref = &c->v.containers[i];
 
-		if (!ref->selected)
-			continue;
-		rc = emit_mount(c, ref);
-		if (rc == 0)
-			rc = emit_env(c, ref);
+		if (ref->selected)
+			rc = emit_container(c, ref);
 	}
+	for (size_t f = 0; rc == 0 && f < p->n_files; f++)
+		rc = emit_file_annotation(c, f);
 	return rc ? rc : record_applied(c);
 }
 
+static bool has_value(const char *v)
+{
+	return v && v[0] != '\0';
+}
+
+/*
+ * Whether the ServiceAccount is set up for p: its trigger or a required
+ * annotation, or, for a label-only profile, an annotation its variables read.
+ * Such a pod without the profile's label is "skipped: pod label missing", so
+ * the log says why it was not mutated (rule 14).
+ */
+static bool sa_configured(const struct ctx *c, const struct profile *p)
+{
+	if (p->trigger_annotation &&
+	    has_value(sa_annotation(c->in->sa, p->trigger_annotation)))
+		return true;
+	for (size_t i = 0; i < p->n_required; i++) {
+		if (has_value(sa_annotation(c->in->sa, p->required[i].key)))
+			return true;
+	}
+	for (size_t i = 0; p->trigger_annotation == NULL && i < p->n_env; i++) {
+		const struct profile_chain *from = &p->env[i].from;
+
+		for (size_t k = 0; k < from->n; k++) {
+			if (from->items[k].kind == SOURCE_SA_ANNOTATION &&
+			    has_value(sa_annotation(c->in->sa,
+						    from->items[k].arg)))
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * A profile turns on by its trigger annotation or any required annotation
+ * (a missing partner is then a configuration error, not silence), or by its
+ * pod label alone when it has no trigger annotation; a pod label, when given,
+ * must be exactly "true", as a matchLabels objectSelector would require.
+ */
 static bool profile_matches(const struct ctx *c, const struct profile *p)
 {
-	const char *trigger = sa_annotation(c->in->sa, p->trigger_annotation);
 	const char *opt_in;
+	bool on = p->trigger_annotation == NULL;
 
-	if (trigger == NULL || trigger[0] == '\0')
+	if (p->trigger_annotation)
+		on = has_value(sa_annotation(c->in->sa, p->trigger_annotation));
+	for (size_t i = 0; !on && i < p->n_required; i++)
+		on = has_value(sa_annotation(c->in->sa, p->required[i].key));
+	if (!on)
 		return false;
 	if (p->trigger_pod_label == NULL)
 		return true;
 	opt_in = json_string(c->v.labels, p->trigger_pod_label);
-	return opt_in && str_eq_ci(opt_in, "true");
+	return opt_in && strcmp(opt_in, "true") == 0;
+}
+
+/* Denies a required annotation that is missing or fails its check. */
+static int check_annotation(struct ctx *c, const char *key,
+			    enum value_format format,
+			    const struct validate_pattern *re,
+			    const char *pattern)
+{
+	const struct profile *p = c->plan->p;
+	struct profile_source origin = { SOURCE_SA_ANNOTATION, (char *)key };
+	const char *value = sa_annotation(c->in->sa, key);
+	char expectation[BOUND_PROFILE_LINE + 32];
+
+	if (!has_value(value))
+		return deny(c, "invalid-value",
+			    "ServiceAccount \"%s/%s\" annotation \"%s\" is "
+			    "missing: profile %s requires it",
+			    c->in->sa->namespace, c->in->sa->name, key,
+			    p->name);
+	if (!validate_value(format, value))
+		return deny_value(c, &origin, value,
+				  validate_format_expectation(format));
+	if (re && !validate_pattern_match(re, value)) {
+		snprintf(expectation, sizeof(expectation), "of the form %s",
+			 pattern);
+		return deny_value(c, &origin, value, expectation);
+	}
+	return 0;
+}
+
+/* The trigger annotation and every required one: all errors are reported. */
+static int check_identity(struct ctx *c)
+{
+	const struct profile *p = c->plan->p;
+	int rc = 0;
+
+	if (p->trigger_annotation)
+		rc = check_annotation(c, p->trigger_annotation,
+				      p->trigger_format, p->trigger_re,
+				      p->trigger_pattern);
+	for (size_t i = 0; rc == 0 && i < p->n_required; i++)
+		rc = check_annotation(
+			c, p->required[i].key, p->required[i].check.format,
+			p->required[i].check.re, p->required[i].check.pattern);
+	return rc;
 }
 
 static int apply_profile(struct ctx *c, const struct profile *p)
 {
 	struct plan *pl = c->plan;
-	struct profile_source trigger = { SOURCE_TRIGGER, NULL };
 	char why[sizeof(c->m->skip_reason)];
 	size_t selected;
 	int rc;
 
-	if (!profile_matches(c, p))
+	if (!profile_matches(c, p)) {
+		if (p->trigger_pod_label && sa_configured(c, p)) {
+			snprintf(why, sizeof(why),
+				 "pod label %s is not \"true\"",
+				 p->trigger_pod_label);
+			note_skip(c, p->name, why);
+		}
 		return 0;
+	}
 	c->n_matched++;
 	if (skip_reason(c, p, why, sizeof(why))) {
 		note_skip(c, p->name, why);
 		return 0;
 	}
+	plan_release(pl);
 	memset(pl, 0, offsetof(struct plan, env));
 	pl->p = p;
 	pl->n_env = 0;
-	pl->trigger = sa_annotation(c->in->sa, p->trigger_annotation);
-	if (!validate_value(p->trigger_format, pl->trigger))
-		return deny_value(
-			c, &trigger, pl->trigger,
-			validate_format_expectation(p->trigger_format));
+	pl->trigger = p->trigger_annotation
+			      ? sa_annotation(c->in->sa, p->trigger_annotation)
+			      : NULL;
+	rc = check_identity(c);
+	if (rc != 0 || pl->denied)
+		return rc;
 	rc = plan_profile(c);
 	if (rc == 0 && !pl->denied)
 		rc = check_mount_dir(c);
 	if (rc == 0 && !pl->denied)
 		rc = check_volume(c);
+	if (rc == 0 && !pl->denied)
+		rc = check_file_volumes(c);
 	if (rc != 0 || pl->denied)
 		return rc;
 	selected = select_containers(c, &rc);
@@ -1318,14 +1800,31 @@ static void finish(struct ctx *c)
 		m->outcome = MUTATE_NO_MATCH;
 }
 
+/* A label of the raw pod, read without trusting its shape (or NULL). */
+static const char *raw_label(const cJSON *pod, const char *key)
+{
+	const cJSON *metadata = NULL, *labels = NULL;
+
+	if (json_member(pod, "metadata", cJSON_Object, &metadata) !=
+		    JSON_FOUND ||
+	    json_member(metadata, "labels", cJSON_Object, &labels) !=
+		    JSON_FOUND)
+		return NULL;
+	return json_string(labels, key);
+}
+
+/*
+ * Whether any profile might apply, before the pod is read whole: a pod that
+ * no profile concerns is admitted without being checked.
+ */
 static bool any_trigger(const struct ctx *c)
 {
 	for (size_t i = 0; i < profile_set_count(c->set); i++) {
-		const char *t = sa_annotation(
-			c->in->sa,
-			profile_set_get(c->set, i)->trigger_annotation);
+		const struct profile *p = profile_set_get(c->set, i);
 
-		if (t && t[0] != '\0')
+		if (sa_configured(c, p) ||
+		    (p->trigger_annotation == NULL &&
+		     has_value(raw_label(c->in->pod, p->trigger_pod_label))))
 			return true;
 	}
 	return false;
@@ -1354,8 +1853,10 @@ static int apply_all(struct ctx *c)
 	c->plan = &plan;
 	strbuf_init(&c->path, BOUND_PATH * 2);
 	strbuf_init(&c->value, BOUND_PATCH_BYTES);
+	memset(&plan, 0, offsetof(struct plan, env));
 	for (size_t i = 0; rc == 0 && i < profile_set_count(c->set); i++)
 		rc = apply_profile(c, profile_set_get(c->set, i));
+	plan_release(&plan);
 	if (rc == 0 && !c->denied && c->m->n_applied > 0)
 		rc = emit_profiles_annotation(c);
 	if (rc == 0)
@@ -1402,4 +1903,21 @@ int mutate_pod(const struct mutate_input *in,
 		return diag_set(d, rc, "%s while deciding on the pod",
 				diag_code_name(rc));
 	return 0;
+}
+
+int mutate_check_pod(const cJSON *pod, struct diag *d)
+{
+	struct mutate_input in = { .pod = pod };
+	struct ctx c = { .in = &in };
+	int rc = 0;
+
+	if (!read_pod(&c))
+		rc = c.v.containers == NULL &&
+				     strcmp(c.v.problem, "out of memory") == 0
+			     ? diag_set(d, DIAG_ENOMEM, "out of memory")
+			     : diag_set(d, DIAG_EPARSE,
+					"not a Pod we can read: %s",
+					c.v.problem);
+	mem_free(c.v.containers);
+	return rc;
 }

@@ -7,7 +7,8 @@
  * empty sections and point at them), refusal of over-long lines, continuation
  * lines and binary data, and a table of the fixed keys with their types. A
  * profile is built in a fresh struct and handed out only once every check has
- * passed: never half-loaded.
+ * passed: never half-loaded. Patterns are compiled and templates parsed here,
+ * at load, so a request only matches and concatenates what was checked.
  */
 #include "profile.h"
 
@@ -41,6 +42,7 @@ enum key_type {
 	KT_DRIVE,
 	KT_QNAME_LIST,
 	KT_SKIP_MATCH,
+	KT_REL_PATH,
 };
 
 struct key_spec {
@@ -55,8 +57,9 @@ struct key_spec {
 static const struct key_spec fixed_keys[] = {
 	{ "profile", "name", KT_PROFILE_NAME, F(name), true },
 	{ "profile", "description", KT_TEXT, F(description), false },
-	{ "trigger", "annotation", KT_QNAME, F(trigger_annotation), true },
-	{ "trigger", "format", KT_FORMAT, F(trigger_format), true },
+	{ "trigger", "annotation", KT_QNAME, F(trigger_annotation), false },
+	{ "trigger", "format", KT_FORMAT, F(trigger_format), false },
+	{ "trigger", "pattern", KT_TEXT, F(trigger_pattern), false },
 	{ "trigger", "pod-label", KT_QNAME, F(trigger_pod_label), false },
 	{ "token", "audience", KT_TEXT, F(audience), true },
 	{ "token", "audience-annotation", KT_QNAME, F(audience_annotation),
@@ -70,7 +73,7 @@ static const struct key_spec fixed_keys[] = {
 	  F(pod_expiration_annotation), false },
 	{ "volume", "name", KT_DNS_LABEL, F(volume_name), true },
 	{ "volume", "mount-path", KT_ABS_PATH, F(mount_path), true },
-	{ "volume", "file", KT_FILE_NAME, F(token_file), true },
+	{ "volume", "file", KT_REL_PATH, F(token_file), true },
 	{ "volume", "file-annotation", KT_QNAME, F(file_annotation), false },
 	{ "volume", "default-mode", KT_MODE, F(default_mode), false },
 	{ "volume", "windows-drive", KT_DRIVE, F(windows_drive), false },
@@ -92,8 +95,9 @@ static const struct key_spec fixed_keys[] = {
  * Keys of [env NAME] and [setting NAME], indexes into the per-entry line
  * arrays.
  */
-static const char *const env_keys[] = { "value", "from",   "default",
-					"when",	 "format", "sanitize" };
+static const char *const env_keys[] = { "value",   "from",    "default",
+					"when",	   "format",  "sanitize",
+					"pattern", "extract", "group" };
 enum {
 	ENV_VALUE,
 	ENV_FROM,
@@ -101,18 +105,38 @@ enum {
 	ENV_WHEN,
 	ENV_FORMAT,
 	ENV_SANITIZE,
+	ENV_PATTERN,
+	ENV_EXTRACT,
+	ENV_GROUP,
 	N_ENV_KEYS
 };
-static const char *const setting_keys[] = { "format", "default",
-					    "description" };
-enum { SET_FORMAT, SET_DEFAULT, SET_DESCRIPTION, N_SETTING_KEYS };
+static const char *const required_keys[] = { "format", "pattern" };
+enum { REQ_FORMAT, REQ_PATTERN, N_REQUIRED_KEYS };
+static const char *const file_keys[] = { "format",	 "annotation",
+					 "volume",	 "mount-path",
+					 "default-mode", "template" };
+enum {
+	FILE_FORMAT,
+	FILE_ANNOTATION,
+	FILE_VOLUME,
+	FILE_MOUNT_PATH,
+	FILE_MODE,
+	FILE_TEMPLATE,
+	N_FILE_KEYS
+};
+#define FILE_FIELD_PREFIX "json."
+static const char *const setting_keys[] = { "format", "default", "description",
+					    "pattern" };
+enum { SET_FORMAT, SET_DEFAULT, SET_DESCRIPTION, SET_PATTERN, N_SETTING_KEYS };
 
 /* ---- parse context ---- */
 
-#define MAX_SECTIONS (BOUND_PROFILE_ENV + BOUND_PROFILE_SETTINGS + 8)
+#define MAX_SECTIONS                                                           \
+	(BOUND_PROFILE_ENV + BOUND_PROFILE_SETTINGS + BOUND_PROFILE_REQUIRED + \
+	 BOUND_PROFILE_FILES + 8)
 
 struct section_rec {
-	char name[64];
+	char name[BOUND_PROFILE_LINE + 1];
 	int line;
 	int keys;
 	int index; /* env or setting index, -1 before its first key */
@@ -131,6 +155,8 @@ struct parse_ctx {
 	int fixed_line[N_FIXED_KEYS];
 	int env_line[BOUND_PROFILE_ENV][N_ENV_KEYS];
 	int setting_line[BOUND_PROFILE_SETTINGS][N_SETTING_KEYS];
+	int required_line[BOUND_PROFILE_REQUIRED][N_REQUIRED_KEYS];
+	int file_line[BOUND_PROFILE_FILES][N_FILE_KEYS];
 };
 
 static int fail(struct parse_ctx *c, int line, const char *fmt, ...)
@@ -335,6 +361,13 @@ static int parse_fixed_value(struct parse_ctx *c, const struct key_spec *k,
 			return fail(c, c->line, "'%s': '%s' is not a file name",
 				    k->key, value);
 		return copy_value(c, field, value);
+	case KT_REL_PATH:
+		if (!validate_rel_path(value))
+			return fail(c, c->line,
+				    "'%s': '%s' is not a relative path of file "
+				    "names (such as token or dir/token)",
+				    k->key, value);
+		return copy_value(c, field, value);
 	case KT_MODE:
 		if (str_to_mode(value, field) != 0)
 			return fail(c, c->line,
@@ -392,6 +425,26 @@ static int handle_fixed_key(struct parse_ctx *c, const struct section_rec *rec,
 		    section);
 }
 
+/* Keeps the expression as written and its compiled form. */
+static int compile_pattern(struct parse_ctx *c, const char *value,
+			   bool anchored, char **ret_text,
+			   struct validate_pattern **ret_re)
+{
+	char why[128];
+	int rc;
+
+	rc = validate_pattern_compile(value, anchored, ret_re, why,
+				      sizeof(why));
+	if (rc == DIAG_ENOMEM)
+		return out_of_memory(c);
+	if (rc != 0)
+		return fail(c, c->line,
+			    "'%s' is not a POSIX extended regular expression: "
+			    "%s",
+			    value, why);
+	return copy_value(c, ret_text, value);
+}
+
 /* ---- source chains ---- */
 
 static const struct {
@@ -410,7 +463,18 @@ static const struct {
 	{ "pod-name", SOURCE_POD_NAME, false },
 	{ "namespace", SOURCE_NAMESPACE, false },
 	{ "service-account-name", SOURCE_SA_NAME, false },
+	{ "env", SOURCE_ENV, true },
 };
+
+const char *profile_source_name(enum source_kind kind)
+{
+	for (size_t i = 0; i < sizeof(source_names) / sizeof(source_names[0]);
+	     i++) {
+		if (source_names[i].kind == kind)
+			return source_names[i].name;
+	}
+	return "?";
+}
 
 static int parse_source(struct parse_ctx *c, const char *item, size_t len,
 			struct profile_source *out)
@@ -436,10 +500,13 @@ static int parse_source(struct parse_ctx *c, const char *item, size_t len,
 			return out_of_memory(c);
 		if (out->kind == SOURCE_SETTING
 			    ? !validate_simple_name(out->arg, 63)
+		    : out->kind == SOURCE_ENV
+			    ? !validate_env_name(out->arg)
 			    : !validate_qualified_name(out->arg))
 			return fail(c, c->line, "source '%.*s': bad %s name",
 				    (int)len, item,
 				    out->kind == SOURCE_SETTING ? "setting"
+				    : out->kind == SOURCE_ENV	? "variable"
 								: "annotation");
 		return 0;
 	}
@@ -484,10 +551,10 @@ static int new_env(struct parse_ctx *c, struct section_rec *rec,
 	struct profile_env *grown;
 
 	if (!validate_env_name(name))
-		return fail(
-			c, rec->line,
-			"[env %s]: not a variable name ([A-Za-z_][A-Za-z0-9_]*)",
-			name);
+		return fail(c, rec->line,
+			    "[env %s]: not a variable name "
+			    "([-._a-zA-Z][-._a-zA-Z0-9]*, at most 128)",
+			    name);
 	if (p->n_env == BOUND_PROFILE_ENV)
 		return fail(c, rec->line, "more than %d env sections",
 			    BOUND_PROFILE_ENV);
@@ -547,6 +614,16 @@ static int handle_env_key(struct parse_ctx *c, struct section_rec *rec,
 			return fail(c, c->line, "'format': unknown format '%s'",
 				    value);
 		return 0;
+	case ENV_PATTERN:
+		return compile_pattern(c, value, true, &e->pattern, &e->re);
+	case ENV_EXTRACT:
+		return compile_pattern(c, value, false, &e->extract,
+				       &e->extract_re);
+	case ENV_GROUP:
+		if (!validate_simple_name(value, 63))
+			return fail(c, c->line,
+				    "'group' must be [a-z0-9-], 1-63");
+		return copy_value(c, &e->group, value);
 	default:
 		return parse_sanitize(c, value, &e->sanitize);
 	}
@@ -595,6 +672,8 @@ static int handle_setting_key(struct parse_ctx *c, struct section_rec *rec,
 			key, name, c->setting_line[rec->index][k]);
 	c->setting_line[rec->index][k] = c->line;
 	s = &c->p->settings[rec->index];
+	if (k == SET_PATTERN)
+		return compile_pattern(c, value, true, &s->pattern, &s->re);
 	if (k == SET_FORMAT) {
 		if (validate_format_parse(value, &s->format) != 0)
 			return fail(c, c->line, "'format': unknown format '%s'",
@@ -604,6 +683,331 @@ static int handle_setting_key(struct parse_ctx *c, struct section_rec *rec,
 	return copy_value(
 		c, k == SET_DEFAULT ? &s->default_value : &s->description,
 		value);
+}
+
+/* ---- [required-annotation KEY] ---- */
+
+static int new_required(struct parse_ctx *c, struct section_rec *rec,
+			const char *key)
+{
+	struct profile *p = c->p;
+	struct profile_required *grown;
+
+	if (!validate_qualified_name(key))
+		return fail(c, rec->line,
+			    "[required-annotation %s]: not a valid annotation "
+			    "key",
+			    key);
+	if (p->n_required == BOUND_PROFILE_REQUIRED)
+		return fail(c, rec->line,
+			    "more than %d required-annotation sections",
+			    BOUND_PROFILE_REQUIRED);
+	grown = mem_realloc(p->required, (p->n_required + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return out_of_memory(c);
+	p->required = grown;
+	memset(&p->required[p->n_required], 0, sizeof(*grown));
+	p->required[p->n_required].line = rec->line;
+	rec->index = (int)p->n_required++;
+	return copy_value(c, &p->required[rec->index].key, key);
+}
+
+static int handle_required_key(struct parse_ctx *c, struct section_rec *rec,
+			       const char *name, const char *key,
+			       const char *value)
+{
+	struct profile_required *r;
+	int k = key_index(required_keys, N_REQUIRED_KEYS, key);
+	int rc;
+
+	if (k < 0)
+		return fail(c, c->line,
+			    "unknown key '%s' in section [required-annotation "
+			    "%s]",
+			    key, name);
+	if (rec->index < 0 && (rc = new_required(c, rec, name)) != 0)
+		return rc;
+	if (c->required_line[rec->index][k])
+		return fail(c, c->line,
+			    "key '%s' given twice in [required-annotation %s] "
+			    "(first at line %d)",
+			    key, name, c->required_line[rec->index][k]);
+	c->required_line[rec->index][k] = c->line;
+	r = &c->p->required[rec->index];
+	if (k == REQ_PATTERN)
+		return compile_pattern(c, value, true, &r->check.pattern,
+				       &r->check.re);
+	if (validate_format_parse(value, &r->check.format) != 0)
+		return fail(c, c->line, "'format': unknown format '%s'", value);
+	return 0;
+}
+
+/* ---- templates: literal text and ${source} placeholders ---- */
+
+static int template_add(struct parse_ctx *c, struct profile_template *t,
+			struct profile_template_part **ret)
+{
+	struct profile_template_part *grown;
+
+	*ret = NULL;
+	if (t->n == BOUND_TEMPLATE_PARTS)
+		return fail(c, c->line, "template has more than %d parts",
+			    BOUND_TEMPLATE_PARTS);
+	grown = mem_realloc(t->parts, (t->n + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return out_of_memory(c);
+	t->parts = grown;
+	*ret = &t->parts[t->n++];
+	memset(*ret, 0, sizeof(**ret));
+	return 0;
+}
+
+/* Appends the literal text[0..len) with "$$" already folded by the caller. */
+static int template_literal(struct parse_ctx *c, struct profile_template *t,
+			    const char *text, size_t len)
+{
+	struct profile_template_part *part;
+	int rc;
+
+	if (len == 0)
+		return 0;
+	rc = template_add(c, t, &part);
+	if (rc != 0)
+		return rc;
+	part->text = mem_strndup(text, len);
+	return part->text ? 0 : out_of_memory(c);
+}
+
+/*
+ * Parses "literal ${source} literal": "$$" is a literal '$'; every other '$'
+ * opens a placeholder that must close with '}'. Literal runs are folded into
+ * a scratch copy so each part is one allocation.
+ */
+static int parse_template(struct parse_ctx *c, struct profile_template *t,
+			  const char *value)
+{
+	size_t n = strlen(value), run = 0;
+	char *scratch = mem_alloc(n + 1);
+	int rc = scratch ? 0 : out_of_memory(c);
+
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const char *close;
+		struct profile_template_part *part;
+
+		if (value[i] != '$') {
+			scratch[run++] = value[i];
+			continue;
+		}
+		if (value[i + 1] == '$') {
+			scratch[run++] = '$';
+			i++;
+			continue;
+		}
+		close = value[i + 1] == '{' ? strchr(value + i, '}') : NULL;
+		if (close == NULL) {
+			rc = fail(c, c->line,
+				  "template: '$' at column %zu must start "
+				  "${source} (write $$ for a '$')",
+				  i + 1);
+			break;
+		}
+		rc = template_literal(c, t, scratch, run);
+		run = 0;
+		if (rc == 0)
+			rc = template_add(c, t, &part);
+		if (rc == 0)
+			rc = parse_source(c, value + i + 2,
+					  (size_t)(close - value - i - 2),
+					  &part->source);
+		i = (size_t)(close - value);
+	}
+	if (rc == 0)
+		rc = template_literal(c, t, scratch, run);
+	mem_free(scratch);
+	return rc;
+}
+
+/* ---- [file NAME] ---- */
+
+static int new_file(struct parse_ctx *c, struct section_rec *rec,
+		    const char *name)
+{
+	struct profile *p = c->p;
+	struct profile_file *grown;
+
+	if (!validate_file_name(name))
+		return fail(c, rec->line, "[file %s]: not a file name", name);
+	if (p->n_files == BOUND_PROFILE_FILES)
+		return fail(c, rec->line, "more than %d file sections",
+			    BOUND_PROFILE_FILES);
+	grown = mem_realloc(p->files, (p->n_files + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return out_of_memory(c);
+	p->files = grown;
+	memset(&p->files[p->n_files], 0, sizeof(*grown));
+	p->files[p->n_files].line = rec->line;
+	p->files[p->n_files].default_mode = -1;
+	rec->index = (int)p->n_files++;
+	return copy_value(c, &p->files[rec->index].name, name);
+}
+
+static int add_field(struct parse_ctx *c, struct profile_file *f,
+		     const char *path, const char *value)
+{
+	struct profile_field *grown;
+	const char *seg = path;
+
+	for (;;) {
+		size_t len = strcspn(seg, ".");
+
+		if (len == 0)
+			return fail(c, c->line,
+				    "'json.%s': empty member name in the path",
+				    path);
+		if (seg[len] == '\0')
+			break;
+		seg += len + 1;
+	}
+	for (size_t i = 0; i < f->n_fields; i++) {
+		size_t n = strlen(f->fields[i].path), m = strlen(path);
+		const char *shorter = n < m ? f->fields[i].path : path;
+		const char *longer = n < m ? path : f->fields[i].path;
+		size_t k = n < m ? n : m;
+
+		if (strcmp(f->fields[i].path, path) == 0 ||
+		    (strncmp(shorter, longer, k) == 0 && longer[k] == '.'))
+			return fail(c, c->line,
+				    "'json.%s' collides with 'json.%s' (line "
+				    "%d): a member is a string or an object",
+				    path, f->fields[i].path, f->fields[i].line);
+	}
+	if (f->n_fields == BOUND_FILE_FIELDS)
+		return fail(c, c->line, "more than %d json members",
+			    BOUND_FILE_FIELDS);
+	grown = mem_realloc(f->fields, (f->n_fields + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return out_of_memory(c);
+	f->fields = grown;
+	memset(&f->fields[f->n_fields], 0, sizeof(*grown));
+	f->fields[f->n_fields].line = c->line;
+	f->n_fields++;
+	f->fields[f->n_fields - 1].path = mem_strdup(path);
+	if (f->fields[f->n_fields - 1].path == NULL)
+		return out_of_memory(c);
+	return parse_template(c, &f->fields[f->n_fields - 1].value, value);
+}
+
+static int set_file_key(struct parse_ctx *c, struct profile_file *f, int k,
+			const char *value)
+{
+	switch (k) {
+	case FILE_FORMAT:
+		if (strcmp(value, "json") != 0 && strcmp(value, "text") != 0)
+			return fail(c, c->line,
+				    "'format' must be 'json' or 'text'");
+		f->json = strcmp(value, "json") == 0;
+		return 0;
+	case FILE_ANNOTATION:
+		if (!validate_qualified_name(value))
+			return fail(c, c->line,
+				    "'annotation': '%s' is not a valid "
+				    "annotation key",
+				    value);
+		return copy_value(c, &f->annotation, value);
+	case FILE_VOLUME:
+		if (!validate_dns_label(value))
+			return fail(c, c->line,
+				    "'volume': '%s' is not a DNS label "
+				    "([a-z0-9-], 1-63)",
+				    value);
+		return copy_value(c, &f->volume_name, value);
+	case FILE_MOUNT_PATH:
+		if (!validate_abs_path(value))
+			return fail(c, c->line,
+				    "'mount-path': '%s' is not a normalised "
+				    "absolute path",
+				    value);
+		return copy_value(c, &f->mount_path, value);
+	case FILE_MODE:
+		if (str_to_mode(value, &f->default_mode) != 0)
+			return fail(c, c->line,
+				    "'default-mode': '%s' is not an octal mode "
+				    "0000-0777",
+				    value);
+		return 0;
+	default:
+		return parse_template(c, &f->text, value);
+	}
+}
+
+static int handle_file_key(struct parse_ctx *c, struct section_rec *rec,
+			   const char *name, const char *key, const char *value)
+{
+	int k = key_index(file_keys, N_FILE_KEYS, key);
+	int rc;
+
+	if (k < 0 && !str_has_prefix(key, FILE_FIELD_PREFIX))
+		return fail(c, c->line, "unknown key '%s' in section [file %s]",
+			    key, name);
+	if (rec->index < 0 && (rc = new_file(c, rec, name)) != 0)
+		return rc;
+	if (k < 0)
+		return add_field(c, &c->p->files[rec->index],
+				 key + strlen(FILE_FIELD_PREFIX), value);
+	if (c->file_line[rec->index][k])
+		return fail(
+			c, c->line,
+			"key '%s' given twice in [file %s] (first at line %d)",
+			key, name, c->file_line[rec->index][k]);
+	c->file_line[rec->index][k] = c->line;
+	return set_file_key(c, &c->p->files[rec->index], k, value);
+}
+
+static bool is_member_name(const char *s)
+{
+	size_t n =
+		strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			  "0123456789_");
+
+	return n > 0 && n <= 63 && s[n] == '\0';
+}
+
+/* [identity-map-json]: FIELD = ANNOTATION (a JSON member name: letters, digits
+ * and '_'). */
+static int handle_map_key(struct parse_ctx *c, const char *key,
+			  const char *value)
+{
+	struct profile *p = c->p;
+	struct profile_map_field *grown, *f;
+
+	if (!is_member_name(key))
+		return fail(c, c->line,
+			    "'%s' is not a JSON member name ([A-Za-z0-9_])",
+			    key);
+	if (!validate_qualified_name(value))
+		return fail(c, c->line, "'%s' is not an annotation name",
+			    value);
+	for (size_t i = 0; i < p->n_map_fields; i++) {
+		if (strcmp(p->map_fields[i].field, key) == 0)
+			return fail(c, c->line,
+				    "key '%s' given twice in "
+				    "[identity-map-json]",
+				    key);
+	}
+	if (p->n_map_fields == BOUND_MAP_FIELDS)
+		return fail(c, c->line,
+			    "more than %d keys in [identity-map-json]",
+			    BOUND_MAP_FIELDS);
+	grown = mem_realloc(p->map_fields,
+			    (p->n_map_fields + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return out_of_memory(c);
+	p->map_fields = grown;
+	f = &grown[p->n_map_fields];
+	f->field = mem_strdup(key);
+	f->annotation = mem_strdup(value);
+	p->n_map_fields++;
+	return f->field && f->annotation ? 0 : out_of_memory(c);
 }
 
 /*
@@ -628,10 +1032,18 @@ static int on_key(void *user, const char *section, const char *key,
 		fail(c, c->line, "key '%s' has no value", key);
 		return 0;
 	}
+	/* inih cuts section names at 50 bytes; our record has the whole one. */
+	section = rec->name;
 	if (str_has_prefix(section, "env "))
 		rc = handle_env_key(c, rec, section + 4, key, value);
 	else if (str_has_prefix(section, "setting "))
 		rc = handle_setting_key(c, rec, section + 8, key, value);
+	else if (str_has_prefix(section, "required-annotation "))
+		rc = handle_required_key(c, rec, section + 20, key, value);
+	else if (str_has_prefix(section, "file "))
+		rc = handle_file_key(c, rec, section + 5, key, value);
+	else if (strcmp(section, "identity-map-json") == 0)
+		rc = handle_map_key(c, key, value);
 	else
 		rc = handle_fixed_key(c, rec, section, key, value);
 	return rc == 0;
@@ -755,8 +1167,88 @@ static int check_chain_settings(struct parse_ctx *c,
 	return 0;
 }
 
+/* The index of [env name], or -1. */
+static int env_index(const struct profile *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_env; i++) {
+		if (strcmp(p->env[i].name, name) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+/*
+ * Checks what a source refers to: the trigger annotation exists, a setting is
+ * declared, an `env:` names a variable among the first `env_limit` ones.
+ */
+static int check_source(struct parse_ctx *c, int line, const char *where,
+			const struct profile_source *s, size_t env_limit)
+{
+	int i;
+
+	switch (s->kind) {
+	case SOURCE_TRIGGER:
+		if (c->p->trigger_annotation == NULL)
+			return fail(c, line,
+				    "%s: source 'trigger' needs [trigger] "
+				    "annotation",
+				    where);
+		return 0;
+	case SOURCE_SETTING:
+		if (profile_find_setting(c->p, s->arg) == NULL)
+			return fail(c, line,
+				    "%s: setting '%s' is not declared (add a "
+				    "[setting %s] section)",
+				    where, s->arg, s->arg);
+		return 0;
+	case SOURCE_ENV:
+		i = env_index(c->p, s->arg);
+		if (i < 0 || (size_t)i >= env_limit)
+			return fail(c, line,
+				    "%s: 'env:%s' must name an [env] section "
+				    "declared before it",
+				    where, s->arg);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static int check_template(struct parse_ctx *c, int line, const char *where,
+			  const struct profile_template *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->parts[i].text == NULL &&
+		    check_source(c, line, where, &t->parts[i].source,
+				 c->p->n_env) != 0)
+			return DIAG_ECONFIG;
+	}
+	return 0;
+}
+
 static int check_env(struct parse_ctx *c, const struct profile_env *e)
 {
+	char where[200];
+	size_t self = (size_t)(e - c->p->env);
+
+	snprintf(where, sizeof(where), "[env %s]", e->name);
+	for (size_t i = 0; i < e->from.n; i++) {
+		if (check_source(c, e->line, where, &e->from.items[i], self) !=
+		    0)
+			return DIAG_ECONFIG;
+	}
+	if (e->extract && e->from.n == 0)
+		return fail(c, e->line, "[env %s]: 'extract' goes with 'from'",
+			    e->name);
+	if (e->re && e->value && !validate_pattern_match(e->re, e->value))
+		return fail(c, e->line,
+			    "[env %s]: value does not match its pattern",
+			    e->name);
+	if (e->re && e->default_value &&
+	    !validate_pattern_match(e->re, e->default_value))
+		return fail(c, e->line,
+			    "[env %s]: default does not match its pattern",
+			    e->name);
 	if ((e->value != NULL) == (e->from.n > 0))
 		return fail(c, e->line,
 			    "[env %s] needs exactly one of 'value' and 'from'",
@@ -792,17 +1284,121 @@ static int check_settings_decl(struct parse_ctx *c)
 			return fail(c, s->line,
 				    "[setting %s]: default is not %s", s->name,
 				    validate_format_expectation(s->format));
+		if (s->default_value && s->re &&
+		    !validate_pattern_match(s->re, s->default_value))
+			return fail(c, s->line,
+				    "[setting %s]: default does not match its "
+				    "pattern",
+				    s->name);
+	}
+	return 0;
+}
+
+/*
+ * A profile turns on by a ServiceAccount annotation, a pod label, or both;
+ * the required annotations are distinct from the trigger and one another.
+ */
+static int check_trigger(struct parse_ctx *c)
+{
+	struct profile *p = c->p;
+	int line = section_line(c, "trigger");
+	char why[128];
+	int rc;
+
+	if (p->trigger_annotation == NULL && p->trigger_pod_label == NULL)
+		return fail(c, line ? line : 1,
+			    "[trigger] needs 'annotation', 'pod-label' or "
+			    "both");
+	if (p->trigger_annotation == NULL &&
+	    (fixed_key_line(c, "trigger", "format") ||
+	     fixed_key_line(c, "trigger", "pattern")))
+		return fail(c, line,
+			    "[trigger]: 'format' and 'pattern' check "
+			    "'annotation', which is not given");
+	if (p->trigger_pattern) {
+		rc = validate_pattern_compile(p->trigger_pattern, true,
+					      &p->trigger_re, why, sizeof(why));
+		if (rc == DIAG_ENOMEM)
+			return out_of_memory(c);
+		if (rc != 0)
+			return fail(c, fixed_key_line(c, "trigger", "pattern"),
+				    "'pattern': not a POSIX extended regular "
+				    "expression: %s",
+				    why);
+	}
+	for (size_t i = 0; i < p->n_required; i++) {
+		const struct profile_required *r = &p->required[i];
+
+		if (p->trigger_annotation &&
+		    strcmp(r->key, p->trigger_annotation) == 0)
+			return fail(c, r->line,
+				    "[required-annotation %s] is the trigger "
+				    "annotation already",
+				    r->key);
+		for (size_t k = 0; k < i; k++) {
+			if (strcmp(p->required[k].key, r->key) == 0)
+				return fail(c, r->line,
+					    "[required-annotation %s] is "
+					    "declared twice",
+					    r->key);
+		}
+	}
+	return 0;
+}
+
+static int check_file(struct parse_ctx *c, const struct profile_file *f)
+{
+	const struct profile *p = c->p;
+	char where[300];
+
+	snprintf(where, sizeof(where), "[file %s]", f->name);
+	if (f->annotation == NULL || f->volume_name == NULL ||
+	    f->mount_path == NULL)
+		return fail(c, f->line,
+			    "%s needs 'annotation', 'volume' and 'mount-path'",
+			    where);
+	if (f->json ? (f->n_fields == 0 || f->text.n > 0)
+		    : (f->n_fields > 0 || f->text.n == 0))
+		return fail(c, f->line, "%s: format %s takes %s", where,
+			    f->json ? "json" : "text",
+			    f->json ? "json.MEMBER keys and no 'template'"
+				    : "a 'template' and no json.MEMBER keys");
+	if (strcmp(f->volume_name, p->volume_name) == 0)
+		return fail(c, f->line, "%s: volume '%s' is the token's volume",
+			    where, f->volume_name);
+	if (profile_paths_overlap(f->mount_path, p->mount_path))
+		return fail(c, f->line,
+			    "%s: mount path '%s' overlaps the token's '%s'",
+			    where, f->mount_path, p->mount_path);
+	for (const struct profile_file *g = p->files; g < f; g++) {
+		if (strcmp(g->volume_name, f->volume_name) == 0 ||
+		    profile_paths_overlap(g->mount_path, f->mount_path))
+			return fail(c, f->line,
+				    "%s: volume or mount path also used by "
+				    "[file %s]",
+				    where, g->name);
+	}
+	if (check_template(c, f->line, where, &f->text) != 0)
+		return DIAG_ECONFIG;
+	for (size_t i = 0; i < f->n_fields; i++) {
+		if (check_template(c, f->fields[i].line, where,
+				   &f->fields[i].value) != 0)
+			return DIAG_ECONFIG;
 	}
 	return 0;
 }
 
 static int check_profile(struct parse_ctx *c)
 {
-	if (check_required(c) != 0 || check_expiration(c) != 0 ||
-	    check_settings_decl(c) != 0)
+	if (check_required(c) != 0 || check_trigger(c) != 0 ||
+	    check_expiration(c) != 0 || check_settings_decl(c) != 0)
 		return DIAG_ECONFIG;
 	for (size_t i = 0; i < c->p->n_env; i++) {
 		if (check_env(c, &c->p->env[i]) != 0)
+			return DIAG_ECONFIG;
+	}
+	for (size_t i = 0; i < c->p->n_files; i++) {
+		if (check_file(c, &c->p->files[i]) != 0)
 			return DIAG_ECONFIG;
 	}
 	return 0;
@@ -881,6 +1477,29 @@ static void free_chain(struct profile_chain *chain)
 		mem_free(chain->items[i].arg);
 }
 
+static void free_template(struct profile_template *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		mem_free(t->parts[i].text);
+		mem_free(t->parts[i].source.arg);
+	}
+	mem_free(t->parts);
+}
+
+static void free_file(struct profile_file *f)
+{
+	mem_free(f->name);
+	mem_free(f->annotation);
+	mem_free(f->volume_name);
+	mem_free(f->mount_path);
+	free_template(&f->text);
+	for (size_t i = 0; i < f->n_fields; i++) {
+		mem_free(f->fields[i].path);
+		free_template(&f->fields[i].value);
+	}
+	mem_free(f->fields);
+}
+
 static void free_list(struct profile_list *list)
 {
 	for (size_t i = 0; i < list->n; i++)
@@ -908,16 +1527,48 @@ void profile_free(struct profile *p)
 		mem_free(p->env[i].default_value);
 		free_chain(&p->env[i].from);
 		free_chain(&p->env[i].when);
+		mem_free(p->env[i].pattern);
+		validate_pattern_free(p->env[i].re);
+		mem_free(p->env[i].extract);
+		validate_pattern_free(p->env[i].extract_re);
+		mem_free(p->env[i].group);
 	}
 	mem_free(p->env);
+	for (size_t i = 0; i < p->n_required; i++) {
+		mem_free(p->required[i].key);
+		mem_free(p->required[i].check.pattern);
+		validate_pattern_free(p->required[i].check.re);
+	}
+	mem_free(p->required);
+	for (size_t i = 0; i < p->n_files; i++)
+		free_file(&p->files[i]);
+	mem_free(p->files);
+	for (size_t i = 0; i < p->n_map_fields; i++) {
+		mem_free(p->map_fields[i].field);
+		mem_free(p->map_fields[i].annotation);
+	}
+	mem_free(p->map_fields);
+	validate_pattern_free(p->trigger_re);
 	for (size_t i = 0; i < p->n_settings; i++) {
 		mem_free(p->settings[i].name);
 		mem_free(p->settings[i].default_value);
 		mem_free(p->settings[i].description);
+		mem_free(p->settings[i].pattern);
+		validate_pattern_free(p->settings[i].re);
 	}
 	mem_free(p->settings);
 	mem_free(p->source);
 	mem_free(p);
+}
+
+bool profile_paths_overlap(const char *a, const char *b)
+{
+	size_t n = strlen(a), m = strlen(b);
+	const char *shorter = n <= m ? a : b, *longer = n <= m ? b : a;
+	size_t k = n <= m ? n : m;
+
+	return strncmp(shorter, longer, k) == 0 &&
+	       (longer[k] == '\0' || longer[k] == '/');
 }
 
 const struct profile_setting *profile_find_setting(const struct profile *p,

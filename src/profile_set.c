@@ -46,6 +46,58 @@ int profile_set_new_builtin(struct profile_set **ret_set, struct diag *d)
 	return 0;
 }
 
+/* The i-th volume of p: 0 the token's, then one per generated file. */
+static size_t n_volumes(const struct profile *p)
+{
+	return 1 + p->n_files;
+}
+
+static const char *volume_name(const struct profile *p, size_t i)
+{
+	return i == 0 ? p->volume_name : p->files[i - 1].volume_name;
+}
+
+static const char *volume_mount(const struct profile *p, size_t i)
+{
+	return i == 0 ? p->mount_path : p->files[i - 1].mount_path;
+}
+
+/*
+ * Two profiles' volumes never share a name, and their mount paths are never
+ * equal or nested: the API server refuses a pod with two mounts at one path,
+ * and a mount inside another's directory hides or is hidden by it.
+ */
+static int check_volumes(const struct profile *p, const struct profile *q,
+			 struct diag *d)
+{
+	for (size_t i = 0; i < n_volumes(p); i++) {
+		for (size_t k = 0; k < n_volumes(q); k++) {
+			if (strcmp(volume_name(p, i), volume_name(q, k)) == 0)
+				return diag_set_at(
+					d, DIAG_ECONFIG, p->source, 0,
+					"volume name '%s' is also used by "
+					"profile '%s' (%s)",
+					volume_name(p, i), q->name, q->source);
+			if (strcmp(volume_mount(p, i), volume_mount(q, k)) == 0)
+				return diag_set_at(
+					d, DIAG_ECONFIG, p->source, 0,
+					"mount path '%s' is also used by "
+					"profile '%s' (%s)",
+					volume_mount(p, i), q->name, q->source);
+			if (profile_paths_overlap(volume_mount(p, i),
+						  volume_mount(q, k)))
+				return diag_set_at(
+					d, DIAG_ECONFIG, p->source, 0,
+					"mount path '%s' and profile '%s''s "
+					"mount path '%s' (%s) are nested: one "
+					"would hide the other",
+					volume_mount(p, i), q->name,
+					volume_mount(q, k), q->source);
+		}
+	}
+	return 0;
+}
+
 static int check_conflicts(const struct profile_set *set,
 			   const struct profile *p, struct diag *d)
 {
@@ -54,16 +106,8 @@ static int check_conflicts(const struct profile_set *set,
 
 		if (strcmp(q->name, p->name) == 0)
 			continue; /* p replaces q */
-		if (strcmp(q->volume_name, p->volume_name) == 0)
-			return diag_set_at(
-				d, DIAG_ECONFIG, p->source, 0,
-				"volume name '%s' is also used by profile '%s' (%s)",
-				p->volume_name, q->name, q->source);
-		if (strcmp(q->mount_path, p->mount_path) == 0)
-			return diag_set_at(
-				d, DIAG_ECONFIG, p->source, 0,
-				"mount path '%s' is also used by profile '%s' (%s)",
-				p->mount_path, q->name, q->source);
+		if (check_volumes(p, q, d) != 0)
+			return DIAG_ECONFIG;
 		for (size_t k = 0; k < p->n_settings; k++) {
 			const struct profile_setting *mine = &p->settings[k];
 			const struct profile_setting *theirs =
@@ -146,6 +190,12 @@ static int check_profile_settings(const struct profile *p,
 				"setting '%s': '%.80s' is not %s", decl->name,
 				value,
 				validate_format_expectation(decl->format));
+		if (value && decl->re &&
+		    !validate_pattern_match(decl->re, value))
+			return diag_set(d, DIAG_ECONFIG,
+					"setting '%s': '%.80s' does not match "
+					"the pattern %s",
+					decl->name, value, decl->pattern);
 	}
 	for (size_t e = 0; e < p->n_env; e++) {
 		const struct profile_env *env = &p->env[e];
@@ -157,7 +207,9 @@ static int check_profile_settings(const struct profile *p,
 				continue;
 			value = profile_setting_value(p, st,
 						      env->from.items[i].arg);
-			if (value && !validate_value(env->format, value))
+			if (value && (!validate_value(env->format, value) ||
+				      (env->re && !validate_pattern_match(
+							  env->re, value))))
 				return diag_set(
 					d, DIAG_ECONFIG,
 					"setting '%s': '%.80s' is not %s (as %s needs)",
@@ -216,11 +268,40 @@ static bool eq(const char *a, const char *b)
 	return a && strcmp(a, b) == 0;
 }
 
+static bool template_reads(const struct profile_template *t, const char *key)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->parts[i].text == NULL &&
+		    t->parts[i].source.kind == SOURCE_SA_ANNOTATION &&
+		    strcmp(t->parts[i].source.arg, key) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool files_read(const struct profile *p, const char *key)
+{
+	for (size_t i = 0; i < p->n_files; i++) {
+		if (template_reads(&p->files[i].text, key))
+			return true;
+		for (size_t k = 0; k < p->files[i].n_fields; k++) {
+			if (template_reads(&p->files[i].fields[k].value, key))
+				return true;
+		}
+	}
+	return false;
+}
+
 static bool profile_reads(const struct profile *p, const char *key)
 {
 	if (eq(p->trigger_annotation, key) || eq(p->audience_annotation, key) ||
-	    eq(p->expiration_annotation, key) || eq(p->file_annotation, key))
+	    eq(p->expiration_annotation, key) || eq(p->file_annotation, key) ||
+	    files_read(p, key))
 		return true;
+	for (size_t i = 0; i < p->n_required; i++) {
+		if (strcmp(p->required[i].key, key) == 0)
+			return true;
+	}
 	for (size_t i = 0; i < p->skip_sa_annotations.n; i++) {
 		if (strcmp(p->skip_sa_annotations.items[i], key) == 0)
 			return true;
@@ -241,4 +322,53 @@ bool profile_set_reads_sa_annotation(const struct profile_set *set,
 			return true;
 	}
 	return false;
+}
+
+/* Appends " NAME" for each variable p and q both declare; returns how many. */
+static int shared_names(const struct profile *p, const struct profile *q,
+			struct strbuf *out, size_t *n)
+{
+	int rc = 0;
+
+	*n = 0;
+	for (size_t i = 0; rc == 0 && i < p->n_env; i++) {
+		for (size_t k = 0; k < q->n_env; k++) {
+			if (strcmp(p->env[i].name, q->env[k].name) != 0)
+				continue;
+			rc = strbuf_addf(out, "%s%s", *n ? ", " : " ",
+					 p->env[i].name);
+			(*n)++;
+			break;
+		}
+	}
+	return rc;
+}
+
+int profile_set_describe_shared_env(const struct profile_set *set,
+				    struct strbuf *out)
+{
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < set->n; i++) {
+		for (size_t k = i + 1; rc == 0 && k < set->n; k++) {
+			size_t before = out->len, n;
+
+			rc = strbuf_addf(
+				out, "shared variables: %s and %s both set",
+				set->items[i]->name, set->items[k]->name);
+			if (rc == 0)
+				rc = shared_names(set->items[i], set->items[k],
+						  out, &n);
+			if (rc == 0 && n == 0)
+				strbuf_truncate(out, before);
+			else if (rc == 0)
+				rc = strbuf_addf(
+					out,
+					" (a container gets one of them, %s "
+					"first; include-containers splits "
+					"them)\n",
+					set->items[i]->name);
+		}
+	}
+	return rc;
 }

@@ -7,7 +7,6 @@
 #include "serve.h"
 
 #include <curl/curl.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +16,9 @@
 #include "bounds.h"
 #include "cli.h"
 #include "fileio.h"
+#include "identity_file.h"
 #include "kube_client.h"
+#include "kube_connect.h"
 #include "kube_source.h"
 #include "kubeconfig.h"
 #include "log.h"
@@ -37,6 +38,7 @@ struct serve {
 	const struct config *cfg;
 	struct metrics *metrics;
 	struct profile_live *profiles;
+	struct identity_file *identities; /* NULL without --identity-map */
 	struct sa_source *sa;
 	struct tls_store *tls;
 	struct webhook webhook;
@@ -59,34 +61,12 @@ static const char *process_getenv(const char *name)
 	return getenv(name);
 }
 
-/* The API server's address and credentials: --kubeconfig, else in-cluster. */
-static int kube_configuration(const char *path, struct kube_config *kc,
-			      struct diag *d)
-{
-	char *text = NULL, dir[BOUND_PATH * 2];
-	size_t len = 0;
-	int rc;
-
-	if (path == NULL)
-		return kube_config_in_cluster(process_getenv,
-					      KUBE_IN_CLUSTER_DIR, kc, d);
-	snprintf(dir, sizeof(dir), "%s", path);
-	rc = file_read(path, 1024 * 1024, &text, &len, d);
-	if (rc == 0)
-		rc = kubeconfig_parse(text, len, dirname(dir), kc, d);
-	diag_locate(d, path, 0);
-	if (text)
-		explicit_bzero(text, len);
-	mem_free(text);
-	return rc;
-}
-
 static int open_kube_source(struct serve *s, struct diag *d)
 {
 	struct kube_source_options opts = kube_source_defaults();
 	struct kube_client *client = NULL;
 	struct kube_config kc;
-	int rc = kube_configuration(s->cfg->kubeconfig, &kc, d);
+	int rc = kube_config_load(s->cfg->kubeconfig, process_getenv, &kc, d);
 
 	if (rc != 0)
 		return rc;
@@ -169,9 +149,48 @@ static void reload_profiles(struct serve *s)
 	metrics_profiles(s->metrics, profile_set_count(set));
 }
 
+static void log_identities(struct serve *s)
+{
+	void *handle = NULL;
+	char count[24];
+
+	snprintf(count, sizeof(count), "%zu",
+		 identity_map_count(
+			 identity_file_acquire(s->identities, &handle)));
+	identity_file_release(s->identities, handle);
+	log_event(LOG_INFO, "identity_map_loaded", "file",
+		  identity_file_path(s->identities), "entries", count, NULL);
+}
+
+/* Reads the identity map again when its file changed (always when force: the
+ * profiles that map its JSON form may have changed). */
+static void reload_identities(struct serve *s, bool force)
+{
+	const struct profile_set *set;
+	enum identity_file_reload result;
+	char why[600];
+	void *handle = NULL;
+	struct diag d;
+
+	if (s->identities == NULL)
+		return;
+	diag_clear(&d);
+	set = profile_live_acquire(s->profiles, &handle);
+	result = identity_file_reload(s->identities, set, force, &d);
+	profile_live_release(s->profiles, handle);
+	if (result == IDENTITY_FILE_FAILED) {
+		diag_format(&d, why, sizeof(why));
+		log_event(LOG_ERROR, "identity_map_reload_failed", "error", why,
+			  "kept", "the previous identity map", NULL);
+	} else if (result == IDENTITY_FILE_RELOADED) {
+		log_identities(s);
+	}
+}
+
 static void tick(struct serve *s)
 {
 	reload_certificate(s);
+	reload_identities(s, false);
 	if (s->sa->poll)
 		s->sa->poll(s->sa);
 	metrics_sa_source(s->metrics, s->sa->name, s->sa->ready(s->sa),
@@ -194,8 +213,10 @@ static void run_until_stopped(struct serve *s)
 
 		if (sig == SIGTERM || sig == SIGINT)
 			return;
-		if (sig == SIGHUP)
+		if (sig == SIGHUP) {
 			reload_profiles(s);
+			reload_identities(s, true);
+		}
 		tick(s);
 	}
 }
@@ -250,6 +271,12 @@ static int start(struct serve *s, const char *version, struct diag *d)
 	if (rc != 0)
 		return rc;
 	metrics_profiles(s->metrics, profile_set_count(set));
+	if (c->identity_map &&
+	    (rc = identity_file_open(c->identity_map, set, &s->identities,
+				     d)) != 0)
+		return rc;
+	if (s->identities)
+		log_identities(s);
 	rc = open_sa_source(s, d);
 	if (rc == 0)
 		rc = tls_store_new(c->tls_cert, c->tls_key,
@@ -259,8 +286,8 @@ static int start(struct serve *s, const char *version, struct diag *d)
 				   &s->tls);
 	if (rc != 0)
 		return rc;
-	s->webhook =
-		(struct webhook){ s->profiles, c->settings, s->sa, s->metrics };
+	s->webhook = (struct webhook){ s->profiles, c->settings, s->sa,
+				       s->metrics, s->identities };
 	tick(s);
 	return 0;
 }
@@ -271,6 +298,7 @@ static void teardown(struct serve *s)
 	if (s->sa)
 		s->sa->free(s->sa);
 	tls_store_free(s->tls);
+	identity_file_free(s->identities);
 	profile_live_free(s->profiles);
 	metrics_free(s->metrics);
 }

@@ -27,8 +27,7 @@ static void *offload_main(void *arg)
 		pthread_mutex_unlock(&o->lock);
 		if (r == NULL)
 			return NULL; /* stopping, and the queue is empty */
-		webhook_mutate(s->webhook, r->body.buf ? r->body.buf : "",
-			       r->body.len, &r->reply);
+		webhook_answer(s->webhook, &r->call, true, &r->reply);
 		atomic_store_explicit(&r->reply_ready, true,
 				      memory_order_release);
 		MHD_resume_connection(r->conn);

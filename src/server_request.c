@@ -127,6 +127,7 @@ void server_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 		return;
 	if (r->offloaded && !r->answered)
 		mem_free(r->reply.body); /* computed, never sent */
+	webhook_call_free(&r->call);
 	strbuf_free(&r->body);
 	if (r->tracked) {
 		atomic_store(&r->tracked->idle_since_ms, server_now_ms());

@@ -250,13 +250,15 @@ static enum MHD_Result answer_mutate(struct MHD_Connection *conn,
 {
 	struct server *s = l->server;
 	struct http_reply reply;
+	bool decoded = webhook_begin(s->webhook, r->body.buf ? r->body.buf : "",
+				     r->body.len, &r->call, &reply);
 
-	if (webhook_answer(s->webhook, r->body.buf ? r->body.buf : "",
-			   r->body.len, s->offload.n_threads == 0, &reply)) {
-		strbuf_free(&r->body);
+	strbuf_free(&r->body); /* the review holds what it needs */
+	if (!decoded || webhook_answer(s->webhook, &r->call,
+				       s->offload.n_threads == 0, &reply))
 		return send_mutate_reply(conn, l, &reply);
-	}
-	/* Suspend before queueing: the pool may resume it at once. */
+	/* A cache miss: the decoded review waits for the pool, which does the
+	 * live lookup. Suspend before queueing: the pool may resume it at once. */
 	r->offloaded = true;
 	r->conn = conn;
 	r->listener = l;

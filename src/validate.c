@@ -5,11 +5,14 @@
  */
 #include "validate.h"
 
+#include <regex.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bounds.h"
 #include "diag.h"
+#include "mem.h"
 #include "strutil.h"
 
 static const struct {
@@ -303,6 +306,13 @@ bool validate_qualified_name(const char *key)
 	       valid_qualified_part(slash + 1, strlen(slash + 1));
 }
 
+bool validate_dns_subdomain(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= BOUND_DNS_SUBDOMAIN && valid_lower_subdomain(s, n);
+}
+
 bool validate_dns_label(const char *s)
 {
 	size_t n = strlen(s);
@@ -320,14 +330,227 @@ bool validate_dns_label(const char *s)
 
 bool validate_env_name(const char *s)
 {
-	if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') ||
-	      s[0] == '_'))
+	if (s[0] == '\0' || (s[0] >= '0' && s[0] <= '9'))
 		return false;
-	for (const char *p = s + 1; *p; p++) {
-		if (!is_alnum(*p) && *p != '_')
+	for (const char *p = s; *p; p++) {
+		if (!is_alnum(*p) && !strchr("-._", *p))
 			return false;
 	}
 	return strlen(s) <= 128;
+}
+
+bool validate_rel_path(const char *s)
+{
+	char segment[256];
+	size_t n = strlen(s);
+
+	if (n == 0 || n > BOUND_PATH || s[0] == '/' || s[n - 1] == '/')
+		return false;
+	for (;;) {
+		size_t len = strcspn(s, "/");
+
+		if (len == 0 || len >= sizeof(segment))
+			return false;
+		memcpy(segment, s, len);
+		segment[len] = '\0';
+		if (!validate_file_name(segment))
+			return false;
+		if (s[len] == '\0')
+			return true;
+		s += len + 1;
+	}
+}
+
+struct validate_pattern {
+	regex_t re;
+	bool anchored;
+};
+
+/*
+ * glibc's regcomp expands an interval by copying its subexpression, so nested
+ * intervals ("(a{255}){255}") cost the product of their bounds in memory. A
+ * profile's expression is therefore sized before it is compiled: each atom
+ * counts once, times the upper bound of its interval (an open one counts as
+ * its lower bound plus one), nested groups multiply.
+ */
+#define PATTERN_MAX_SIZE 4096
+
+static size_t pattern_size(const char **p, int depth);
+
+/* Skips a bracket expression "[...]" (p at '['), classes like [:alpha:]. */
+static bool skip_bracket(const char **p)
+{
+	const char *q = *p + 1;
+
+	if (*q == '^')
+		q++;
+	if (*q == ']')
+		q++;
+	while (*q && *q != ']') {
+		if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+			char close = q[1];
+
+			q += 2;
+			while (*q && !(*q == close && q[1] == ']'))
+				q++;
+			if (*q == '\0')
+				return false;
+			q += 2;
+			continue;
+		}
+		q++;
+	}
+	if (*q != ']')
+		return false;
+	*p = q + 1;
+	return true;
+}
+
+/* The multiplier of a quantifier at *p (1 without one), past it. */
+static size_t quantifier(const char **p)
+{
+	size_t lower = 0, upper = 0, *bound = &lower;
+	const char *q = *p;
+
+	if (*q == '*' || *q == '+' || *q == '?') {
+		*p = q + 1;
+		return 2;
+	}
+	if (*q != '{')
+		return 1;
+	for (q++; *q && *q != '}'; q++) {
+		if (*q == ',') {
+			bound = &upper;
+			upper = (size_t)-1;
+			continue;
+		}
+		if (*q < '0' || *q > '9') {
+			*p = q; /* past the '{': the caller's loop ends */
+			return PATTERN_MAX_SIZE + 1;
+		}
+		if (bound == &upper && upper == (size_t)-1)
+			upper = 0;
+		*bound = *bound * 10 + (size_t)(*q - '0');
+		if (*bound > PATTERN_MAX_SIZE) {
+			*p = q;
+			return PATTERN_MAX_SIZE + 1;
+		}
+	}
+	*p = *q ? q + 1 : q;
+	if (bound == &lower)
+		return lower ? lower : 1;
+	return upper == (size_t)-1 ? lower + 1 : (upper ? upper : 1);
+}
+
+static size_t saturating_mul(size_t a, size_t b)
+{
+	return a > PATTERN_MAX_SIZE || b > PATTERN_MAX_SIZE
+		       ? PATTERN_MAX_SIZE + 1
+		       : a * b;
+}
+
+static size_t pattern_size(const char **p, int depth)
+{
+	size_t total = 0;
+
+	if (depth > 32)
+		return PATTERN_MAX_SIZE + 1;
+	while (**p && **p != ')' && total <= PATTERN_MAX_SIZE) {
+		size_t atom = 1;
+		const char *q = *p;
+
+		if (*q == '(') {
+			*p = q + 1;
+			atom = pattern_size(p, depth + 1);
+			if (**p == ')')
+				(*p)++;
+		} else if (*q == '[') {
+			if (!skip_bracket(p))
+				return PATTERN_MAX_SIZE + 1;
+		} else if (*q == '\\' && q[1] >= '1' && q[1] <= '9') {
+			return PATTERN_MAX_SIZE + 1; /* back-references */
+		} else {
+			*p = q + (*q == '\\' && q[1] ? 2 : 1);
+		}
+		while ((**p == '*' || **p == '+' || **p == '?' || **p == '{') &&
+		       atom <= PATTERN_MAX_SIZE)
+			atom = saturating_mul(atom, quantifier(p));
+		total += atom;
+	}
+	return total;
+}
+
+int validate_pattern_compile(const char *ere, bool anchored,
+			     struct validate_pattern **ret, char *err,
+			     size_t err_size)
+{
+	struct validate_pattern *vp = NULL;
+	char *wrapped = NULL;
+	size_t n = strlen(ere) + 5;
+	int rc;
+
+	*ret = NULL;
+	{
+		const char *cursor = ere;
+		size_t size = pattern_size(&cursor, 0);
+
+		if (size > PATTERN_MAX_SIZE || *cursor != '\0') {
+			snprintf(err, err_size,
+				 "too large once its repetitions are expanded "
+				 "(at most %d atoms), unbalanced, or with a "
+				 "back-reference",
+				 PATTERN_MAX_SIZE);
+			return DIAG_EPARSE;
+		}
+	}
+	vp = mem_calloc(1, sizeof(*vp));
+	wrapped = mem_alloc(n);
+	if (vp == NULL || wrapped == NULL) {
+		rc = DIAG_ENOMEM;
+		goto out;
+	}
+	/* The group keeps an alternation inside the anchors: ^(a|b)$. */
+	snprintf(wrapped, n, anchored ? "^(%s)$" : "%s", ere);
+	rc = regcomp(&vp->re, wrapped, REG_EXTENDED);
+	if (rc != 0) {
+		regerror(rc, &vp->re, err, err_size);
+		rc = rc == REG_ESPACE ? DIAG_ENOMEM : DIAG_EPARSE;
+		goto out;
+	}
+	vp->anchored = anchored;
+	*ret = vp;
+	vp = NULL;
+out:
+	mem_free(vp);
+	mem_free(wrapped);
+	return rc;
+}
+
+bool validate_pattern_match(const struct validate_pattern *re,
+			    const char *value)
+{
+	return regexec(&re->re, value, 0, NULL, 0) == 0;
+}
+
+bool validate_pattern_extract(const struct validate_pattern *re,
+			      const char *value, size_t *start, size_t *len)
+{
+	regmatch_t m[2];
+
+	if (re->re.re_nsub < 1 || regexec(&re->re, value, 2, m, 0) != 0 ||
+	    m[1].rm_so < 0 || m[1].rm_eo < m[1].rm_so)
+		return false;
+	*start = (size_t)m[1].rm_so;
+	*len = (size_t)(m[1].rm_eo - m[1].rm_so);
+	return true;
+}
+
+void validate_pattern_free(struct validate_pattern *re)
+{
+	if (re == NULL)
+		return;
+	regfree(&re->re);
+	mem_free(re);
 }
 
 static bool printable_path_char(char c)

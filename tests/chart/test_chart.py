@@ -72,6 +72,9 @@ KINDS = {
     ("policy/v1", "PodDisruptionBudget"): True,
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): False,
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): False,
+    ("rbac.authorization.k8s.io/v1", "Role"): True,
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): True,
+    ("batch/v1", "Job"): True,
     ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): False,
     ("cert-manager.io/v1", "Certificate"): True,
     ("cert-manager.io/v1", "Issuer"): True,
@@ -86,6 +89,9 @@ LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 PIW_DURATION = re.compile(r"^[0-9]+(ms|s|m)?$")
+
+WEBHOOK_RULES = [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                  "resources": ["pods"], "scope": "Namespaced"}]
 
 CERT_DIR = "/etc/webhook/certs"
 PROFILES_DIR = "/etc/pod-identity-webhook/profiles"
@@ -106,10 +112,15 @@ def helm_stderr(stderr):
                      if "found symbolic link in path" not in line)
 
 
+# Every rendering names an image: the chart refuses to render without one (there is no
+# public image). A case overrides it to test that refusal.
+BASE_VALUES = {"image": {"repository": "registry.local/platform/pod-identity-webhook"}}
+
+
 def write_values(tmp, values):
     path = os.path.join(tmp, "values-%d.yaml" % len(os.listdir(tmp)))
     with open(path, "w") as f:
-        yaml.safe_dump(values, f)
+        yaml.safe_dump(deep_merge(BASE_VALUES, values), f)
     return path
 
 
@@ -197,7 +208,7 @@ def make_ca(tmp):
 
 def matrix(ca_pem):
     """name -> (values, expectations)."""
-    azure_ini = read_text("profiles", "contrib", "azure.ini")
+    azure_ini = read_text("profiles", "azure.ini")
     cases = {
         "defaults": ({}, {}),
         "aws": ({"profiles": {"aws": {"enabled": True, "region": "eu-central-1",
@@ -221,6 +232,21 @@ def matrix(ca_pem):
              "settings": {"region": "us-east-1", "azure-tenant-id": SAMPLE_TENANT,
                           "vultr-sts-endpoint":
                               "https://api.vultr.com/v2/assumed-roles/compatibility/aws/sts"}}),
+        "azure": ({"profiles": {"azure": {"enabled": True, "tenantId": SAMPLE_TENANT}},
+                   "webhook": {"scope": "optIn",
+                               "optIn": {"podLabel": "azure.workload.identity/use"}}},
+                  {"profiles": ["azure.ini"],
+                   "settings": {"azure-tenant-id": SAMPLE_TENANT,
+                                "azure-authority-host": "https://login.microsoftonline.com/"}}),
+        "azure-gcp-own-values": (
+            {"profiles": {"azure": {"enabled": True,
+                                    "authorityHost": "https://login.microsoftonline.us/"},
+                          "gcp": {"enabled": True, "region": "europe-west3"}}},
+            {"profiles": ["azure.ini", "gcp.ini"],
+             "settings": {"azure-authority-host": "https://login.microsoftonline.us/",
+                          "gcp-region": "europe-west3"}}),
+        "gcp-defaults": ({"profiles": {"gcp": {"enabled": True}}},
+                         {"profiles": ["gcp.ini"], "settings": {"gcp-region": "(unset)"}}),
         "extra-replaces-stackit": (
             {"profiles": {"extra": {"stackit": read_text("profiles", "stackit.ini")}}},
             {"profiles": ["stackit.ini"]}),
@@ -245,6 +271,18 @@ def matrix(ca_pem):
                                         "skipNamespaces": ["monitoring", "istio-system"],
                                         "namespaceSkipLabels": []}}, {}),
         "metrics-off": ({"metrics": {"enabled": False}}, {}),
+        "opt-in": ({"webhook": {"scope": "optIn"}}, {}),
+        "opt-in-azure-labelled-namespaces": (
+            {"webhook": {"scope": "optIn", "failurePolicy": "Ignore",
+                         "optIn": {"podLabel": "azure.workload.identity/use"},
+                         "namespaceSelector": {
+                             "matchLabels": {"pod-identity-webhook/enabled": "true"},
+                             "matchExpressions": [{"key": "team", "operator": "Exists"}]}},
+             "profiles": {"extra": {"azure": azure_ini},
+                          "settings": {"azure-tenant-id": SAMPLE_TENANT}}},
+            {"profiles": ["azure.ini"], "settings": {"azure-tenant-id": SAMPLE_TENANT}}),
+        "opt-out-fail": ({"webhook": {"failurePolicy": "Fail"}}, {}),
+        "registration-without-hook": ({"registration": {"waitForReady": False}}, {}),
         "service-monitor": ({"metrics": {"serviceMonitor": {"enabled": True,
                                                             "labels": {"release": "prom"}}}},
                             {}),
@@ -254,7 +292,7 @@ def matrix(ca_pem):
         "existing-service-account": ({"serviceAccount": {"create": False, "name": "piw-sa"},
                                       "rbac": {"create": False}}, {}),
         "digest-and-overrides": (
-            {"image": {"repository": "registry.example.com/piw/pod-identity-webhook",
+            {"image": {"repository": "registry.corp.internal:5000/piw/pod-identity-webhook",
                        "digest": "sha256:" + "ab" * 32},
              "nameOverride": "identity", "priorityClassName": "",
              "tls": {"minVersion": "1.3"}, "log": {"level": "debug", "format": "text"},
@@ -419,17 +457,69 @@ class ChartTestCase(unittest.TestCase):
         self.assertEqual(len(names), len(spec["ports"]))
 
     def check_ClusterRole(self, o, r):
-        self.assertEqual(o["rules"], [{"apiGroups": [""], "resources": ["serviceaccounts"],
-                                       "verbs": ["get", "list", "watch"]}])
+        if o["metadata"]["labels"].get("app.kubernetes.io/component") == "register":
+            # the registration hook: patch this release's webhook configuration, nothing else
+            self.assertEqual(o["rules"], [{
+                "apiGroups": ["admissionregistration.k8s.io"],
+                "resources": ["mutatingwebhookconfigurations"],
+                "resourceNames": [r.one("MutatingWebhookConfiguration")["metadata"]["name"]],
+                "verbs": ["patch"]}])
+        else:
+            # the webhook itself: read-only, ServiceAccounts only
+            self.assertEqual(o["rules"], [{"apiGroups": [""], "resources": ["serviceaccounts"],
+                                           "verbs": ["get", "list", "watch"]}])
 
-    def check_ClusterRoleBinding(self, o, r):
+    def check_Role(self, o, r):
+        self.assertEqual(o["metadata"]["labels"]["app.kubernetes.io/component"], "register")
+        self.assertEqual(o["rules"], [{"apiGroups": [""], "resources": ["endpoints"],
+                                       "resourceNames": [r.webhook["clientConfig"]["service"]["name"]],
+                                       "verbs": ["get"]}])
+
+    def check_binding(self, o, r, kind):
         ref = o["roleRef"]
         self.assertEqual(ref["apiGroup"], "rbac.authorization.k8s.io")
-        self.assertEqual(ref["kind"], "ClusterRole")
-        r.one("ClusterRole", ref["name"])
-        self.assertEqual(o["subjects"], [{"kind": "ServiceAccount",
-                                          "name": r.pod_spec["serviceAccountName"],
+        self.assertEqual(ref["kind"], kind)
+        role = r.one(kind, ref["name"])
+        if role["metadata"]["labels"].get("app.kubernetes.io/component") == "register":
+            sa = r.one("Job")["spec"]["template"]["spec"]["serviceAccountName"]
+            self.assertNotEqual(sa, r.pod_spec["serviceAccountName"],
+                                "the hook's privileges are not the webhook's")
+        else:
+            sa = r.pod_spec["serviceAccountName"]
+        self.assertEqual(o["subjects"], [{"kind": "ServiceAccount", "name": sa,
                                           "namespace": r.namespace}])
+
+    def check_ClusterRoleBinding(self, o, r):
+        self.check_binding(o, r, "ClusterRole")
+
+    def check_RoleBinding(self, o, r):
+        self.check_binding(o, r, "Role")
+
+    def check_Job(self, o, r):
+        """The registration hook: runs after install/upgrade/rollback as its own account,
+        restricted, never a webhook replica, and is sent nothing by the webhook."""
+        annotations = o["metadata"]["annotations"]
+        self.assertEqual(annotations["helm.sh/hook"], "post-install,post-upgrade,post-rollback")
+        self.assertIn("before-hook-creation", annotations["helm.sh/hook-delete-policy"])
+        spec = o["spec"]["template"]["spec"]
+        r.one("ServiceAccount", spec["serviceAccountName"])
+        self.assertEqual(spec["restartPolicy"], "Never")
+        labels = o["spec"]["template"]["metadata"]["labels"]
+        self.check_labels(labels, "hook pod")
+        self.assertFalse(selector_matches(r.deployment["spec"]["selector"], labels),
+                         "the hook pod must not look like a webhook replica")
+        self.assertFalse(selector_matches(r.webhook["objectSelector"], labels),
+                         "the hook pod is never sent to the webhook")
+        (c,) = spec["containers"]
+        self.assertIs(c["securityContext"]["readOnlyRootFilesystem"], True)
+        self.assertIs(c["securityContext"]["allowPrivilegeEscalation"], False)
+        self.assertEqual(c["command"][:2], ["/bin/sh", "-c"])
+        env = {e["name"]: e["value"] for e in c["env"]}
+        svc = r.webhook["clientConfig"]["service"]
+        self.assertEqual((env["NAMESPACE"], env["SERVICE"]), (svc["namespace"], svc["name"]))
+        self.assertEqual(env["CONFIGURATION"], r.one("MutatingWebhookConfiguration")["metadata"]["name"])
+        self.assertEqual(env["WEBHOOK"], r.webhook["name"])
+        self.assertEqual(json.loads(env["RULES"]), WEBHOOK_RULES)
 
     def check_PodDisruptionBudget(self, o, r):
         spec = o["spec"]
@@ -531,12 +621,18 @@ class ChartTestCase(unittest.TestCase):
     def check_webhook_configuration(self, r, v):
         w = r.webhook
         self.assertEqual(w["admissionReviewVersions"], ["v1", "v1beta1"])
-        self.assertEqual(w["rules"], [{"operations": ["CREATE"], "apiGroups": [""],
-                                       "apiVersions": ["v1"], "resources": ["pods"],
-                                       "scope": "Namespaced"}])
+        # no rules until the hook has seen a ready replica (registration.waitForReady)
+        if v["registration"]["waitForReady"]:
+            self.assertEqual(w["rules"], [])
+            r.one("Job")
+        else:
+            self.assertEqual(w["rules"], WEBHOOK_RULES)
+            self.assertFalse(r.all("Job") or r.all("Role"))
         self.assertEqual(w["sideEffects"], "None")
         self.assertEqual(w["reinvocationPolicy"], "IfNeeded")
-        self.assertEqual(w["failurePolicy"], v["webhook"]["failurePolicy"])
+        opt_in = v["webhook"]["scope"] == "optIn"
+        self.assertEqual(w["failurePolicy"], v["webhook"]["failurePolicy"]
+                         or ("Fail" if opt_in else "Ignore"))
         self.assertEqual(w["timeoutSeconds"], v["webhook"]["timeoutSeconds"])
         self.assertLessEqual(w["timeoutSeconds"], 30)
 
@@ -554,21 +650,42 @@ class ChartTestCase(unittest.TestCase):
         self.assertEqual(r.env["PIW_LISTEN"], ":%d" % container_port["containerPort"])
 
         # selectors, evaluated
-        def ns(name, **labels):
-            return dict(labels, **{"kubernetes.io/metadata.name": name})
         nsel, osel = w["namespaceSelector"], w["objectSelector"]
         skip = v["webhook"]["skipLabel"]
+        extra = v["webhook"]["namespaceSelector"]
+        # namespaces carrying what webhook.namespaceSelector asks for (when it asks)
+        base = dict(extra.get("matchLabels") or {})
+        for e in extra.get("matchExpressions") or []:
+            if e["operator"] in ("In", "Exists"):
+                base[e["key"]] = (e.get("values") or ["x"])[0]
+
+        def ns(name, **labels):
+            return dict(base, **labels, **{"kubernetes.io/metadata.name": name})
         self.assertTrue(selector_matches(nsel, ns("default")))
+        if extra:
+            self.assertFalse(selector_matches(nsel, {"kubernetes.io/metadata.name": "default"}),
+                             "webhook.namespaceSelector must narrow the namespaces")
         self.assertTrue(selector_matches(nsel, ns("apps", **{skip: "false"})))
         self.assertFalse(selector_matches(nsel, ns("apps", **{skip: "true"})))
         for label in v["webhook"]["namespaceSkipLabels"]:
-            self.assertFalse(selector_matches(nsel, ns("apps", **{label: "true"})))
+            # by presence, whatever the value (as STACKIT's chart)
+            for value in ("true", "false", ""):
+                self.assertFalse(selector_matches(nsel, ns("apps", **{label: value})))
         self.assertEqual(selector_matches(nsel, ns("kube-system")),
                          not v["webhook"]["skipKubeSystem"])
         for name in v["webhook"]["skipNamespaces"]:
             self.assertFalse(selector_matches(nsel, ns(name)))
-        self.assertTrue(selector_matches(osel, {"app": "web"}))
-        self.assertTrue(selector_matches(osel, {}))
+        if opt_in:
+            label = v["webhook"]["optIn"]["podLabel"]
+            value = v["webhook"]["optIn"]["podLabelValue"]
+            self.assertFalse(selector_matches(osel, {"app": "web"}))
+            self.assertFalse(selector_matches(osel, {}))
+            self.assertFalse(selector_matches(osel, {label: value + "x"}))
+            self.assertTrue(selector_matches(osel, {"app": "web", label: value}))
+            self.assertFalse(selector_matches(osel, {label: value, skip: "true"}))
+        else:
+            self.assertTrue(selector_matches(osel, {"app": "web"}))
+            self.assertTrue(selector_matches(osel, {}))
         self.assertFalse(selector_matches(osel, {skip: "true"}))
         own = r.deployment["spec"]["template"]["metadata"]["labels"]
         self.assertFalse(selector_matches(osel, own), "the webhook's own pods must be skipped")
@@ -735,7 +852,9 @@ class ChartTestCase(unittest.TestCase):
             r.one("ServiceAccount", sa)
         else:
             self.assertEqual(sa, v["serviceAccount"]["name"])
-            self.assertFalse(r.all("ServiceAccount"))
+            self.assertFalse([a for a in r.all("ServiceAccount")
+                              if a["metadata"]["labels"].get("app.kubernetes.io/component")
+                              != "register"])
         self.assertEqual(bool(r.all("ClusterRole")), v["rbac"]["create"])
         self.assertEqual(bool(r.all("ClusterRoleBinding")), v["rbac"]["create"])
         if v["priorityClassName"]:
@@ -860,6 +979,66 @@ class TestMatrix(ChartTestCase):
             secret = r.one("Secret")
             self.assertEqual(r.webhook["clientConfig"]["caBundle"], secret["data"]["ca.crt"])
 
+    def test_disabled_profiles_and_identity_map(self):
+        """profiles.disabled -> PIW_DISABLE_PROFILES; an identity map from values (a
+        ConfigMap of the chart) or an existing ConfigMap (mounted unchanged) ->
+        PIW_IDENTITY_MAP naming the mounted file. (Their flags come with other branches, so
+        this rendering is not run through check_chart's docs/configuration.md check.)"""
+        mount = "/etc/pod-identity-webhook/identity-map"
+        values = {"profiles": {"aws": {"enabled": True}, "vultr": {"enabled": True},
+                               "disabled": ["stackit", "aws"]},
+                  "identityMap": {"data": {"default/app": {"RoleARN": "arn:aws:iam::1:role/a"}}}}
+        rc, objects, err = helm_template(values)
+        self.assertEqual(rc, 0, err)
+        r = Rendered(objects, values)
+        self.assertEqual(r.env["PIW_DISABLE_PROFILES"], "stackit,aws")
+        self.assertEqual(r.env["PIW_IDENTITY_MAP"], mount + "/identity-map.json")
+        cm = r.one("ConfigMap", "%s-pod-identity-webhook-identity-map" % RELEASE)
+        self.assertEqual(json.loads(cm["data"]["identity-map.json"]),
+                         values["identityMap"]["data"])
+        volume = [x for x in r.pod_spec["volumes"] if x["name"] == "identity-map"][0]
+        self.assertEqual(volume["configMap"]["name"], cm["metadata"]["name"])
+        self.assertEqual([m["mountPath"] for m in r.container["volumeMounts"]
+                          if m["name"] == "identity-map"], [mount])
+        self.assertIn("checksum/identity-map",
+                      r.deployment["spec"]["template"]["metadata"]["annotations"])
+
+        values = {"identityMap": {"existingConfigMap": {"name": "pod-identity-webhook"}}}
+        rc, objects, err = helm_template(values)
+        self.assertEqual(rc, 0, err)
+        r = Rendered(objects, values)
+        self.assertEqual(r.env["PIW_IDENTITY_MAP"], mount + "/config")
+        self.assertEqual(len(r.all("ConfigMap")), 1, "only the profiles ConfigMap")
+        volume = [x for x in r.pod_spec["volumes"] if x["name"] == "identity-map"][0]
+        self.assertEqual(volume["configMap"]["name"], "pod-identity-webhook")
+        self.assertEqual(volume["configMap"]["items"], [{"key": "config", "path": "config"}])
+
+        rc, objects, err = helm_template({})
+        r = Rendered(objects, {})
+        self.assertNotIn("PIW_DISABLE_PROFILES", r.env)
+        self.assertNotIn("PIW_IDENTITY_MAP", r.env)
+        self.assertNotIn("identity-map", [x["name"] for x in r.pod_spec["volumes"]])
+
+    def test_opt_in_renders_object_selector(self):
+        """helm template in opt-in mode renders the objectSelector on the operator's label
+        (here Azure's), and Fail as the policy it makes safe."""
+        values = {"webhook": {"scope": "optIn",
+                              "optIn": {"podLabel": "azure.workload.identity/use"}}}
+        rc, objects, err = helm_template(values)
+        self.assertEqual(rc, 0, err)
+        w = Rendered(objects, values).webhook
+        self.assertEqual(w["objectSelector"], {"matchExpressions": [
+            {"key": "pod-identity-webhook/skip", "operator": "NotIn", "values": ["true"]},
+            {"key": "azure.workload.identity/use", "operator": "In", "values": ["true"]}]})
+        self.assertEqual(w["failurePolicy"], "Fail")
+        rc, objects, err = helm_template({})
+        w = Rendered(objects, {}).webhook
+        self.assertEqual(w["objectSelector"], {"matchExpressions": [
+            {"key": "pod-identity-webhook/skip", "operator": "NotIn", "values": ["true"]}]})
+        self.assertEqual(w["failurePolicy"], "Ignore")
+        self.assertIn({"key": "workload-identity.stackit.cloud/skip-pod-identity-webhook",
+                       "operator": "DoesNotExist"}, w["namespaceSelector"]["matchExpressions"])
+
     def test_checksum_follows_profiles(self):
         def checksum(values):
             rc, objects, err = helm_template(values)
@@ -916,8 +1095,8 @@ class TestMatrix(ChartTestCase):
                 for k in node:
                     self.assertIn(k, props, "%s%s is not in the schema" % (path, k))
             for k, sub in props.items():
-                if k == "global":
-                    continue
+                if k == "global" or (node == {} and "required" not in sch):
+                    continue  # an optional object left empty (webhook.namespaceSelector)
                 self.assertIn(k, node, "schema property %s%s has no default" % (path, k))
                 walk(node[k], sub, path + k + ".")
         self.assertIs(schema.get("additionalProperties"), False)
@@ -937,7 +1116,21 @@ class TestSchema(unittest.TestCase):
         "certManager.enabled as a string": ({"certManager": {"enabled": "yes"}},
                                             "certManager.enabled"),
         "unknown top-level value": ({"replicas": 3}, "replicas"),
-        "unknown nested value": ({"profiles": {"gcp": {"enabled": True}}}, "gcp"),
+        "unknown nested value": ({"profiles": {"nosuch": {"enabled": True}}}, "nosuch"),
+        "scope not optIn/optOut": ({"webhook": {"scope": "opt-in"}}, "webhook.scope"),
+        "opt-in label without a value": ({"webhook": {"optIn": {"podLabelValue": ""}}},
+                                         "webhook.optIn.podLabelValue"),
+        "opt-in label key with spaces": ({"webhook": {"optIn": {"podLabel": "a b"}}},
+                                         "webhook.optIn.podLabel"),
+        "namespaceSelector operator": (
+            {"webhook": {"namespaceSelector": {"matchExpressions": [
+                {"key": "team", "operator": "Equals", "values": ["a"]}]}}}, "operator"),
+        "namespaceSelector unknown field": (
+            {"webhook": {"namespaceSelector": {"matchNames": ["a"]}}}, "matchNames"),
+        "registration timeout too short": ({"registration": {"timeoutSeconds": 1}},
+                                           "registration.timeoutSeconds"),
+        "disabled profile name": ({"profiles": {"disabled": ["AWS"]}}, "profiles.disabled"),
+        "identity map as a number": ({"identityMap": {"data": 3}}, "identityMap.data"),
         "timeout above 30 s": ({"webhook": {"timeoutSeconds": 31}}, "webhook.timeoutSeconds"),
         "no replicas": ({"replicaCount": 0}, "replicaCount"),
         "replicas as a string": ({"replicaCount": "2"}, "replicaCount"),
@@ -946,6 +1139,12 @@ class TestSchema(unittest.TestCase):
         "empty profile text": ({"profiles": {"extra": {"azure": ""}}}, "extra"),
         "setting with a comma": ({"profiles": {"settings": {"a": "x,y"}}}, "settings"),
         "bad region": ({"profiles": {"aws": {"region": "EU West"}}}, "profiles.aws.region"),
+        "azure tenant with a comma": ({"profiles": {"azure": {"tenantId": "a,b"}}},
+                                      "profiles.azure.tenantId"),
+        "azure authority not https": ({"profiles": {"azure": {"authorityHost": "http://x"}}},
+                                      "profiles.azure.authorityHost"),
+        "bad gcp region": ({"profiles": {"gcp": {"region": "Europe West"}}},
+                           "profiles.gcp.region"),
         "vultr endpoint not https": ({"profiles": {"vultr": {"stsEndpoint": "http://x"}}},
                                      "profiles.vultr.stsEndpoint"),
         "a CA without a Secret": ({"tls": {"secret": {"caBundle": FAKE_PEM}}},
@@ -987,6 +1186,10 @@ class TestSchema(unittest.TestCase):
         "extra profile shadowing an enabled one": (
             {"profiles": {"aws": {"enabled": True}, "extra": {"aws": "[profile]\nname = aws\n"}}},
             "profiles.extra.aws"),
+        "an azure setting with its own value": (
+            {"profiles": {"azure": {"enabled": True},
+                          "settings": {"azure-tenant-id": SAMPLE_TENANT}}},
+            "use profiles.azure.tenantId"),
         "a setting with its own value": (
             {"profiles": {"aws": {"enabled": True}, "settings": {"region": "eu-west-1"}}},
             "use profiles.aws.region"),
@@ -995,6 +1198,33 @@ class TestSchema(unittest.TestCase):
         "caBundle that is no certificate": (
             {"tls": {"secret": {"name": "x", "caBundle": "Zm9v"}}},
             "tls.secret.caBundle must be a PEM CA certificate"),
+        "a setting no loaded profile declares": (
+            {"profiles": {"settings": {"azure-tenant-id": SAMPLE_TENANT}}},
+            "profiles.settings.azure-tenant-id: no loaded profile declares "
+            "[setting azure-tenant-id]"),
+        "a misspelt setting of an enabled profile": (
+            {"profiles": {"aws": {"enabled": True}, "settings": {"regoin": "eu-west-1"}}},
+            "profiles.settings.regoin: no loaded profile declares [setting regoin], so the "
+            "webhook would refuse to start. Loaded profiles: aws, stackit; the settings they "
+            "declare: region, role-session-name, sts-regional-endpoints."),
+        "an extra profile without a name": (
+            {"profiles": {"extra": {"x": "[trigger]\nannotation = example.com/x\n"}}},
+            'profiles.extra.x: no "name = ..." in a [profile] section'),
+        "no image": ({"image": {"repository": ""}}, "image.repository is required"),
+        "the docs' example image": (
+            {"image": {"repository": "registry.example.com/platform/pod-identity-webhook"}},
+            "is the documentation's placeholder registry"),
+        "disabling a profile that is not loaded": (
+            {"profiles": {"disabled": ["aws"]}},
+            'profiles.disabled: "aws" is not a loaded profile (loaded: stackit)'),
+        "every profile disabled": ({"profiles": {"disabled": ["stackit"]}},
+                                   "profiles.disabled disables every loaded profile"),
+        "opt-in on the skip label": (
+            {"webhook": {"scope": "optIn", "optIn": {"podLabel": "pod-identity-webhook/skip"}}},
+            "webhook.optIn.podLabel and webhook.skipLabel are both"),
+        "an identity map from values and a ConfigMap": (
+            {"identityMap": {"data": "{}", "existingConfigMap": {"name": "aws-map"}}},
+            "identityMap.data and identityMap.existingConfigMap.name exclude each other"),
         "caBundle PEM of a key": (
             {"tls": {"secret": {
                 "name": "x", "caBundle": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}}},
@@ -1016,6 +1246,36 @@ class TestSchema(unittest.TestCase):
                 self.assertNotEqual(rc, 0, "accepted: %s" % values)
                 self.assertIn(message, err)
 
+    def test_extra_profile_checks(self):
+        """An extra profile is read as the binary reads it: its [profile] name must be its
+        key, and its [setting NAME] sections are what profiles.settings may name."""
+        azure = read_text("profiles", "azure.ini")
+        for name, values, message in (
+                ("key differs from the name", {"profiles": {"extra": {"azur": azure}}},
+                 'profiles.extra.azur: the profile\'s [profile] name is "azure", not "azur"'),
+                ("name in CRLF text, indented, with a comment",
+                 {"profiles": {"extra": {"az": azure.replace("name = azure", "  name = azure ; x")
+                                         .replace("\n", "\r\n")}}},
+                 'the profile\'s [profile] name is "azure", not "az"'),
+                ("a setting of a disabled profile",
+                 {"profiles": {"extra": {"azure": azure}, "disabled": ["azure"],
+                               "settings": {"azure-tenant-id": SAMPLE_TENANT}}},
+                 "profiles.settings.azure-tenant-id: no loaded profile declares"),
+                ("a setting of the replaced stackit profile",
+                 {"profiles": {"extra": {"azure": azure.replace("[setting azure-tenant-id]",
+                                                                "[setting tenant]")},
+                               "settings": {"azure-tenant-id": SAMPLE_TENANT}}},
+                 "Loaded profiles: azure, stackit; the settings they declare: "
+                 "azure-authority-host, tenant.")):
+            with self.subTest(case=name):
+                rc, _, err = helm_template(values)
+                self.assertNotEqual(rc, 0, "accepted: %s" % values)
+                self.assertIn(message, err)
+        # and the same profile under its own name, with its setting, is accepted
+        rc, _, err = helm_template({"profiles": {"extra": {"azure": azure},
+                                                 "settings": {"azure-tenant-id": SAMPLE_TENANT}}})
+        self.assertEqual(rc, 0, err)
+
     def test_lint_rejects(self):
         with tempfile.TemporaryDirectory() as tmp:
             r = run([HELM, "lint", CHART, "-f",
@@ -1029,7 +1289,8 @@ class TestProfileSources(unittest.TestCase):
     def test_chart_profiles_are_the_repository_profiles(self):
         chart_dir = os.path.join(CHART, "profiles")
         files = sorted(os.listdir(chart_dir))
-        self.assertEqual(files, ["aws.ini", "vultr.ini"])
+        # stackit.ini is the built-in profile: not rendered, read for its [setting] sections
+        self.assertEqual(files, ["aws.ini", "azure.ini", "gcp.ini", "stackit.ini", "vultr.ini"])
         for f in files:
             path = os.path.join(chart_dir, f)
             source = os.path.join(ROOT, "profiles", f)
@@ -1047,7 +1308,7 @@ class TestProfileSources(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             tgz = [f for f in os.listdir(tmp) if f.endswith(".tgz")][0]
             with tarfile.open(os.path.join(tmp, tgz)) as tar:
-                for f in ("aws.ini", "vultr.ini"):
+                for f in ("aws.ini", "azure.ini", "gcp.ini", "stackit.ini", "vultr.ini"):
                     member = tar.getmember("pod-identity-webhook/profiles/" + f)
                     self.assertTrue(member.isfile())
                     with open(os.path.join(ROOT, "profiles", f), "rb") as src:
@@ -1066,9 +1327,12 @@ class FakeKubeAPI(http.server.ThreadingHTTPServer):
                ("services", "Service", True), ("serviceaccounts", "ServiceAccount", True),
                ("namespaces", "Namespace", False)],
         "apps/v1": [("deployments", "Deployment", True)],
+        "batch/v1": [("jobs", "Job", True)],
         "policy/v1": [("poddisruptionbudgets", "PodDisruptionBudget", True)],
         "rbac.authorization.k8s.io/v1": [("clusterroles", "ClusterRole", False),
-                                         ("clusterrolebindings", "ClusterRoleBinding", False)],
+                                         ("clusterrolebindings", "ClusterRoleBinding", False),
+                                         ("roles", "Role", True),
+                                         ("rolebindings", "RoleBinding", True)],
         "admissionregistration.k8s.io/v1": [("mutatingwebhookconfigurations",
                                              "MutatingWebhookConfiguration", False)],
         "cert-manager.io/v1": [("certificates", "Certificate", True),
@@ -1076,8 +1340,14 @@ class FakeKubeAPI(http.server.ThreadingHTTPServer):
         "monitoring.coreos.com/v1": [("servicemonitors", "ServiceMonitor", True)],
     }
 
-    def __init__(self):
-        self.objects = {}  # URL path -> object
+    def __init__(self, without=()):
+        # without: groupVersions this cluster does not serve (e.g. no cert-manager)
+        self.RESOURCES = {gv: r for gv, r in self.RESOURCES.items() if gv not in without}
+        # every cluster has kube-system: the chart's cluster checks look for it
+        self.objects = {"/api/v1/namespaces/kube-system": {
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "kube-system", "uid": "uid-kube-system",
+                         "resourceVersion": "1"}}}  # URL path -> object
         self.requests = []
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), FakeKubeHandler)
@@ -1191,7 +1461,10 @@ class TestAgainstFakeCluster(unittest.TestCase):
     """`helm install` then `helm upgrade` for real, against FakeKubeAPI."""
 
     def setUp(self):
-        self.api = FakeKubeAPI()
+        self.start_api(FakeKubeAPI())
+
+    def start_api(self, api):
+        self.api = api
         self.thread = threading.Thread(target=self.api.serve_forever, daemon=True)
         self.thread.start()
         self.tmp = tempfile.mkdtemp()
@@ -1209,8 +1482,9 @@ class TestAgainstFakeCluster(unittest.TestCase):
         self.api.server_close()
         shutil.rmtree(self.tmp)
 
-    def helm(self, *args, values=None):
-        argv = [HELM, *args, RELEASE, CHART, "--namespace", NAMESPACE,
+    def helm(self, *args, values=None, ok=True):
+        # --no-hooks: the fake runs no Jobs (the registration hook is the e2e tests' subject)
+        argv = [HELM, *args, RELEASE, CHART, "--namespace", NAMESPACE, "--no-hooks",
                 "--kubeconfig", self.kubeconfig, "--disable-openapi-validation"]
         if values is not None:
             argv += ["-f", write_values(self.tmp, values)]
@@ -1218,6 +1492,9 @@ class TestAgainstFakeCluster(unittest.TestCase):
                    HELM_CONFIG_HOME=os.path.join(self.tmp, "config"),
                    HELM_DATA_HOME=os.path.join(self.tmp, "data"))
         r = run(argv, env=env)
+        if not ok:
+            self.assertNotEqual(r.returncode, 0, r.stdout)
+            return helm_stderr(r.stderr)
         self.assertEqual(r.returncode, 0, r.stdout + helm_stderr(r.stderr))
         return r.stdout
 
@@ -1255,6 +1532,35 @@ class TestAgainstFakeCluster(unittest.TestCase):
         for q in patches:
             self.assertNotIn("tls.crt", q[2])
 
+    def test_upgrade_keeps_a_registered_webhook_registered(self):
+        """The install renders no rules (the hook adds them once a replica is ready). Once
+        registered, an upgrade renders the rules itself: rendering `rules: []` again would
+        make Helm's three-way merge reset the live rules until the hook ran again, and
+        pods created meanwhile would get no credentials. Not yet registered (no replica was
+        ever ready): the upgrade still waits."""
+        values = {"profiles": {"aws": {"enabled": True}}}
+        self.helm("install", values=values)
+        _, first = self.release(1)
+        self.assertEqual(Rendered(first, values).webhook["rules"], [])
+
+        self.helm("upgrade", values=values)
+        _, second = self.release(2)
+        self.assertEqual(Rendered(second, values).webhook["rules"], [],
+                         "never registered: the upgrade must not register it either")
+
+        # the hook Job's patch, as the API server would have applied it
+        live = self.api.objects["/apis/admissionregistration.k8s.io/v1/"
+                                "mutatingwebhookconfigurations/%s-pod-identity-webhook"
+                                % RELEASE]
+        rules = [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                  "resources": ["pods"]}]
+        live["webhooks"][0]["rules"] = rules
+        self.helm("upgrade", values=values)
+        _, third = self.release(3)
+        rendered = Rendered(third, values).webhook["rules"]
+        self.assertNotEqual(rendered, [], "registered: the upgrade must keep the rules")
+        self.assertEqual([r["resources"] for r in rendered], [["pods"]])
+
     def test_incomplete_secret_is_regenerated(self):
         """A Secret without ca.crt (e.g. made by hand) is replaced by a full new set."""
         name = "%s-pod-identity-webhook-tls" % RELEASE
@@ -1273,11 +1579,10 @@ class TestAgainstFakeCluster(unittest.TestCase):
         self.assertEqual(r.webhook["clientConfig"]["caBundle"], data["ca.crt"])
 
     def test_notes(self):
-        azure = read_text("profiles", "contrib", "azure.ini")
         out = self.helm("install", values={
             "profiles": {"aws": {"enabled": True}, "vultr": {"enabled": True},
-                         "extra": {"azure": azure},
-                         "settings": {"azure-tenant-id": SAMPLE_TENANT}},
+                         "azure": {"enabled": True, "tenantId": SAMPLE_TENANT},
+                         "gcp": {"enabled": True}},
             "certManager": {"enabled": True}})
         rel, _ = self.release(1)
         notes = rel["info"]["notes"]
@@ -1286,13 +1591,73 @@ class TestAgainstFakeCluster(unittest.TestCase):
                            "eks.amazonaws.com/role-arn=arn:aws:iam::",
                            "api.vultr.com/role=",
                            "azure.workload.identity/client-id=",
-                           "azure.workload.identity/use"):
+                           "azure.workload.identity/use",
+                           "cloud.google.com/workload-identity-provider=projects/",
+                           "cloud.google.com/service-account-email="):
             self.assertIn(annotation, notes)
-        self.assertIn("Profiles, in load order: stackit, aws, vultr, azure", notes)
+        # the binary loads the built-in profile, then the files by name
+        self.assertIn("Profiles, in load order: stackit, aws, azure, gcp, vultr", notes)
         self.assertIn("pod-identity-webhook/profiles", notes)
         self.assertIn("cert-manager", notes)
         self.assertNotIn("WARNING", notes)
+        # the default scope optOut makes Ignore the safe policy
+        self.assertIn("failurePolicy is Ignore", notes)
+        self.assertIn("created with no rules", notes)
+        self.assertIn("Check that the install works:\n  kubectl --namespace piw-system rollout "
+                      "status deployment/piw-pod-identity-webhook", notes)
+        self.assertIn("annotate serviceaccount app workload-identity.stackit.cloud/"
+                      "service-account-email=my-sa@sa.stackit.cloud", notes)
+        self.assertIn("--dry-run=server", notes)
+
+    def test_notes_opt_in(self):
+        """Scope optIn: the label to add, Fail as the policy, and the check command with
+        the label (and the profile's own pod label) on the pod."""
+        self.helm("install", values={
+            "webhook": {"scope": "optIn"},
+            "profiles": {"azure": {"enabled": True, "tenantId": SAMPLE_TENANT},
+                         "disabled": ["stackit"]}})
+        notes = self.release(1)[0]["info"]["notes"]
+        self.assertIn("Profiles, in load order: azure\n", notes)
+        self.assertIn("disabled: stackit", notes)
+        self.assertIn("only pods labelled pod-identity-webhook/use=true are sent", notes)
         self.assertIn("failurePolicy is Fail", notes)
+        self.assertNotIn("WARNING", notes)
+        self.assertIn("--labels=pod-identity-webhook/use=true,azure.workload.identity/use=true",
+                      notes)
+        self.assertIn("# prints azure:", notes)
+        self.assertIn("annotate serviceaccount app azure.workload.identity/client-id=", notes)
+
+    def test_notes_opt_out_fail_warns(self):
+        self.helm("install", values={"webhook": {"failurePolicy": "Fail"}})
+        notes = self.release(1)[0]["info"]["notes"]
+        self.assertIn("failurePolicy is Fail", notes)
+        self.assertIn("WARNING: with scope optOut", notes)
+
+    def test_missing_tls_secret_refused(self):
+        """tls.secret.name naming no Secret: refused at install, before anything is
+        created; with the Secret there (tls.crt and tls.key), installed."""
+        values = {"tls": {"secret": {"name": "mine", "caBundle": FAKE_PEM}}}
+        err = self.helm("install", values=values, ok=False)
+        self.assertIn("tls.secret.name: Secret piw-system/mine does not exist. Create it first "
+                      "(kubectl create secret tls mine", err)
+        self.assertFalse([q for q in self.api.requests if q[0] != "GET"],
+                         "nothing may be written when the install is refused")
+        path = "/api/v1/namespaces/%s/secrets/mine" % NAMESPACE
+        self.api.objects[path] = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                                  "metadata": {"name": "mine", "namespace": NAMESPACE},
+                                  "data": {"tls.crt": b64("crt")}}
+        err = self.helm("install", values=values, ok=False)
+        self.assertIn("Secret piw-system/mine has no tls.crt and tls.key", err)
+        self.api.objects[path]["data"]["tls.key"] = b64("key")
+        self.helm("install", values=values)
+
+    def test_cert_manager_missing_refused(self):
+        self.tearDown()
+        self.start_api(FakeKubeAPI(without=("cert-manager.io/v1",)))
+        err = self.helm("install", values={"certManager": {"enabled": True}}, ok=False)
+        self.assertIn("certManager.enabled: this cluster does not serve cert-manager.io/v1 "
+                      "Certificates. Install cert-manager (1.5 or later) first", err)
+        self.assertFalse([q for q in self.api.requests if q[0] != "GET"])
 
     def test_notes_stackit_only(self):
         self.helm("install", values={"webhook": {"failurePolicy": "Ignore"},

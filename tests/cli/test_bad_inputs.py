@@ -53,6 +53,16 @@ def cases(tmp):
     p = write(os.path.join(tmp, "array-pod.json"), json.dumps([POD]).encode())
     yield "JSON of the wrong shape", base + ["--pod", p], "array-pod.json"
 
+    # A Pod whose spec is not an object: the server admits it as not-understood (with a
+    # warning); an offline tool says its input is wrong, naming the file and the reason.
+    p = write(os.path.join(tmp, "spec-pod.json"), b'{"kind":"Pod","spec":"nope"}')
+    yield "Pod of the wrong shape", base + ["--pod", p], "spec-pod.json: not a Pod we " \
+        "can read: spec is missing or not an object"
+    p = write(os.path.join(tmp, "containers-pod.json"), json.dumps(
+        dict(POD, spec=dict(POD["spec"], containers={"name": "app"}))).encode())
+    yield "Pod with containers not a list", base[:1] + ["--pod", p], \
+        "containers-pod.json: not a Pod we can read"
+
     big = dict(POD, metadata=dict(POD["metadata"], annotations={"filler": "x" * (10 << 20)}))
     p = write(os.path.join(tmp, "huge-pod.json"), json.dumps(big).encode())
     yield "10 MB pod file", base + ["--pod", p], "huge-pod.json"

@@ -5,7 +5,7 @@ Usage: check_docs.py BINARY TOP
 
 1. docs/configuration.md holds, between its options markers, exactly the table that
    `pod-identity-webhook help --markdown` prints from the option table.
-2. The Azure profile in docs/profiles.md is the file profiles/contrib/azure.ini
+2. The Azure profile in docs/profiles.md is the file profiles/azure.ini
    (without its leading comment lines), and that file passes check-profiles.
 """
 import re
@@ -25,14 +25,14 @@ def main():
                         "`help --markdown`; regenerate it")
     profiles_doc = open(f"{top}/docs/profiles.md").read()
     block = re.search(r"## A worked example: Azure.*?```ini\n(.*?)```", profiles_doc, re.S)
-    azure = open(f"{top}/profiles/contrib/azure.ini").read()
+    azure = open(f"{top}/profiles/azure.ini").read()
     azure_body = "".join(l for l in azure.splitlines(True) if not l.startswith(";")).lstrip("\n")
     if not block or block.group(1) != azure_body:
-        failures.append("docs/profiles.md Azure example differs from profiles/contrib/azure.ini")
-    check = subprocess.run([binary, "check-profiles", f"{top}/profiles/contrib"],
+        failures.append("docs/profiles.md Azure example differs from profiles/azure.ini")
+    check = subprocess.run([binary, "check-profiles", f"{top}/profiles"],
                            capture_output=True, text=True)
     if check.returncode != 0:
-        failures.append("profiles/contrib fails check-profiles: " + check.stderr.strip())
+        failures.append("profiles/ fails check-profiles: " + check.stderr.strip())
     for f in failures:
         print("check_docs:", f, file=sys.stderr)
     return 1 if failures else 0

@@ -483,6 +483,8 @@ class ChartTests(E2ETestCase):
         ns = new_namespace("chart")
         rendered = subprocess.run(
             [helm, "template", "piw", os.path.join(TOP, "charts", "pod-identity-webhook"),
+             # the chart needs an image (there is no public one)
+             "--set", "image.repository=registry.e2e.internal/pod-identity-webhook",
              "--namespace", ns, "--kube-version", "1.21.0", "--output-dir",
              os.path.join(Env.work, "chart")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
@@ -498,8 +500,9 @@ class ChartTests(E2ETestCase):
                             docs.append(doc)
                             kinds.append(doc["kind"])
         self.assertEqual(sorted(set(kinds)), sorted([
-            "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment",
-            "MutatingWebhookConfiguration", "Secret", "Service", "ServiceAccount"]))
+            "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Job",
+            "MutatingWebhookConfiguration", "Role", "RoleBinding", "Secret", "Service",
+            "ServiceAccount"]))
         out = self.c.kubectl("apply", "--dry-run=server", "-n", ns, "-o", "name", "-f", "-",
                              stdin=json.dumps({"apiVersion": "v1", "kind": "List",
                                                "items": docs}))
@@ -520,6 +523,9 @@ def load_area_modules():
         for attr, value in vars(module).items():
             if (isinstance(value, type) and issubclass(value, unittest.TestCase)
                     and value.__module__ == name):
+                # unittest runs setUpModule/tearDownModule of a class's __module__:
+                # this module's, so that the class runs in the one cluster.
+                value.__module__ = __name__
                 globals()[attr] = value
 
 

@@ -43,6 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 
 KINDS = ("list", "watch", "get", "other")
 LIST_PATH = "/api/v1/serviceaccounts"
+POD_LIST_PATH = "/api/v1/pods"
 STATUS_REASONS = {
     400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
     405: "MethodNotAllowed", 409: "AlreadyExists", 410: "Expired", 429: "TooManyRequests",
@@ -60,6 +61,15 @@ GARBAGE_JSON = (b'{"kind":"ServiceAccountList","apiVersion":"v1","metadata":'
                 b'{"resourceVersion":"1"},"items":[{"metadata":{"name":"x",]}\xff\n')
 GARBAGE_WATCH_LINE = b'{"type":"ADDED","object":{"kind":"ServiceAccount",<<garbage>>\n'
 PARTIAL_EVENT = b'{"type":"MODIFIED","object":{"kind":"ServiceAccount","apiVersion":"v1",'
+
+
+def _namespaced_list(path):
+    """(resource, namespace) of /api/v1/namespaces/NS/{pods,serviceaccounts}, or None."""
+    parts = path.split("/")
+    if (len(parts) == 6 and parts[1:4] == ["api", "v1", "namespaces"] and parts[4]
+            and parts[5] in ("pods", "serviceaccounts")):
+        return parts[5], parts[4]
+    return None
 
 
 class ApiError(Exception):
@@ -208,6 +218,126 @@ def _parse_continue(token):
 
 
 _Snapshot = collections.namedtuple("_Snapshot", "id rv keys items")
+
+
+def _list_bytes(list_kind, snap, start, limit, namespace):
+    """A page of a snapshot from position start: every item, or one namespace's (the
+    keys are sorted, so a namespace is one run of them)."""
+    low, high = 0, len(snap.items)
+    if namespace is not None:
+        low = bisect.bisect_left(snap.keys, (namespace, ""))
+        high = bisect.bisect_left(snap.keys, (namespace + "\x00", ""))
+    start = max(start, low)
+    end = high if limit == 0 else min(start + limit, high)
+    meta = b'"resourceVersion":"%d"' % snap.rv
+    if end < high:
+        meta += b',"continue":"%s","remainingItemCount":%d' % (
+            _continue_token(snap, end).encode(), high - end)
+    return b"".join((b'{"kind":"', list_kind, b'","apiVersion":"v1","metadata":{',
+                     meta, b'},"items":[', b",".join(snap.items[start:end]), b"]}"))
+
+
+class _PodStore:
+    """Pods, for list-only clients (audit): stored, replaced and listed (paginated,
+    each list a consistent snapshot), never watched.
+
+    Items are kept as the bytes of their list item (no kind or apiVersion).
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.rv = 1
+        self._objects = {}            # (namespace, name) -> item bytes
+        self._snapshots = collections.OrderedDict()
+        self._next_snapshot_id = 1
+
+    @staticmethod
+    def _item(pod, rv):
+        """(key, item bytes) of a pod dict; 400 for a pod without a valid name."""
+        if not isinstance(pod, dict) or not isinstance(pod.get("metadata"), dict):
+            raise ApiError(400, "a pod must be an object with metadata")
+        meta = dict(pod["metadata"])
+        _check_key(meta.get("namespace"), meta.get("name"))
+        meta["resourceVersion"] = str(rv)
+        meta.setdefault("uid", str(uuid.uuid4()))
+        item = {k: v for k, v in pod.items() if k not in ("kind", "apiVersion")}
+        item["metadata"] = meta
+        return (meta["namespace"], meta["name"]), _dumps(item)
+
+    def put(self, pods):
+        """Creates or replaces pods (dicts); returns how many pods exist."""
+        with self.lock:
+            for pod in pods:
+                self.rv += 1
+                key, item = self._item(pod, self.rv)
+                self._objects[key] = item
+            return len(self._objects)
+
+    def put_items(self, items):
+        """Creates or replaces pods given as (key, item bytes), as bulk creation does."""
+        with self.lock:
+            self.rv += 1
+            self._objects.update(items)
+            return len(self._objects)
+
+    def clear(self):
+        """Deletes every pod; returns how many there were."""
+        with self.lock:
+            count = len(self._objects)
+            self._objects.clear()
+            self.rv += 1
+            return count
+
+    def count(self):
+        with self.lock:
+            return len(self._objects)
+
+    def list_page(self, limit, token, namespace=None):
+        """One page of pods as JSON bytes (see _Store.list_page)."""
+        with self.lock:
+            if token:
+                snap_id, start, rv = _parse_continue(token)
+                snap = self._snapshots.get(snap_id)
+                if snap is None:
+                    raise ApiError(410, "The provided continue parameter is too old to "
+                                   "display a consistent list result.", "Expired")
+                if snap.rv != rv or not 0 < start < len(snap.items):
+                    raise ApiError(400, "continue key is not valid: position out of range")
+            else:
+                keys = sorted(self._objects)
+                snap = _Snapshot(self._next_snapshot_id, self.rv, keys,
+                                 [self._objects[k] for k in keys])
+                self._next_snapshot_id += 1
+                self._snapshots[snap.id] = snap
+                while len(self._snapshots) > 4:
+                    self._snapshots.popitem(last=False)
+                start = 0
+        return _list_bytes(b"PodList", snap, start, limit, namespace)
+
+
+def _bulk_pod_items(count, namespaces, template, name_prefix, namespace_prefix, sa_prefix):
+    """(key, item bytes) of count pods NAME_PREFIX-NNNNNN in NAMESPACE_PREFIX-(i mod
+    namespaces, three digits), running as SA_PREFIX-NNNNNN (bulk_create's names): the template (a pod without metadata.name
+    and namespace) serialised once, its "{name}", "{namespace}" and "{sa}" filled in."""
+    if not isinstance(count, int) or count < 0:
+        raise ApiError(400, "count must be a non-negative integer")
+    if not isinstance(namespaces, int) or namespaces < 1:
+        raise ApiError(400, "namespaces must be a positive integer")
+    if not isinstance(template, dict):
+        raise ApiError(400, "template must be a pod object")
+    _check_key("%s-%d" % (namespace_prefix, namespaces - 1), "%s-%06d" % (name_prefix, count))
+    pod = json.loads(json.dumps(template))
+    meta = pod.setdefault("metadata", {})
+    meta.update(name="{name}", namespace="{namespace}", resourceVersion="1")
+    pod.setdefault("spec", {}).setdefault("serviceAccountName", "{sa}")
+    text = _dumps(pod).decode()
+    items = []
+    for i in range(count):
+        name, ns = "%s-%06d" % (name_prefix, i), "%s-%03d" % (namespace_prefix, i % namespaces)
+        body = (text.replace("{name}", name).replace("{namespace}", ns)
+                .replace("{sa}", "%s-%06d" % (sa_prefix, i)))
+        items.append(((ns, name), body.encode()))
+    return items
 
 
 class _Store:
@@ -375,21 +505,16 @@ class _Store:
             raise ApiError(400, "continue key is not valid: position out of range")
         return snap, pos
 
-    def list_page(self, limit, token):
-        """One page of the cluster-wide list as JSON bytes (limit 0: everything)."""
+    def list_page(self, limit, token, namespace=None):
+        """One page of the cluster-wide list, or of one namespace's, as JSON bytes
+        (limit 0: everything)."""
         if token:
             snap, start = self._snapshot_for(token)
         else:
             with self.cond:
                 snap = self._current_snapshot()
             start = 0
-        end = len(snap.items) if limit == 0 else min(start + limit, len(snap.items))
-        meta = b'"resourceVersion":"%d"' % snap.rv
-        if end < len(snap.items):
-            meta += b',"continue":"%s","remainingItemCount":%d' % (
-                _continue_token(snap, end).encode(), len(snap.items) - end)
-        return b"".join((b'{"kind":"ServiceAccountList","apiVersion":"v1","metadata":{',
-                         meta, b'},"items":[', b",".join(snap.items[start:end]), b"]}"))
+        return _list_bytes(b"ServiceAccountList", snap, start, limit, namespace)
 
     # -- watches --------------------------------------------------------------------------
 
@@ -842,6 +967,8 @@ class _ApiHandler(BaseHTTPRequestHandler):
         """list, watch, get or other."""
         if self.command != "GET":
             return "other"
+        if path == POD_LIST_PATH or _namespaced_list(path):
+            return "list"
         if path == LIST_PATH:
             try:
                 return "watch" if parse_bool(params.get("watch")) else "list"
@@ -908,7 +1035,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
             raise ApiError(405, "the server does not allow this method on the requested "
                            "resource")
         if kind == "list":
-            self._serve_list(params)
+            self._serve_list(path, params)
         elif kind == "watch":
             self._serve_watch(params)
         elif kind == "get":
@@ -916,14 +1043,17 @@ class _ApiHandler(BaseHTTPRequestHandler):
         else:
             raise ApiError(404, "the server could not find the requested resource")
 
-    def _serve_list(self, params):
-        """One page of the cluster-wide list."""
+    def _serve_list(self, path, params):
+        """One page of a list: ServiceAccounts or pods, cluster-wide or of a namespace."""
         parse_bool(params.get("watch"))     # 400 for watch=bogus, as the real server
         limit = _int_param(params, "limit", 0)
         cap = self.api._config.page_size
         if cap and (limit == 0 or limit > cap):
             limit = cap
-        self._send_json(200, self.api._store.list_page(limit, params.get("continue")))
+        resource, namespace = _namespaced_list(path) or (
+            "pods" if path == POD_LIST_PATH else "serviceaccounts", None)
+        store = self.api._pods if resource == "pods" else self.api._store
+        self._send_json(200, store.list_page(limit, params.get("continue"), namespace))
 
     def _serve_get(self, path):
         """A single ServiceAccount, or 404."""
@@ -1194,6 +1324,11 @@ CONTROL_ROUTES = [
     ("PUT", r"/serviceaccounts/([^/]+)/([^/]+)", _ctl_update),
     ("DELETE", r"/serviceaccounts/([^/]+)/([^/]+)",
      lambda api, m, q, b: (200, api.delete_sa(m[1], m[2]))),
+    ("GET", r"/pods", lambda api, m, q, b: (200, {"count": api._pods.count()})),
+    ("POST", r"/pods", lambda api, m, q, b: (200, {
+        "count": api.put_pods(b if isinstance(b, list) else [b])})),
+    ("POST", r"/pods/bulk", lambda api, m, q, b: (200, api.bulk_pods(**(b or {})))),
+    ("DELETE", r"/pods", lambda api, m, q, b: (200, {"deleted": api.clear_pods()})),
     ("POST", r"/compact", lambda api, m, q, b: (200, {
         "compacted_resource_version": api.compact((b or {}).get("resource_version"))})),
     ("POST", r"/expire_continue", lambda api, m, q, b: (200, {
@@ -1305,6 +1440,7 @@ class FakeApiServer:
         self._config = _Config(page_size, bookmark_interval, watch_gone,
                                default_watch_timeout)
         self._store = _Store(initial_resource_version)
+        self._pods = _PodStore()
         self._faults = _Faults(seed)
         self._log = _RequestLog()
         self._port = port
@@ -1467,6 +1603,28 @@ class FakeApiServer:
         rv = self._store.bulk_put(specs, bool(events))
         return {"created": count, "resource_version": rv,
                 "seconds": round(time.monotonic() - started, 3)}
+
+    # -- pods (listed only) ---------------------------------------------------------------
+
+    def put_pods(self, pods):
+        """Creates or replaces pods (dicts with metadata.namespace and name); returns how
+        many pods exist."""
+        return self._pods.put(pods)
+
+    def bulk_pods(self, count, namespaces=100, template=None, name_prefix="pod",
+                  namespace_prefix="ns", sa_prefix="sa"):
+        """Creates count pods from a template (see _bulk_pod_items)."""
+        started = time.monotonic()
+        items = _bulk_pod_items(count, namespaces, template or {"spec": {
+            "containers": [{"name": "app", "image": "busybox"}]}}, name_prefix,
+            namespace_prefix, sa_prefix)
+        total = self._pods.put_items(items)
+        return {"created": count, "pods": total,
+                "seconds": round(time.monotonic() - started, 3)}
+
+    def clear_pods(self):
+        """Deletes every pod; returns how many there were."""
+        return self._pods.clear()
 
     @property
     def resource_version(self):

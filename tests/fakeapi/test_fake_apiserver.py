@@ -177,11 +177,11 @@ class ServerTestCase(unittest.TestCase):
         self.conn.request(method, target, headers=headers or {})
         return Response(self.conn.getresponse())
 
-    def list_all(self, limit):
+    def list_all(self, limit, path=LIST):
         """Every page of a paginated list: (items, list of page metadata)."""
         items, metas, token = [], [], None
         while True:
-            target = "%s?limit=%d" % (LIST, limit) + ("&continue=" + token if token else "")
+            target = "%s?limit=%d" % (path, limit) + ("&continue=" + token if token else "")
             resp = self.request(target)
             self.assertEqual(resp.status, 200, resp.raw[:200])
             page = resp.json()
@@ -318,13 +318,54 @@ class GetAndRoutingTest(ServerTestCase):
         self.assertEqual(self.api.request_counts()["get"], 2)
 
     def test_unknown_paths_and_methods(self):
-        for path in ("/", "/api/v1/pods", "/api/v1/namespaces/a/serviceaccounts",
+        for path in ("/", "/api/v1/configmaps", "/api/v1/namespaces/a/configmaps",
                      "/api/v1/namespaces/a/serviceaccounts/b/c"):
             self.assertStatus(self.request(path), 404, "NotFound")
         for method in ("POST", "PUT", "DELETE", "PATCH"):
             self.assertStatus(self.request(LIST, method=method, fresh=True), 405,
                               "MethodNotAllowed")
         self.assertEqual(self.api.request_counts()["other"], 8)
+
+
+class PodListTest(ServerTestCase):
+    """Pods (for audit): stored through the control port or in bulk, listed paginated,
+    cluster-wide or by namespace; namespaced ServiceAccount lists too."""
+
+    def test_paginated_pod_list_in_key_order(self):
+        self.api.bulk_pods(25, namespaces=3)
+        items, metas = self.list_all(10, "/api/v1/pods")
+        keys = [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in items]
+        self.assertEqual(len(keys), 25)
+        self.assertEqual(keys, sorted(keys))
+        self.assertEqual(len(metas), 3)
+        self.assertEqual(metas[0]["remainingItemCount"], 15)
+        self.assertEqual(items[0]["spec"]["serviceAccountName"],
+                         items[0]["metadata"]["name"].replace("pod-", "sa-"))
+        self.assertNotIn("kind", items[0])
+
+    def test_namespaced_lists(self):
+        self.api.bulk_pods(20, namespaces=4)
+        self.api.bulk_create(12, namespaces=4)
+        pods, metas = self.list_all(2, "/api/v1/namespaces/ns-001/pods")
+        self.assertEqual({p["metadata"]["namespace"] for p in pods}, {"ns-001"})
+        self.assertEqual(len(pods), 5)
+        self.assertEqual(len(metas), 3)
+        sas, _ = self.list_all(2, "/api/v1/namespaces/ns-002/serviceaccounts")
+        self.assertEqual([s["metadata"]["name"] for s in sas],
+                         ["sa-000002", "sa-000006", "sa-000010"])
+        none, _ = self.list_all(2, "/api/v1/namespaces/nope/pods")
+        self.assertEqual(none, [])
+
+    def test_control_port_puts_replaces_and_clears_pods(self):
+        pod = {"metadata": {"namespace": "team-a", "name": "web"},
+               "spec": {"containers": [{"name": "c"}]}}
+        self.assertEqual(self.ctl("POST", "/pods", pod), (200, {"count": 1}))
+        self.assertEqual(self.ctl("POST", "/pods", [pod, dict(pod, metadata={
+            "namespace": "team-a", "name": "api"})]), (200, {"count": 2}))
+        status, _ = self.ctl("POST", "/pods", {"metadata": {"name": "Bad!"}})
+        self.assertEqual(status, 400)
+        self.assertEqual(self.ctl("DELETE", "/pods"), (200, {"deleted": 2}))
+        self.assertEqual(self.request("/api/v1/pods").json()["items"], [])
 
 
 class WatchTest(ServerTestCase):

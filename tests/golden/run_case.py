@@ -9,6 +9,9 @@ A case directory (providers/<provider>/cases/<case>/) holds:
   expected.json             {"allowed", "profiles", "warnings", "message", "patch"}
   expected-pod.json         the Pod after the patch (allowed cases)
   expected-patch.json       optional: the exact patch text, byte for byte
+  expected-files.json       optional: {pod annotation: JSON value}: each generated file
+                            (a JSON document carried by that annotation of the mutated
+                            Pod) must parse and equal the value, member by member
   args                      optional: one line of extra arguments for `mutate`
 
 The binary runs three times (--output review, patch, pod). The review's patch is applied
@@ -126,6 +129,23 @@ def check_profiles(expected, pod):
         raise Mismatch("profiles annotation %r, expected %r" % (value, expected["profiles"]))
 
 
+def check_files(case, pod):
+    """Each generated JSON file, as the kubelet would write it from the annotation."""
+    path = os.path.join(case, "expected-files.json")
+    if not os.path.exists(path):
+        return
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    for key, want in load(path).items():
+        if key not in annotations:
+            raise Mismatch("the mutated pod has no annotation %r" % key)
+        try:
+            got = json.loads(annotations[key])
+        except ValueError as e:
+            raise Mismatch("annotation %r is not JSON (%s): %r" % (key, e, annotations[key]))
+        if got != want:
+            raise Mismatch(diff("file in annotation " + key, want, got))
+
+
 def run_case(binary, profiles_dir, case):
     expected = load(os.path.join(case, "expected.json"))
     request = None
@@ -182,6 +202,7 @@ def run_case(binary, profiles_dir, case):
     if pod_out != expected_pod:
         raise Mismatch(diff("pod (--output pod)", expected_pod, pod_out))
     check_profiles(expected, patched)
+    check_files(case, patched)
 
     exact = os.path.join(case, "expected-patch.json")
     if os.path.exists(exact):

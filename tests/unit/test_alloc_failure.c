@@ -14,6 +14,7 @@
 
 #include "admission.h"
 #include "fileio.h"
+#include "identity_map.h"
 #include "json.h"
 #include "kube_event.h"
 #include "mem.h"
@@ -21,6 +22,7 @@
 #include "patch.h"
 #include "profile_dir.h"
 #include "profile_set.h"
+#include "review.h"
 #include "service_account.h"
 #include "settings.h"
 
@@ -81,58 +83,76 @@ struct mutate_case {
 	size_t sa_len;
 	struct profile_set *set;
 	struct settings *settings;
+	struct identity_map *identities; /* may be NULL */
 };
 
-/* The server's flow: decode (pruned, as the server does), mutate, encode; and the
- * patch applied once more. */
-static int op_admission(void *arg)
+/* The parser alone, on the heap (no arena), so that valgrind sees each of its
+ * error paths free what it took. */
+static int op_decode(void *arg)
 {
 	struct mutate_case *mc = arg;
 	struct admission_request req;
+	int rc = admission_decode_pruned(mc->review, mc->review_len,
+					 mutate_pod_members, &req, NULL);
+
+	if (rc == 0)
+		admission_request_free(&req);
+	return rc;
+}
+
+/* The server's flow, through the one pipeline: decode (into the review's arena),
+ * decide, encode; and the patch applied once more. */
+static int op_admission(void *arg)
+{
+	struct mutate_case *mc = arg;
+	struct review_policy policy = { .profiles = mc->set,
+					.settings = mc->settings,
+					.identities = mc->identities };
+	struct review *r = NULL;
 	struct service_account *sa = NULL;
-	struct mutation m;
 	cJSON *sa_json = NULL;
 	struct strbuf out;
 	int rc;
 
-	mutation_init(&m);
 	strbuf_init(&out, 1 << 22);
-	rc = admission_decode_pruned(mc->review, mc->review_len,
-				     mutate_pod_members, &req, NULL);
+	rc = review_decode(mc->review, mc->review_len, &r, NULL);
 	if (rc == 0)
 		rc = json_parse(mc->sa, mc->sa_len, &sa_json, NULL);
 	if (rc == 0)
 		rc = sa_from_json(sa_json, NULL, NULL, NULL, &sa, NULL);
-	if (rc == 0) {
-		struct mutate_input in = { req.object, req.namespace, sa };
-
-		rc = mutate_pod(&in, mc->set, mc->settings, &m, NULL);
-	}
-	if (rc == 0) {
-		struct admission_response r = { .uid = req.uid,
-						.allowed = m.allowed,
-						.warnings = m.warnings,
-						.n_warnings = m.n_warnings };
-
-		r.patch = patch_text(&m.patch, &r.patch_len);
-		rc = r.patch ? admission_encode(req.version, &r, &out)
-			     : DIAG_ENOMEM;
-	}
-	if (rc == 0 && m.patch.n_ops > 0) {
-		cJSON *copy = cJSON_Duplicate(req.object, true);
+	if (rc == 0)
+		rc = review_decide(r, &policy, sa, NULL);
+	if (rc == 0)
+		rc = review_encode(r, &out);
+	if (rc == 0 && r->m.patch.n_ops > 0) {
+		cJSON *copy = cJSON_Duplicate(r->req.object, true);
 		size_t len;
-		const char *text = patch_text(&m.patch, &len);
+		const char *text = patch_text(&r->m.patch, &len);
 
 		rc = copy && text ? patch_apply(copy, text, len, NULL)
 				  : DIAG_ENOMEM;
 		cJSON_Delete(copy);
 	}
 	strbuf_free(&out);
-	mutation_free(&m);
 	sa_free(sa);
 	cJSON_Delete(sa_json);
-	if (req.root)
-		admission_request_free(&req);
+	review_free(r);
+	return rc;
+}
+
+struct map_case {
+	const char *text;
+	const struct profile_set *set;
+};
+
+static int op_identity_map(void *arg)
+{
+	const struct map_case *mc = arg;
+	struct identity_map *map = NULL;
+	int rc = identity_map_parse(mc->text, strlen(mc->text), "map", mc->set,
+				    &map, NULL);
+
+	identity_map_free(map);
 	return rc;
 }
 
@@ -153,18 +173,17 @@ static void test_profile_loader(void **state)
 			  PIW_SOURCE_DIR "/profiles") > 20);
 }
 
-static void test_admission_flow(void **state)
+static void admission_flow(const char *sa_file)
 {
 	struct mutate_case mc = { 0 };
 	size_t len;
 	char *review, *sa;
 
-	(void)state;
 	review = slurp(PIW_SOURCE_DIR "/bench/data/admissionreview-pod.json",
 		       &len);
 	mc.review = review;
 	mc.review_len = len;
-	sa = slurp(PIW_SOURCE_DIR "/tests/data/sa-app-stackit-aws.json", &len);
+	sa = slurp(sa_file, &len);
 	mc.sa = sa;
 	mc.sa_len = len;
 	assert_int_equal(
@@ -173,11 +192,53 @@ static void test_admission_flow(void **state)
 	assert_int_equal(
 		settings_set_pair(mc.settings, "role-session-name=true", NULL),
 		0);
+	assert_true(sweep("admission decode", op_decode, &mc) > 50);
 	assert_true(sweep("admission flow", op_admission, &mc) > 100);
+	assert_int_equal(identity_map_parse("[*/*]\nexample.com/x = y\n", 24,
+					    "map", mc.set, &mc.identities,
+					    NULL),
+			 0);
+	assert_true(sweep("admission flow with an identity map", op_admission,
+			  &mc) > 100);
+	identity_map_free(mc.identities);
 	settings_free(mc.settings);
 	profile_set_free(mc.set);
 	mem_free(review);
 	mem_free(sa);
+}
+
+static void test_admission_flow(void **state)
+{
+	(void)state;
+	admission_flow(PIW_SOURCE_DIR "/tests/data/sa-app-stackit-aws.json");
+}
+
+/* GCP: required annotations, extract, and the generated JSON file (cJSON). */
+static void test_admission_flow_generated_file(void **state)
+{
+	(void)state;
+	admission_flow(PIW_SOURCE_DIR "/tests/data/sa-app-gcp.json");
+}
+
+static void test_identity_map(void **state)
+{
+	struct map_case text = { "# ours\n[team/app]\na.io/x = 1\nb.io/y = 2\n"
+				 "[*/app]\na.io/x = 3\n",
+				 NULL };
+	struct map_case json = { "{\"team/app\":{\"RoleARN\":\"arn:aws:iam::"
+				 "123456789012:role/a\",\"UseRegionalSTS\":"
+				 "true,\"TokenExpiration\":3600},"
+				 "\"*/b\":{\"audience\":\"x\"}}",
+				 NULL };
+	struct profile_set *set = NULL;
+
+	(void)state;
+	assert_int_equal(
+		profile_dir_load(PIW_SOURCE_DIR "/profiles", &set, NULL), 0);
+	json.set = set;
+	assert_true(sweep("identity map (ours)", op_identity_map, &text) > 5);
+	assert_true(sweep("identity map (JSON)", op_identity_map, &json) > 5);
+	profile_set_free(set);
 }
 
 static void test_watch_event(void **state)
@@ -196,6 +257,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_profile_loader),
 		cmocka_unit_test(test_admission_flow),
+		cmocka_unit_test(test_admission_flow_generated_file),
+		cmocka_unit_test(test_identity_map),
 		cmocka_unit_test(test_watch_event),
 	};
 

@@ -236,11 +236,13 @@ static void test_user_env_kept_with_warning_only_when_different(void **state)
 	    "{\"name\":\"b\",\"env\":[{\"name\":\"AWS_ROLE_ARN\",\"value\":\"arn:aws:iam::123456789012:role/r\"}]}]}}");
 	assert_true(
 		has_warning(&f->m, "container \"a\" sets AWS_ROLE_ARN itself"));
-	assert_false(has_warning(&f->m, "container \"b\""));
+	assert_false(has_warning(
+		&f->m, "container \"b\" sets AWS_ROLE_ARN itself; kept"));
+	/* AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE are one group. */
+	assert_true(has_warning(
+		&f->m, "AWS_WEB_IDENTITY_TOKEN_FILE, which goes with it"));
 	out = mutated(f);
-	assert_non_null(strstr(
-		out,
-		"{\"name\":\"AWS_ROLE_ARN\",\"value\":\"mine\"},{\"name\":\"AWS_WEB_IDENTITY_TOKEN_FILE\""));
+	assert_null(strstr(out, "AWS_WEB_IDENTITY_TOKEN_FILE"));
 	assert_null(
 		strstr(out, "\"value\":\"mine\"},{\"name\":\"AWS_ROLE_ARN\""));
 	mem_free(out);
@@ -251,23 +253,21 @@ static void test_two_profiles_first_wins_on_env(void **state)
 	struct fixture *f = *state;
 	char *out;
 
+	/* Rule 1: vultr shares AWS_ROLE_ARN with aws, so it does not go into
+	 * the container aws already gave its set, not even its own endpoint. */
 	use_sa(f, AWS_SA "," VULTR_SA);
 	run(f, POD_ONE_CONTAINER);
-	assert_int_equal(f->m.n_applied, 2);
+	assert_int_equal(f->m.n_applied, 1);
 	assert_string_equal(f->m.applied[0], "aws");
-	assert_string_equal(f->m.applied[1], "vultr");
-	assert_true(has_warning(
-		&f->m,
-		"vultr: AWS_ROLE_ARN is already injected by profile aws"));
-	assert_true(has_warning(
-		&f->m,
-		"vultr: AWS_WEB_IDENTITY_TOKEN_FILE is already injected"));
+	assert_true(has_warning(&f->m, "vultr: not applied to container"));
+	assert_true(has_warning(&f->m, "profile aws, which comes first"));
 	out = mutated(f);
-	assert_non_null(strstr(out, "\"AWS_ENDPOINT_URL_STS\""));
+	assert_null(strstr(out, "\"AWS_ENDPOINT_URL_STS\""));
+	assert_null(strstr(out, "vultr-irsa-token"));
 	assert_null(strstr(
 		out, "\"value\":\"0bd5b8a4-3e4c-4c1c-8f4f-2f4d1b2c3d4e\""));
 	assert_non_null(
-		strstr(out, "\"pod-identity-webhook/profiles\":\"aws,vultr\""));
+		strstr(out, "\"pod-identity-webhook/profiles\":\"aws\""));
 	mem_free(out);
 }
 
@@ -455,6 +455,223 @@ static void test_two_profiles_one_mount_path_denies(void **state)
 		"\"/var/run/secrets/eks.amazonaws.com/serviceaccount\""));
 }
 
+#define GCP_PROVIDER \
+	"projects/1/locations/global/workloadIdentityPools/p/providers/q"
+#define GCP_SA                                                            \
+	"\"cloud.google.com/workload-identity-provider\":\"" GCP_PROVIDER \
+	"\","                                                             \
+	"\"cloud.google.com/service-account-email\":\"a@proj-1.iam.gserviceaccount.com\""
+#define AZURE_POD                                                                \
+	"{\"metadata\":{\"name\":\"web\",\"labels\":{\"azure.workload.identity/" \
+	"use\":\"true\"}},\"spec\":{\"containers\":[{\"name\":\"app\"}]}}"
+
+/* The JSON file carried by annotation `ann` of a pod, parsed (caller frees). */
+static cJSON *generated_file(const char *pod_json, const char *ann)
+{
+	cJSON *pod = parse(pod_json), *file;
+	const cJSON *metadata = cJSON_GetObjectItem(pod, "metadata");
+	const cJSON *annotations = cJSON_GetObjectItem(metadata, "annotations");
+	const char *text =
+		cJSON_GetStringValue(cJSON_GetObjectItem(annotations, ann));
+
+	assert_non_null(text);
+	file = parse(text);
+	cJSON_Delete(pod);
+	return file;
+}
+
+static void test_label_only_trigger(void **state)
+{
+	struct fixture *f = *state;
+	char *out;
+
+	/* No annotation at all: the pod label alone turns azure on, and
+	 * AZURE_CLIENT_ID is left out. */
+	use_sa(f, "\"unrelated.io/x\":\"y\"");
+	run(f, AZURE_POD);
+	assert_int_equal(f->m.n_applied, 1);
+	assert_string_equal(f->m.applied[0], "azure");
+	out = mutated(f);
+	assert_null(strstr(out, "AZURE_CLIENT_ID"));
+	assert_non_null(strstr(
+		out,
+		"\"/var/run/secrets/azure/wi/token/azure-identity-token\""));
+	assert_non_null(strstr(out, "\"path\":\"token/azure-identity-token\""));
+	mem_free(out);
+}
+
+static void test_label_must_be_exactly_true(void **state)
+{
+	struct fixture *f = *state;
+
+	/* The ServiceAccount is set up for azure, the pod's label is not
+	 * exactly "true": not mutated, and the reason says so (rule 14). */
+	use_sa(f, "\"azure.workload.identity/client-id\":"
+		  "\"3f2c8a91-6d4b-4e7a-b1c5-9e0d2f7a6b48\"");
+	run(f, "{\"metadata\":{\"labels\":{\"azure.workload.identity/use\":"
+	       "\"TRUE\"}},\"spec\":{\"containers\":[{\"name\":\"a\"}]}}");
+	assert_int_equal(f->m.outcome, MUTATE_SKIPPED);
+	assert_int_equal(f->m.patch.n_ops, 0);
+	assert_string_equal(
+		f->m.skip_reason,
+		"azure: pod label azure.workload.identity/use is not "
+		"\"true\"");
+}
+
+static void test_required_annotation_missing_is_named(void **state)
+{
+	struct fixture *f = *state;
+
+	use_sa(f, "\"cloud.google.com/service-account-email\":\"a@b.example\"");
+	run(f, POD_ONE_CONTAINER);
+	assert_false(f->m.allowed);
+	assert_non_null(strstr(
+		f->m.message.buf,
+		"annotation \"cloud.google.com/workload-identity-provider\" is "
+		"missing: profile gcp requires it"));
+}
+
+static void test_pattern_check_denies_with_the_form(void **state)
+{
+	struct fixture *f = *state;
+
+	use_sa(f, "\"cloud.google.com/workload-identity-provider\":\"pools/x\","
+		  "\"cloud.google.com/service-account-email\":\"nope\"");
+	run(f, POD_ONE_CONTAINER);
+	assert_false(f->m.allowed);
+	assert_non_null(strstr(f->m.message.buf,
+			       "\"pools/x\" is not of the form "
+			       "projects/.+/locations/"));
+	/* All of the ServiceAccount's errors, in one message. */
+	assert_non_null(strstr(f->m.message.buf, "\"nope\" is not an e-mail"));
+}
+
+static void test_generated_file_is_json_escaped(void **state)
+{
+	struct fixture *f = *state;
+	cJSON *file;
+	char *out;
+
+	/* The reference's provider pattern lets '"' and '\' through: the
+	 * file must stay JSON and carry them as they are. */
+	use_sa(f, "\"cloud.google.com/workload-identity-provider\":"
+		  "\"projects/1\\\"x\\\\/locations/l/workloadIdentityPools/p/"
+		  "providers/q\","
+		  "\"cloud.google.com/service-account-email\":"
+		  "\"a@proj-1.iam.gserviceaccount.com\"");
+	run(f, POD_ONE_CONTAINER);
+	assert_true(f->m.allowed);
+	out = mutated(f);
+	file = generated_file(out,
+			      "cloud.google.com/external-credentials-json");
+	assert_string_equal(
+		cJSON_GetStringValue(cJSON_GetObjectItem(file, "audience")),
+		"//iam.googleapis.com/projects/1\"x\\/locations/l/"
+		"workloadIdentityPools/p/providers/q");
+	assert_string_equal(
+		cJSON_GetStringValue(cJSON_GetObjectItem(
+			cJSON_GetObjectItem(
+				cJSON_GetObjectItem(file, "credential_source"),
+				"format"),
+			"type")),
+		"text");
+	cJSON_Delete(file);
+	/* The downwardAPI item reads that annotation; the mount is read-only. */
+	assert_non_null(strstr(
+		out, "\"fieldPath\":\"metadata.annotations['cloud.google.com/"
+		     "external-credentials-json']\""));
+	assert_non_null(strstr(out, "{\"name\":\"external-credential-config\","
+				    "\"mountPath\":\"/var/run/secrets/"
+				    "workload-identity\",\"readOnly\":true}"));
+	/* extract: the project from the e-mail's domain, and env: reuses it. */
+	assert_non_null(strstr(
+		out,
+		"{\"name\":\"CLOUDSDK_CORE_PROJECT\",\"value\":\"proj-1\"}"));
+	assert_non_null(strstr(
+		out,
+		"{\"name\":\"GOOGLE_CLOUD_PROJECT\",\"value\":\"proj-1\"}"));
+	mem_free(out);
+}
+
+static void test_generated_file_second_pass_and_foreign_volume(void **state)
+{
+	struct fixture *f = *state;
+	char *out;
+
+	use_sa(f, GCP_SA);
+	run(f, POD_ONE_CONTAINER);
+	out = mutated(f);
+	mutation_free(&f->m);
+	mutation_init(&f->m);
+	cJSON_Delete(f->pod);
+	run(f, out);
+	mem_free(out);
+	assert_true(f->m.allowed);
+	assert_int_equal(f->m.outcome, MUTATE_UNCHANGED);
+	assert_int_equal(f->m.patch.n_ops, 0);
+	mutation_free(&f->m);
+	mutation_init(&f->m);
+	cJSON_Delete(f->pod);
+	run(f,
+	    "{\"spec\":{\"volumes\":[{\"name\":\"external-credential-config\","
+	    "\"emptyDir\":{}}],\"containers\":[{\"name\":\"a\"}]}}");
+	assert_false(f->m.allowed);
+	assert_non_null(strstr(f->m.message.buf,
+			       "volume \"external-credential-config\" already "
+			       "exists and is not the downwardAPI file"));
+}
+
+static void test_rule1_split_by_include_containers(void **state)
+{
+	struct fixture *f = *state;
+	char *out;
+
+	use_sa(f, AWS_SA "," VULTR_SA);
+	run(f,
+	    "{\"metadata\":{\"annotations\":{"
+	    "\"eks.amazonaws.com/include-containers\":\"a\","
+	    "\"api.vultr.com/include-containers\":\"b\"}},"
+	    "\"spec\":{\"containers\":[{\"name\":\"a\"},{\"name\":\"b\"}]}}");
+	assert_int_equal(f->m.n_applied, 2);
+	assert_int_equal(f->m.n_warnings, 0);
+	out = mutated(f);
+	/* b, which only vultr selects, gets vultr's whole set. */
+	assert_non_null(strstr(
+		out, "{\"name\":\"b\",\"volumeMounts\":[{\"name\":\"vultr-irsa-"
+		     "token\",\"mountPath\":\"/var/run/secrets/vultr.com/"
+		     "serviceaccount\",\"readOnly\":true}],\"env\":[{\"name\":"
+		     "\"AWS_ROLE_ARN\",\"value\":\"0bd5b8a4-3e4c-4c1c-8f4f-"
+		     "2f4d1b2c3d4e\"}"));
+	assert_null(strstr(out, "{\"name\":\"a\",\"volumeMounts\":[{\"name\":"
+				"\"aws-iam-token\"},{\"name\":\"vultr"));
+	mem_free(out);
+}
+
+static void test_group_kept_whole(void **state)
+{
+	struct fixture *f = *state;
+	char *out;
+
+	assert_int_equal(
+		settings_set_pair(f->settings, "region=eu-central-1", NULL), 0);
+	use_sa(f, AWS_SA);
+	run(f, "{\"spec\":{\"containers\":[{\"name\":\"a\",\"env\":[{\"name\":"
+	       "\"AWS_REGION\",\"value\":\"us-west-2\"}]},{\"name\":\"b\"}]}}");
+	assert_true(has_warning(&f->m,
+				"container \"a\" sets AWS_REGION itself; "
+				"AWS_DEFAULT_REGION, which goes with it, "
+				"is not injected"));
+	out = mutated(f);
+	/* a keeps its one region; b, which sets none, gets both. */
+	assert_null(strstr(out, "\"value\":\"us-west-2\"},{\"name\":\"AWS_"
+				"DEFAULT_REGION\""));
+	assert_non_null(strstr(
+		out,
+		"{\"name\":\"AWS_REGION\",\"value\":\"eu-central-1\"},"
+		"{\"name\":\"AWS_DEFAULT_REGION\",\"value\":\"eu-central-1\"}"));
+	mem_free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -478,6 +695,14 @@ int main(void)
 		T(test_include_and_skip_containers),
 		T(test_skip_label_present_vs_true),
 		T(test_two_profiles_one_mount_path_denies),
+		T(test_label_only_trigger),
+		T(test_label_must_be_exactly_true),
+		T(test_required_annotation_missing_is_named),
+		T(test_pattern_check_denies_with_the_form),
+		T(test_generated_file_is_json_escaped),
+		T(test_generated_file_second_pass_and_foreign_volume),
+		T(test_rule1_split_by_include_containers),
+		T(test_group_kept_whole),
 #undef T
 	};
 

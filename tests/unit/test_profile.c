@@ -16,6 +16,7 @@
 #include "profile.h"
 #include "profile_dir.h"
 #include "profile_set.h"
+#include "strbuf.h"
 #include "settings.h"
 
 #define VALID_HEAD                                             \
@@ -158,7 +159,10 @@ static void test_value_refusals(void **state)
 		       "normalised absolute path");
 	expect_refusal("[volume]\nmount-path = /a/../b\n", 2,
 		       "normalised absolute path");
-	expect_refusal("[volume]\nfile = a/b\n", 2, "is not a file name");
+	expect_refusal("[volume]\nfile = a//b\n", 2, "is not a relative path");
+	expect_refusal("[volume]\nfile = /a\n", 2, "is not a relative path");
+	expect_refusal("[volume]\nfile = a/../b\n", 2,
+		       "is not a relative path");
 	expect_refusal("[volume]\ndefault-mode = 0888\n", 2, "octal mode");
 	expect_refusal("[volume]\ndefault-mode = 01777\n", 2, "octal mode");
 	expect_refusal("[volume]\nwindows-drive = CC:\n", 2,
@@ -373,12 +377,14 @@ static void test_dir_loads_shipped_and_azure(void **state)
 	diag_clear(&d);
 	assert_int_equal(profile_dir_load(PIW_SOURCE_DIR "/profiles", &set, &d),
 			 0);
-	assert_int_equal(profile_set_count(set), 3);
+	assert_int_equal(profile_set_count(set), 5);
 	assert_string_equal(profile_set_get(set, 0)->name, "stackit");
 	assert_string_equal(profile_set_get(set, 0)->source,
 			    PIW_SOURCE_DIR "/profiles/stackit.ini");
 	assert_string_equal(profile_set_get(set, 1)->name, "aws");
-	assert_string_equal(profile_set_get(set, 2)->name, "vultr");
+	assert_string_equal(profile_set_get(set, 2)->name, "azure");
+	assert_string_equal(profile_set_get(set, 3)->name, "gcp");
+	assert_string_equal(profile_set_get(set, 4)->name, "vultr");
 	assert_true(profile_set_reads_sa_annotation(
 		set, "eks.amazonaws.com/role-arn"));
 	assert_true(profile_set_reads_sa_annotation(
@@ -389,15 +395,169 @@ static void test_dir_loads_shipped_and_azure(void **state)
 		set, "eks.amazonaws.com/skip-containers"));
 	assert_false(profile_set_reads_sa_annotation(
 		set, "kubectl.kubernetes.io/last-applied-configuration"));
-	profile_set_free(set);
-
-	assert_int_equal(
-		profile_dir_load(PIW_SOURCE_DIR "/profiles/contrib", &set, &d),
-		0);
 	assert_non_null(profile_set_find(set, "azure"));
 	assert_string_equal(profile_set_find(set, "azure")->trigger_pod_label,
 			    "azure.workload.identity/use");
+	assert_null(profile_set_find(set, "azure")->trigger_annotation);
+	assert_non_null(profile_set_find(set, "gcp"));
+	assert_int_equal(profile_set_find(set, "gcp")->n_required, 1);
+	assert_int_equal(profile_set_find(set, "gcp")->n_files, 1);
+	assert_true(profile_set_reads_sa_annotation(
+		set, "cloud.google.com/service-account-email"));
+	assert_true(profile_set_reads_sa_annotation(
+		set, "azure.workload.identity/client-id"));
 	profile_set_free(set);
+}
+
+static void test_new_sections(void **state)
+{
+	struct profile *p;
+
+	(void)state;
+	p = parse_ok(
+		"[profile]\nname = demo\n[trigger]\npod-label = demo.io/use\n"
+		"[token]\naudience = demo\nexpiration = 3600\n"
+		"[volume]\nname = demo-token\nmount-path = /var/run/demo\n"
+		"file = token/demo-token\n"
+		"[env my.var-1]\nvalue = x\ngroup = g\n");
+	assert_null(p->trigger_annotation);
+	assert_string_equal(p->token_file, "token/demo-token");
+	assert_string_equal(p->env[0].name, "my.var-1");
+	assert_string_equal(p->env[0].group, "g");
+	profile_free(p);
+	p = parse_ok(
+		"[profile]\nname = demo\n"
+		"[trigger]\nannotation = demo.io/role\npattern = x-[0-9]+\n"
+		"[token]\naudience = demo\nexpiration = 3600\n" VALID_VOLUME
+		"[required-annotation demo.example.com/a-rather-long-annotation-name]\n"
+		"pattern = [a-z]+\n"
+		"[env A]\nfrom = service-account-annotation:demo.io/x\n"
+		"extract = @(.*)$\n"
+		"[env B]\nfrom = env:A\n"
+		"[file conf.json]\nformat = json\nannotation = demo.io/conf\n"
+		"volume = demo-conf\nmount-path = /var/run/demo-conf\n"
+		"default-mode = 0440\n"
+		"json.a = ${trigger}-$$-${env:B}\njson.b.c = ${token-path}\n");
+	assert_string_equal(p->required[0].key,
+			    "demo.example.com/a-rather-long-annotation-name");
+	assert_non_null(p->required[0].check.re);
+	assert_non_null(p->trigger_re);
+	assert_int_equal(p->n_files, 1);
+	assert_true(p->files[0].json);
+	assert_int_equal(p->files[0].n_fields, 2);
+	/* "${trigger}-$$-${env:B}": trigger, "-$-", env:B */
+	assert_int_equal(p->files[0].fields[0].value.n, 3);
+	assert_string_equal(p->files[0].fields[0].value.parts[1].text, "-$-");
+	assert_int_equal(p->files[0].fields[0].value.parts[2].source.kind,
+			 SOURCE_ENV);
+	assert_int_equal(p->files[0].default_mode, 0440);
+	profile_free(p);
+}
+
+static void test_new_section_refusals(void **state)
+{
+	(void)state;
+	expect_refusal(
+		"[profile]\nname = demo\n[trigger]\nformat = any\n"
+		"[token]\naudience = demo\nexpiration = 3600\n" VALID_VOLUME,
+		3, "needs 'annotation', 'pod-label' or both");
+	expect_refusal(
+		"[profile]\nname = demo\n[trigger]\npod-label = a.io/b\n"
+		"format = uuid\n"
+		"[token]\naudience = demo\nexpiration = 3600\n" VALID_VOLUME,
+		3, "'format' and 'pattern' check 'annotation'");
+	expect_refusal(
+		"[profile]\nname = demo\n[trigger]\npod-label = a.io/b\n"
+		"[token]\naudience = demo\nexpiration = 3600\n" VALID_VOLUME
+		"[env X]\nfrom = trigger\n",
+		12, "source 'trigger' needs [trigger] annotation");
+	expect_refusal(
+		"[profile]\nname = demo\n"
+		"[trigger]\nannotation = demo.io/role\npattern = (\n"
+		"[token]\naudience = demo\nexpiration = 3600\n" VALID_VOLUME,
+		5, "not a POSIX extended regular expression");
+	expect_refusal(VALID
+		       "[required-annotation demo.io/role]\nformat = any\n",
+		       13, "is the trigger annotation already");
+	expect_refusal(VALID "[required-annotation Bad Key]\nformat = any\n",
+		       13, "not a valid annotation key");
+	expect_refusal(VALID "[required-annotation a.io/x]\ncolour = red\n", 14,
+		       "unknown key 'colour'");
+	expect_refusal(VALID "[env 1X]\nvalue = a\n", 13,
+		       "not a variable name");
+	expect_refusal(VALID "[env A]\nfrom = env:B\n[env B]\nvalue = b\n", 13,
+		       "'env:B' must name an [env] section declared before it");
+	expect_refusal(VALID "[env A]\nvalue = a\nextract = (x)\n", 13,
+		       "'extract' goes with 'from'");
+	expect_refusal(VALID "[env A]\nvalue = abc\npattern = [0-9]+\n", 13,
+		       "value does not match its pattern");
+	expect_refusal(VALID "[env A]\nvalue = a\ngroup = Bad\n", 15,
+		       "'group' must be");
+	expect_refusal(VALID "[file f]\nformat = json\nannotation = a.io/f\n"
+			     "volume = v\nmount-path = /var/run/f\n"
+			     "json.a = ${nope}\n",
+		       18, "unknown source 'nope'");
+	expect_refusal(VALID "[file f]\nformat = json\njson.a = $x\n", 15,
+		       "must start ${source}");
+	expect_refusal(VALID "[file f]\nformat = json\njson.a = ${trigger\n",
+		       15, "must start ${source}");
+	expect_refusal(VALID "[file f]\nformat = json\njson.a.b = x\n"
+			     "json.a = y\n",
+		       16, "collides with 'json.a.b'");
+	expect_refusal(VALID "[file f]\nformat = json\njson.a..b = x\n", 15,
+		       "empty member name");
+	expect_refusal(VALID "[file f]\nformat = json\njson.a = x\n", 13,
+		       "needs 'annotation', 'volume' and 'mount-path'");
+	expect_refusal(VALID "[file f]\nformat = text\nannotation = a.io/f\n"
+			     "volume = v\nmount-path = /var/run/f\n"
+			     "json.a = x\n",
+		       13, "format text takes a 'template'");
+	expect_refusal(VALID "[file f]\nformat = text\nannotation = a.io/f\n"
+			     "volume = v\nmount-path = /var/run/demo/sub\n"
+			     "template = x\n",
+		       13, "overlaps the token's '/var/run/demo'");
+	expect_refusal(VALID "[file f]\nformat = text\nannotation = a.io/f\n"
+			     "volume = demo-token\nmount-path = /var/run/f\n"
+			     "template = x\n",
+		       13, "is the token's volume");
+	expect_refusal(VALID "[file f]\nformat = text\nannotation = a.io/f\n"
+			     "volume = v\nmount-path = /var/run/f\n"
+			     "template = ${setting:nope}\n",
+		       13, "setting 'nope' is not declared");
+	expect_refusal(VALID "[setting s]\npattern = [0-9]+\ndefault = x\n", 13,
+		       "default does not match its pattern");
+}
+
+static void test_set_nested_mounts_and_shared_env(void **state)
+{
+	struct profile_set *set = NULL;
+	struct profile *p;
+	struct strbuf out;
+	struct diag d;
+
+	(void)state;
+	diag_clear(&d);
+	assert_int_equal(profile_set_new_builtin(&set, &d), 0);
+	p = parse_ok(
+		VALID_HEAD
+		"[volume]\nname = other\n"
+		"mount-path = /var/run/secrets/stackit.cloud/serviceaccount/x\n"
+		"file = t\n");
+	assert_int_equal(profile_set_add(set, p, &d), DIAG_ECONFIG);
+	assert_non_null(strstr(d.text, "are nested"));
+	profile_free(p);
+	p = parse_ok(VALID "[env STACKIT_FEDERATED_TOKEN_FILE]\nvalue = /x\n");
+	assert_int_equal(profile_set_add(set, p, &d), 0);
+	strbuf_init(&out, 4096);
+	assert_int_equal(profile_set_describe_shared_env(set, &out), 0);
+	assert_non_null(strstr(out.buf,
+			       "shared variables: stackit and demo both set "
+			       "STACKIT_FEDERATED_TOKEN_FILE"));
+	strbuf_free(&out);
+	profile_set_free(set);
+	assert_true(profile_paths_overlap("/a/b", "/a/b/c"));
+	assert_true(profile_paths_overlap("/a/b", "/a/b"));
+	assert_false(profile_paths_overlap("/a/b", "/a/bc"));
 }
 
 static void test_dir_refusals(void **state)
@@ -438,6 +598,9 @@ int main(void)
 		cmocka_unit_test(test_settings_check),
 		cmocka_unit_test(test_dir_loads_shipped_and_azure),
 		cmocka_unit_test(test_dir_refusals),
+		cmocka_unit_test(test_new_sections),
+		cmocka_unit_test(test_new_section_refusals),
+		cmocka_unit_test(test_set_nested_mounts_and_shared_env),
 	};
 
 	mem_install_json_hooks();

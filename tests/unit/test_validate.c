@@ -86,6 +86,97 @@ static void test_names(void **state)
 	assert_false(validate_abs_path("var/x"));
 	assert_true(validate_env_name("_A1"));
 	assert_false(validate_env_name("1A"));
+	/* Kubernetes: [-._a-zA-Z][-._a-zA-Z0-9]* */
+	assert_true(validate_env_name("my.app-KEY_1"));
+	assert_true(validate_env_name("-x"));
+	assert_true(validate_env_name(".x"));
+	assert_false(validate_env_name(""));
+	assert_false(validate_env_name("A B"));
+	assert_false(validate_env_name("A=B"));
+	assert_true(validate_rel_path("token"));
+	assert_true(validate_rel_path("token/azure-identity-token"));
+	assert_false(validate_rel_path("/token"));
+	assert_false(validate_rel_path("token/"));
+	assert_false(validate_rel_path("a//b"));
+	assert_false(validate_rel_path("a/../b"));
+	assert_false(validate_rel_path("./a"));
+	assert_false(validate_rel_path(""));
+}
+
+static void test_patterns(void **state)
+{
+	struct validate_pattern *re = NULL;
+	char err[128];
+	size_t start = 0, len = 0;
+
+	(void)state;
+	assert_int_equal(validate_pattern_compile("projects/.+/providers/.+",
+						  true, &re, err, sizeof(err)),
+			 0);
+	assert_true(validate_pattern_match(re, "projects/1/providers/p"));
+	/* Anchored: a match inside the value is not enough. */
+	assert_false(validate_pattern_match(re, "x/projects/1/providers/p"));
+	assert_false(validate_pattern_match(re, "projects/1/providers/"));
+	validate_pattern_free(re);
+	/* The wrapping group keeps an alternation anchored on both sides. */
+	assert_int_equal(
+		validate_pattern_compile("a|b", true, &re, err, sizeof(err)),
+		0);
+	assert_true(validate_pattern_match(re, "a"));
+	assert_false(validate_pattern_match(re, "ab"));
+	validate_pattern_free(re);
+	assert_int_equal(
+		validate_pattern_compile("@(.*).iam.gserviceaccount.com", false,
+					 &re, err, sizeof(err)),
+		0);
+	assert_true(validate_pattern_extract(
+		re, "app@proj-1.iam.gserviceaccount.com", &start, &len));
+	assert_int_equal(start, 4);
+	assert_int_equal(len, 6);
+	assert_false(validate_pattern_extract(
+		re, "1-compute@developer.gserviceaccount.com", &start, &len));
+	validate_pattern_free(re);
+	assert_int_equal(
+		validate_pattern_compile("(", true, &re, err, sizeof(err)),
+		DIAG_EPARSE);
+	assert_null(re);
+	assert_true(err[0] != '\0');
+	validate_pattern_free(NULL);
+	/* Sized before regcomp: nested intervals multiply (glibc copies). */
+	assert_int_equal(validate_pattern_compile("(a{255}){255}", true, &re,
+						  err, sizeof(err)),
+			 DIAG_EPARSE);
+	assert_non_null(strstr(err, "too large"));
+	assert_int_equal(validate_pattern_compile("((a{64}){64}){64}", false,
+						  &re, err, sizeof(err)),
+			 DIAG_EPARSE);
+	assert_int_equal(
+		validate_pattern_compile("(a)\\1", true, &re, err, sizeof(err)),
+		DIAG_EPARSE);
+	assert_int_equal(
+		validate_pattern_compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+					 "[0-9a-f]{4}-[0-9a-f]{12}",
+					 true, &re, err, sizeof(err)),
+		0);
+	assert_true(validate_pattern_match(
+		re, "0bd5b8a4-3e4c-4c1c-8f4f-2f4d1b2c3d4e"));
+	validate_pattern_free(re);
+	assert_int_equal(validate_pattern_compile("[[:alnum:]][]a.-]*(x|y){2,}",
+						  true, &re, err, sizeof(err)),
+			 0);
+	assert_true(validate_pattern_match(re, "Q].axy"));
+	validate_pattern_free(re);
+	/* A '{' that starts no interval, or one past the bound: refused (the
+	 * sizing scan once looped on "${x}"). */
+	assert_int_equal(
+		validate_pattern_compile("${x}", true, &re, err, sizeof(err)),
+		DIAG_EPARSE);
+	assert_int_equal(validate_pattern_compile("a{99999}", true, &re, err,
+						  sizeof(err)),
+			 DIAG_EPARSE);
+	assert_int_equal(validate_pattern_compile("a+++++++++++++", true, &re,
+						  err, sizeof(err)),
+			 DIAG_EPARSE);
 }
 
 static void test_numbers_and_lists(void **state)
@@ -136,6 +227,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_formats),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_patterns),
 		cmocka_unit_test(test_numbers_and_lists),
 		cmocka_unit_test(test_strbuf_limit),
 	};

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@
 struct fake_source {
 	struct sa_source base;
 	bool unavailable;
+	bool cold; /* lookup_cached: only a live lookup could tell */
 	int lookups;
 };
 
@@ -41,6 +43,18 @@ static enum sa_lookup fake_lookup(struct sa_source *s, const char *ns,
 		return SA_LOOKUP_NOT_FOUND;
 	assert_int_equal(sa_new(ns, name, &a, 1, ret), 0);
 	return SA_LOOKUP_FOUND;
+}
+
+static enum sa_lookup fake_lookup_cached(struct sa_source *s, const char *ns,
+					 const char *name,
+					 struct service_account **ret,
+					 struct diag *d)
+{
+	if (((struct fake_source *)s)->cold) {
+		*ret = NULL;
+		return SA_LOOKUP_WOULD_BLOCK;
+	}
+	return fake_lookup(s, ns, name, ret, d);
 }
 
 static bool fake_ready(struct sa_source *s)
@@ -71,12 +85,13 @@ static int setup(void **state)
 	    profile_dir_load(PIW_SOURCE_DIR "/profiles", &set, NULL) != 0 ||
 	    profile_live_new(set, &f->live) != 0)
 		return -1;
-	f->source.base = (struct sa_source){ .name = "fake",
-					     .lookup = fake_lookup,
-					     .lookup_cached = fake_lookup,
-					     .ready = fake_ready,
-					     .count = fake_count };
-	f->w = (struct webhook){ f->live, NULL, &f->source.base, NULL };
+	f->source.base =
+		(struct sa_source){ .name = "fake",
+				    .lookup = fake_lookup,
+				    .lookup_cached = fake_lookup_cached,
+				    .ready = fake_ready,
+				    .count = fake_count };
+	f->w = (struct webhook){ .profiles = f->live, .sa = &f->source.base };
 	*state = f;
 	return 0;
 }
@@ -184,6 +199,80 @@ static void test_malformed_is_400_with_reason(void **state)
 		"invalid AdmissionReview: request is missing or not an object\n");
 }
 
+/* A pod the mutator cannot read (containers is not a list) is admitted, with a
+ * warning that says so; `mutate` refuses the same pod as bad input. */
+static void test_wrong_shape_admitted_with_warning(void **state)
+{
+	struct fixture *f = *state;
+	cJSON *root = post(
+		f, "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":"
+		   "\"AdmissionReview\",\"request\":{\"uid\":\"u-8\",\"kind\":"
+		   "{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
+		   "\"operation\":\"CREATE\",\"namespace\":\"team\",\"object\":"
+		   "{\"spec\":{\"serviceAccountName\":\"app\",\"containers\":"
+		   "\"nope\"}}}}");
+	const cJSON *resp = cJSON_GetObjectItem(root, "response");
+
+	assert_int_equal(f->reply.status, 200);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(resp, "allowed")));
+	assert_null(cJSON_GetObjectItem(resp, "patch"));
+	assert_non_null(strstr(
+		cJSON_GetArrayItem(cJSON_GetObjectItem(resp, "warnings"), 0)
+			->valuestring,
+		"could not read this pod"));
+	cJSON_Delete(root);
+}
+
+struct later {
+	const struct webhook *w;
+	struct webhook_call *call;
+	struct http_reply *reply;
+	bool answered;
+};
+
+static void *answer_later(void *arg)
+{
+	struct later *l = arg;
+
+	l->answered = webhook_answer(l->w, l->call, true, l->reply);
+	return NULL;
+}
+
+/* A cache miss: the request is decoded once, on the request thread; the body is
+ * gone when another thread (the server's offload pool) answers from the decoded
+ * review after the live lookup. */
+static void test_cache_miss_answered_from_decoded_review(void **state)
+{
+	struct fixture *f = *state;
+	char *body = mem_strdup(
+		REVIEW("admission.k8s.io/v1", "team", "CREATE", "app"));
+	struct webhook_call call;
+	struct later l = { &f->w, &call, &f->reply, false };
+	pthread_t thread;
+	cJSON *root = NULL;
+
+	f->source.cold = true;
+	assert_true(webhook_begin(&f->w, body, strlen(body), &call, &f->reply));
+	memset(body, 'x', strlen(body)); /* the review must not need it */
+	mem_free(body);
+	assert_false(webhook_answer(&f->w, &call, false, &f->reply));
+	assert_int_equal(f->source.lookups, 0);
+	assert_int_equal(pthread_create(&thread, NULL, answer_later, &l), 0);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	assert_true(l.answered);
+	assert_null(call.review); /* answered: the call is over */
+	assert_int_equal(f->source.lookups, 1);
+	assert_int_equal(f->reply.status, 200);
+	assert_int_equal(json_parse(f->reply.body, f->reply.len, &root, NULL),
+			 0);
+	assert_non_null(
+		json_string(cJSON_GetObjectItem(root, "response"), "patch"));
+	assert_string_equal(
+		json_string(cJSON_GetObjectItem(root, "response"), "uid"),
+		"u-7");
+	cJSON_Delete(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -193,6 +282,8 @@ int main(void)
 		T(test_unavailable_is_500),
 		T(test_update_passes_without_lookup),
 		T(test_malformed_is_400_with_reason),
+		T(test_wrong_shape_admitted_with_warning),
+		T(test_cache_miss_answered_from_decoded_review),
 #undef T
 	};
 

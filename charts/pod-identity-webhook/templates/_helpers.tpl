@@ -52,7 +52,18 @@ app.kubernetes.io/instance: {{ .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 
+{{/*
+The webhook image. There is no public image, so an empty repository, or the documentation's
+example registry, is refused here: otherwise the pods would sit in ImagePullBackOff.
+*/}}
 {{- define "piw.image" -}}
+{{- $repo := .Values.image.repository }}
+{{- if not $repo }}
+{{- fail "image.repository is required: there is no public image. Build it from the repository's Dockerfile, push it to your registry and pass --set image.repository=REGISTRY/pod-identity-webhook." }}
+{{- end }}
+{{- if regexMatch "^([^/]*\\.)?example\\.(com|org|net)(:[0-9]+)?/" $repo }}
+{{- fail (printf "image.repository (%s) is the documentation's placeholder registry: set it to the registry you pushed the image to" $repo) }}
+{{- end }}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
@@ -131,6 +142,12 @@ chart's profiles/, which are symlinks to the repository's profiles/; extra ones 
 {{- if .Values.profiles.vultr.enabled }}
 {{- $_ := set $files "vultr.ini" (.Files.Get "profiles/vultr.ini") }}
 {{- end }}
+{{- if .Values.profiles.azure.enabled }}
+{{- $_ := set $files "azure.ini" (.Files.Get "profiles/azure.ini") }}
+{{- end }}
+{{- if .Values.profiles.gcp.enabled }}
+{{- $_ := set $files "gcp.ini" (.Files.Get "profiles/gcp.ini") }}
+{{- end }}
 {{- range $name, $text := .Values.profiles.extra }}
 {{- $file := printf "%s.ini" $name }}
 {{- if hasKey $files $file }}
@@ -142,7 +159,8 @@ chart's profiles/, which are symlinks to the repository's profiles/; extra ones 
 {{- end }}
 
 {{/*
-PIW_SETTINGS: role-session-name (aws) and profiles.settings, comma-separated, sorted.
+PIW_SETTINGS: role-session-name (aws), the azure and gcp settings and profiles.settings,
+comma-separated.
 Settings that have their own value are refused here so that one value has one source.
 */}}
 {{- define "piw.settings" -}}
@@ -159,6 +177,24 @@ Settings that have their own value are refused here so that one value has one so
 {{- if .Values.profiles.vultr.enabled }}
 {{- $_ := set $own "vultr-sts-endpoint" "profiles.vultr.stsEndpoint" }}
 {{- end }}
+{{- with .Values.profiles.azure }}
+{{- if .enabled }}
+{{- $_ := set $own "azure-tenant-id" "profiles.azure.tenantId" }}
+{{- $_ := set $own "azure-authority-host" "profiles.azure.authorityHost" }}
+{{- with .tenantId }}
+{{- $pairs = append $pairs (printf "azure-tenant-id=%s" .) }}
+{{- end }}
+{{- with .authorityHost }}
+{{- $pairs = append $pairs (printf "azure-authority-host=%s" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if .Values.profiles.gcp.enabled }}
+{{- $_ := set $own "gcp-region" "profiles.gcp.region" }}
+{{- with .Values.profiles.gcp.region }}
+{{- $pairs = append $pairs (printf "gcp-region=%s" .) }}
+{{- end }}
+{{- end }}
 {{- range $name, $value := .Values.profiles.settings }}
 {{- if hasKey $own $name }}
 {{- fail (printf "profiles.settings.%s: use %s instead" $name (get $own $name)) }}
@@ -174,4 +210,154 @@ Settings that have their own value are refused here so that one value has one so
 {{/* terminationGracePeriodSeconds: the shutdown delay, the drain timeout and a margin. */}}
 {{- define "piw.terminationGracePeriodSeconds" -}}
 {{- add .Values.shutdown.delaySeconds .Values.shutdown.timeoutSeconds 5 }}
+{{- end }}
+
+{{/*
+(INI text) -> JSON {"name": the [profile] name, "settings": the NAMEs of its [setting NAME]
+sections}. Read line by line as the binary's INI reader does: surrounding blanks ignored,
+";" and "#" start a comment, a section header is "[...]" at the start of a line.
+*/}}
+{{- define "piw.iniScan" -}}
+{{- $section := "" }}
+{{- $name := "" }}
+{{- $settings := list }}
+{{- range $line := splitList "\n" . }}
+{{- $l := trim $line }}
+{{- if hasPrefix "[" $l }}
+{{- $section = regexReplaceAll "^\\[([^\\]]*)\\].*$" $l "${1}" }}
+{{- if hasPrefix "setting " $section }}
+{{- $settings = append $settings (trimPrefix "setting " $section | trim) }}
+{{- end }}
+{{- else if and (eq $section "profile") (regexMatch "^name[ \\t]*=" $l) }}
+{{- $name = regexReplaceAll "^name[ \\t]*=[ \\t]*([^ \\t;#]*).*$" $l "${1}" }}
+{{- end }}
+{{- end }}
+{{- dict "name" $name "settings" $settings | toJson }}
+{{- end }}
+
+{{/*
+The profiles the webhook will load, as JSON: name -> the settings it declares. The built-in
+stackit profile (the chart's profiles/stackit.ini is the file compiled into the binary)
+unless profiles.extra.stackit replaces it, the enabled shipped ones, the extra ones, minus
+profiles.disabled. Fails on an extra profile whose [profile] name differs from its key (the
+binary would refuse NAME.ini) and on a disabled name that is not loaded.
+*/}}
+{{- define "piw.loadedProfiles" -}}
+{{- $loaded := dict }}
+{{- $texts := dict "stackit" (.Files.Get "profiles/stackit.ini") }}
+{{- range $file, $text := include "piw.profileFiles" . | fromJson }}
+{{- $_ := set $texts (trimSuffix ".ini" $file) $text }}
+{{- end }}
+{{- range $key, $text := $texts }}
+{{- $scan := include "piw.iniScan" $text | fromJson }}
+{{- if and (hasKey $.Values.profiles.extra $key) (ne $scan.name $key) }}
+{{- if $scan.name }}
+{{- fail (printf "profiles.extra.%s: the profile's [profile] name is %q, not %q. The key is the file name (%s.ini) and the binary refuses a file whose profile name differs: rename the key to %q or fix the name." $key $scan.name $key $key $scan.name) }}
+{{- else }}
+{{- fail (printf "profiles.extra.%s: no \"name = ...\" in a [profile] section: this is not a profile (see docs/profiles.md)" $key) }}
+{{- end }}
+{{- end }}
+{{- $_ := set $loaded $key $scan.settings }}
+{{- end }}
+{{- range .Values.profiles.disabled }}
+{{- if not (hasKey $loaded .) }}
+{{- fail (printf "profiles.disabled: %q is not a loaded profile (loaded: %s)" . (keys $loaded | sortAlpha | join ", ")) }}
+{{- end }}
+{{- $_ := unset $loaded . }}
+{{- end }}
+{{- if not $loaded }}
+{{- fail "profiles.disabled disables every loaded profile: the webhook would change no pod" }}
+{{- end }}
+{{- toJson $loaded }}
+{{- end }}
+
+{{/*
+The checks the binary would otherwise only make when the pods start (and, with the pods
+failing, after the rollout has begun). Renders nothing.
+*/}}
+{{- define "piw.checks" -}}
+{{- $loaded := include "piw.loadedProfiles" . | fromJson }}
+{{- $declared := dict }}
+{{- range $profile, $settings := $loaded }}
+{{- range $settings }}
+{{- $_ := set $declared . $profile }}
+{{- end }}
+{{- end }}
+{{- range $name, $_ := .Values.profiles.settings }}
+{{- if not (hasKey $declared $name) }}
+{{- fail (printf "profiles.settings.%s: no loaded profile declares [setting %s], so the webhook would refuse to start. Loaded profiles: %s; the settings they declare: %s." $name $name (keys $loaded | sortAlpha | join ", ") (keys $declared | sortAlpha | join ", " | default "none")) }}
+{{- end }}
+{{- end }}
+{{- $_ := include "piw.image" . }}
+{{- if and (eq .Values.webhook.scope "optIn") (eq .Values.webhook.optIn.podLabel .Values.webhook.skipLabel) }}
+{{- fail (printf "webhook.optIn.podLabel and webhook.skipLabel are both %s: the label cannot both opt a pod in and skip it" .Values.webhook.skipLabel) }}
+{{- end }}
+{{- include "piw.clusterChecks" . }}
+{{- end }}
+
+{{/*
+Checks that need the cluster. `lookup` answers only during a real install or upgrade
+(`helm template` and --dry-run get nothing back), so they run when kube-system, which every
+cluster has, can be seen.
+*/}}
+{{- define "piw.clusterChecks" -}}
+{{- if lookup "v1" "Namespace" "" "kube-system" }}
+{{- $source := include "piw.tlsSource" . }}
+{{- if eq $source "secret" }}
+{{- $secret := lookup "v1" "Secret" .Release.Namespace .Values.tls.secret.name }}
+{{- if not $secret }}
+{{- fail (printf "tls.secret.name: Secret %s/%s does not exist. Create it first (kubectl create secret tls %s --cert=tls.crt --key=tls.key --namespace %s), or unset tls.secret.name to let the chart generate a certificate." .Release.Namespace .Values.tls.secret.name .Values.tls.secret.name .Release.Namespace) }}
+{{- end }}
+{{- $data := get $secret "data" | default dict }}
+{{- if not (and (get $data "tls.crt") (get $data "tls.key")) }}
+{{- fail (printf "tls.secret.name: Secret %s/%s has no tls.crt and tls.key (a kubernetes.io/tls Secret has both)" .Release.Namespace .Values.tls.secret.name) }}
+{{- end }}
+{{- else if and (eq $source "cert-manager") (not (.Capabilities.APIVersions.Has "cert-manager.io/v1/Certificate")) }}
+{{- fail "certManager.enabled: this cluster does not serve cert-manager.io/v1 Certificates. Install cert-manager (1.5 or later) first, or unset certManager.enabled." }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The failurePolicy: webhook.failurePolicy, or when empty the one the scope makes safe. */}}
+{{- define "piw.failurePolicy" -}}
+{{- if .Values.webhook.failurePolicy }}
+{{- .Values.webhook.failurePolicy }}
+{{- else if eq .Values.webhook.scope "optIn" }}
+{{- print "Fail" }}
+{{- else }}
+{{- print "Ignore" }}
+{{- end }}
+{{- end }}
+
+{{/* The webhook's rules (JSON): Pod CREATE only. */}}
+{{- define "piw.webhookRules" -}}
+{{- list (dict "operations" (list "CREATE") "apiGroups" (list "") "apiVersions" (list "v1") "resources" (list "pods") "scope" "Namespaced") | toJson }}
+{{- end }}
+
+{{/* The hook identity that registers the webhook once a replica is ready. */}}
+{{- define "piw.registerName" -}}{{ include "piw.suffixedName" (dict "ctx" . "suffix" "register") }}{{- end }}
+{{- define "piw.registerImage" -}}
+{{- $img := .Values.registration.image }}
+{{- if $img.digest }}
+{{- printf "%s@%s" $img.repository $img.digest }}
+{{- else }}
+{{- printf "%s:%s" $img.repository $img.tag }}
+{{- end }}
+{{- end }}
+
+{{/*
+The identity map's ConfigMap as JSON {"name", "key"} ({} without a map): the chart's own
+<fullname>-identity-map (key identity-map.json) or identityMap.existingConfigMap.
+*/}}
+{{- define "piw.identityMap" -}}
+{{- $m := .Values.identityMap }}
+{{- if and $m.data $m.existingConfigMap.name }}
+{{- fail "identityMap.data and identityMap.existingConfigMap.name exclude each other: the map comes from the chart or from your ConfigMap" }}
+{{- else if $m.data }}
+{{- dict "name" (include "piw.suffixedName" (dict "ctx" . "suffix" "identity-map")) "key" "identity-map.json" | toJson }}
+{{- else if $m.existingConfigMap.name }}
+{{- dict "name" $m.existingConfigMap.name "key" $m.existingConfigMap.key | toJson }}
+{{- else }}
+{{- dict | toJson }}
+{{- end }}
 {{- end }}

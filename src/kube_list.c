@@ -1,0 +1,169 @@
+/*
+ * kube_list: the pages of one list are read one at a time (a page is parsed,
+ * its items handed over, then freed), so listing 100,000 pods holds one page
+ * in memory, never the collection. Pages follow the server's continue token;
+ * a server that ignores limit (allowed: limit is advisory) is read the same
+ * way.
+ */
+#include "kube_list.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+#include "kube_event.h"
+#include "kube_source.h"
+#include "strbuf.h"
+
+static const struct json_keep list_meta_members[] = {
+	{ "continue", NULL, false },
+	{ "remainingItemCount", NULL, false },
+	{ NULL, NULL, false },
+};
+
+static int page_path(const struct kube_list_request *req, const char *cont,
+		     struct strbuf *path)
+{
+	int rc = strbuf_addf(path, "%s?limit=%ld", req->path, req->page_size);
+
+	if (rc == 0 && cont[0]) {
+		rc = strbuf_adds(path, "&continue=");
+		if (rc == 0)
+			rc = kube_query_escape(path, cont);
+	}
+	return rc;
+}
+
+static int http_failure(const struct kube_list_request *req, long status,
+			const struct strbuf *body, struct diag *d)
+{
+	char reason[64];
+
+	kube_status_code(strbuf_str(body), body->len, reason, sizeof(reason));
+	if (status == 401 || status == 403)
+		return diag_set(
+			d, DIAG_EUNAVAIL,
+			"list %s: HTTP %ld %s (the caller needs list on "
+			"%s)",
+			req->what, status, reason, req->what);
+	if (status == 410)
+		return diag_set(
+			d, DIAG_EUNAVAIL,
+			"list %s: HTTP 410 %s (the list took longer than "
+			"the server keeps its snapshot: run again, or "
+			"narrow it with --namespace)",
+			req->what, reason);
+	return diag_set(d, DIAG_EUNAVAIL, "list %s: HTTP %ld %s", req->what,
+			status, reason);
+}
+
+static int read_list_meta(const cJSON *root, char *cont, size_t cont_size,
+			  long long *remaining, struct diag *d)
+{
+	const cJSON *meta = NULL, *n = NULL;
+	const char *token;
+
+	cont[0] = '\0';
+	*remaining = -1;
+	if (json_member(root, "metadata", cJSON_Object, &meta) ==
+	    JSON_WRONG_TYPE)
+		return diag_set(d, DIAG_EPARSE, "metadata is not an object");
+	token = json_string(meta, "continue");
+	if (token && strlen(token) >= cont_size)
+		return diag_set(d, DIAG_ELIMIT,
+				"the continue token is longer than %zu bytes",
+				cont_size - 1);
+	if (token)
+		snprintf(cont, cont_size, "%s", token);
+	if (json_member(meta, "remainingItemCount", cJSON_Number, &n) ==
+	    JSON_FOUND)
+		*remaining = (long long)n->valuedouble;
+	return 0;
+}
+
+int kube_list_page_parse(const char *body, size_t len,
+			 const struct kube_list_request *req, char *cont,
+			 size_t cont_size, long long *remaining,
+			 size_t *ret_items, struct diag *d)
+{
+	const struct json_keep members[] = {
+		{ "metadata", list_meta_members, false },
+		{ "items", req->item_members, true },
+		{ NULL, NULL, false },
+	};
+	const cJSON *items = NULL, *item;
+	cJSON *root = NULL;
+	size_t n = 0;
+	int rc = json_parse_pruned(body, len, members, &root, d);
+
+	*ret_items = 0;
+	if (rc == 0 && !cJSON_IsObject(root))
+		rc = diag_set(d, DIAG_EPARSE, "a list must be a JSON object");
+	if (rc == 0)
+		rc = read_list_meta(root, cont, cont_size, remaining, d);
+	if (rc == 0 &&
+	    json_member(root, "items", cJSON_Array, &items) == JSON_WRONG_TYPE)
+		rc = diag_set(d, DIAG_EPARSE, "items is not an array");
+	if (rc != 0)
+		items = NULL;
+	cJSON_ArrayForEach(item, items) {
+		if ((rc = req->each(req->arg, item)) != 0)
+			break;
+		n++;
+	}
+	cJSON_Delete(root);
+	*ret_items = n;
+	return rc;
+}
+
+/*
+ * Fetches and parses one page into body (one buffer for every page of a list,
+ * grown once to the largest page); cont carries the continue token in and out.
+ */
+static int list_page(struct kube_client *c, const struct kube_list_request *req,
+		     struct strbuf *body, char cont[KUBE_CONTINUE_MAX],
+		     long long *remaining, size_t *ret_items, struct diag *d)
+{
+	struct strbuf path;
+	long status = 0;
+	int rc;
+
+	*ret_items = 0;
+	strbuf_reset(body);
+	strbuf_init(&path, KUBE_CONTINUE_MAX * 3 + 512);
+	rc = page_path(req, cont, &path)
+		     ? diag_set(d, DIAG_ENOMEM, "out of memory")
+		     : 0;
+	if (rc == 0)
+		rc = kube_get(c, path.buf, req->timeout_ms, body, &status, d);
+	if (rc == 0 && status != 200)
+		rc = http_failure(req, status, body, d);
+	if (rc == 0)
+		rc = kube_list_page_parse(strbuf_str(body), body->len, req,
+					  cont, KUBE_CONTINUE_MAX, remaining,
+					  ret_items, d);
+	if (rc == DIAG_EPARSE || rc == DIAG_ELIMIT)
+		diag_locate(d, req->path, 0);
+	strbuf_free(&path);
+	return rc;
+}
+
+int kube_list(struct kube_client *c, const struct kube_list_request *req,
+	      struct diag *d)
+{
+	char cont[KUBE_CONTINUE_MAX] = "";
+	struct strbuf body;
+	size_t total = 0, n;
+	long long remaining;
+	int rc;
+
+	strbuf_init(&body, req->max_page_bytes);
+	do {
+		rc = list_page(c, req, &body, cont, &remaining, &n, d);
+		total += n;
+		if (rc == 0 && req->on_page)
+			req->on_page(req->arg, total, remaining);
+	} while (rc == 0 && cont[0]);
+	strbuf_free(&body);
+	return rc;
+}
