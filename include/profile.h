@@ -166,7 +166,8 @@ struct profile {
 	char *skip_containers_annotation;    /* may be NULL */
 	char *include_containers_annotation; /* may be NULL */
 
-	enum skip_match skip_match;
+	enum skip_match skip_match; /* annotations (and labels by default) */
+	enum skip_match skip_label_match; /* pod labels */
 	struct profile_list skip_pod_labels;
 	struct profile_list skip_pod_annotations;
 	struct profile_list skip_sa_annotations;

@@ -81,6 +81,7 @@ static const struct key_spec fixed_keys[] = {
 	{ "containers", "include-annotation", KT_QNAME,
 	  F(include_containers_annotation), false },
 	{ "skip", "match", KT_SKIP_MATCH, F(skip_match), false },
+	{ "skip", "label-match", KT_SKIP_MATCH, F(skip_label_match), false },
 	{ "skip", "pod-labels", KT_QNAME_LIST, F(skip_pod_labels), false },
 	{ "skip", "pod-annotations", KT_QNAME_LIST, F(skip_pod_annotations),
 	  false },
@@ -390,7 +391,7 @@ static int parse_fixed_value(struct parse_ctx *c, const struct key_spec *k,
 			*(enum skip_match *)field = SKIP_MATCH_PRESENT;
 		else
 			return fail(c, c->line,
-				    "'match' must be 'true' or 'present'");
+				    "'%s' must be 'true' or 'present'", k->key);
 		return 0;
 	}
 	return fail(c, c->line, "internal error: unhandled key type");
@@ -1339,6 +1340,9 @@ static int check_file(struct parse_ctx *c, const struct profile_file *f)
 
 static int check_profile(struct parse_ctx *c)
 {
+	/* Labels follow `match` unless the profile says otherwise. */
+	if (!fixed_key_line(c, "skip", "label-match"))
+		c->p->skip_label_match = c->p->skip_match;
 	if (check_required(c) != 0 || check_trigger(c) != 0 ||
 	    check_expiration(c) != 0 || check_settings_decl(c) != 0)
 		return DIAG_ECONFIG;
