@@ -144,6 +144,12 @@ struct profile {
 
 	char *trigger_annotation; /* may be NULL when trigger_pod_label is set */
 	enum value_format trigger_format;
+	/* Formats the peer documents for the trigger value: a value that fits
+	 * none is used as given, with a warning. n == 0: no such advice. */
+	struct profile_formats {
+		enum value_format items[8];
+		size_t n;
+	} trigger_expect;
 	char *trigger_pattern; /* anchored ERE, or NULL */
 	struct validate_pattern *trigger_re;
 	char *trigger_pod_label;	   /* may be NULL */

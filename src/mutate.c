@@ -1719,6 +1719,40 @@ static int check_annotation(struct ctx *c, const char *key,
 	return 0;
 }
 
+/*
+ * A trigger value that passed the profile's check but fits none of the forms
+ * the peer documents is used as given (the peer accepts it), with a warning.
+ */
+static int advise_trigger(struct ctx *c)
+{
+	const struct profile *p = c->plan->p;
+	const char *value = c->plan->trigger;
+	char names[128] = "", shown[BOUND_VALUE_SHOWN + 4];
+	size_t n = 0;
+
+	if (p->trigger_expect.n == 0 || !has_value(value))
+		return 0;
+	for (size_t i = 0; i < p->trigger_expect.n; i++) {
+		enum value_format f = p->trigger_expect.items[i];
+
+		if (validate_value(f, value))
+			return 0;
+		n += (size_t)snprintf(names + n,
+				      n < sizeof(names) ? sizeof(names) - n : 0,
+				      "%s%s", i ? " or " : "",
+				      validate_format_expectation(f));
+		if (n >= sizeof(names))
+			n = sizeof(names) - 1;
+	}
+	str_shorten(value, BOUND_VALUE_SHOWN, shown, sizeof(shown));
+	return mutation_warn(c->m,
+			     "%s: ServiceAccount \"%s/%s\" annotation \"%s\": "
+			     "\"%s\" is not of a documented form (%s); used as "
+			     "given",
+			     p->name, c->in->sa->namespace, c->in->sa->name,
+			     p->trigger_annotation, shown, names);
+}
+
 /* The trigger annotation and every required one: all errors are reported. */
 static int check_identity(struct ctx *c)
 {
@@ -1760,6 +1794,8 @@ static int apply_profile(struct ctx *c, const struct profile *p)
 	/* Rule 9: a bad trigger does not stop the checks of the other
 	 * annotations, so one message names all of the ServiceAccount's errors. */
 	rc = check_identity(c);
+	if (rc == 0 && !pl->denied)
+		rc = advise_trigger(c);
 	if (rc == 0)
 		rc = plan_profile(c);
 	if (rc == 0 && !pl->denied)

@@ -42,6 +42,7 @@ enum key_type {
 	KT_QNAME_LIST,
 	KT_SKIP_MATCH,
 	KT_REL_PATH,
+	KT_FORMAT_LIST,
 };
 
 struct key_spec {
@@ -59,6 +60,7 @@ static const struct key_spec fixed_keys[] = {
 	{ "trigger", "annotation", KT_QNAME, F(trigger_annotation), false },
 	{ "trigger", "format", KT_FORMAT, F(trigger_format), false },
 	{ "trigger", "pattern", KT_TEXT, F(trigger_pattern), false },
+	{ "trigger", "expect", KT_FORMAT_LIST, F(trigger_expect), false },
 	{ "trigger", "pod-label", KT_QNAME, F(trigger_pod_label), false },
 	{ "token", "audience", KT_TEXT, F(audience), true },
 	{ "token", "audience-annotation", KT_QNAME, F(audience_annotation),
@@ -300,6 +302,32 @@ static int parse_list(struct parse_ctx *c, struct profile_list *list,
 	return 0;
 }
 
+/* A comma-separated list of format names, at least one. */
+static int parse_formats(struct parse_ctx *c, struct profile_formats *list,
+			 const char *key, const char *value)
+{
+	const char *cursor = value, *item;
+	size_t len;
+	char name[32];
+
+	while (str_list_next(&cursor, LIST_SEPARATORS, &item, &len)) {
+		const size_t max = sizeof(list->items) / sizeof(list->items[0]);
+
+		if (list->n == max)
+			return fail(c, c->line, "'%s': at most %zu formats",
+				    key, max);
+		snprintf(name, sizeof(name), "%.*s", (int)len, item);
+		if (len >= sizeof(name) ||
+		    validate_format_parse(name, &list->items[list->n]) != 0)
+			return fail(c, c->line, "'%s': unknown format '%.*s'",
+				    key, (int)len, item);
+		list->n++;
+	}
+	if (list->n == 0)
+		return fail(c, c->line, "'%s': empty list", key);
+	return 0;
+}
+
 static int parse_seconds(struct parse_ctx *c, const char *key,
 			 const char *value, int64_t *out)
 {
@@ -384,6 +412,8 @@ static int parse_fixed_value(struct parse_ctx *c, const struct key_spec *k,
 		return copy_value(c, field, value);
 	case KT_QNAME_LIST:
 		return parse_list(c, field, k->key, value);
+	case KT_FORMAT_LIST:
+		return parse_formats(c, field, k->key, value);
 	case KT_SKIP_MATCH:
 		if (strcmp(value, "true") == 0)
 			*(enum skip_match *)field = SKIP_MATCH_TRUE;
@@ -1265,6 +1295,11 @@ static int check_trigger(struct parse_ctx *c)
 		return fail(c, line,
 			    "[trigger]: 'format' and 'pattern' check "
 			    "'annotation', which is not given");
+	if (p->trigger_annotation == NULL &&
+	    fixed_key_line(c, "trigger", "expect"))
+		return fail(c, line,
+			    "[trigger]: 'expect' advises on 'annotation', "
+			    "which is not given");
 	if (p->trigger_pattern) {
 		rc = validate_pattern_compile(p->trigger_pattern, true,
 					      &p->trigger_re, why, sizeof(why));
@@ -1468,7 +1503,8 @@ void profile_free(struct profile *p)
 		enum key_type t = fixed_keys[i].type;
 
 		if (t != KT_FORMAT && t != KT_SECONDS && t != KT_MODE &&
-		    t != KT_QNAME_LIST && t != KT_SKIP_MATCH)
+		    t != KT_QNAME_LIST && t != KT_SKIP_MATCH &&
+		    t != KT_FORMAT_LIST)
 			mem_free(*(char **)((char *)p + fixed_keys[i].offset));
 	}
 	free_list(&p->skip_pod_labels);

@@ -67,6 +67,8 @@ static void test_minimal_profile_defaults(void **state)
 	assert_int_equal(p->expiration_max, 86400);
 	assert_int_equal(p->default_mode, -1);
 	assert_int_equal(p->skip_match, SKIP_MATCH_TRUE);
+	assert_int_equal(p->skip_label_match, SKIP_MATCH_TRUE);
+	assert_int_equal(p->trigger_expect.n, 0);
 	assert_int_equal(p->n_env, 0);
 	assert_string_equal(p->source, "t.ini");
 	profile_free(p);
@@ -152,6 +154,11 @@ static void test_value_refusals(void **state)
 		4, "is not a valid label or annotation key");
 	expect_refusal("[profile]\nname = demo\n[trigger]\nformat = mail\n", 4,
 		       "unknown format 'mail'");
+	expect_refusal("[profile]\nname = demo\n[trigger]\nexpect = uuid, "
+		       "mail\n",
+		       4, "'expect': unknown format 'mail'");
+	expect_refusal("[skip]\nlabel-match = yes\n", 2,
+		       "'label-match' must be 'true' or 'present'");
 	expect_refusal("[token]\nexpiration = ten\n", 2,
 		       "whole number of seconds");
 	expect_refusal("[volume]\nname = Bad_Name\n", 2, "is not a DNS label");
@@ -294,6 +301,9 @@ static void test_builtin_is_stackit(void **state)
 	assert_string_equal(p->volume_name, "stackit-workload-identity");
 	assert_string_equal(p->mount_path,
 			    "/var/run/secrets/stackit.cloud/serviceaccount");
+	/* STACKIT's chart skips on the label's presence; its code on "true". */
+	assert_int_equal(p->skip_label_match, SKIP_MATCH_PRESENT);
+	assert_int_equal(p->skip_match, SKIP_MATCH_TRUE);
 	profile_set_free(set);
 }
 
