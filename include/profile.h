@@ -124,6 +124,8 @@ struct profile_setting {
 	char *pattern;		     /* anchored ERE check, or NULL */
 	struct validate_pattern *re; /* compiled pattern, or NULL */
 	char *description;	     /* may be NULL */
+	char *flag; /* command-line alias without "--" ("region"), or NULL */
+	char *env;  /* environment-variable alias ("PIW_REGION"), or NULL */
 	int line;
 };
 

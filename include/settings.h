@@ -38,4 +38,26 @@ size_t settings_count(const struct settings *s);
 const char *settings_name(const struct settings *s, size_t i);
 const char *settings_value(const struct settings *s, size_t i);
 
+/* Looks up an environment variable (getenv, or a table in tests). */
+typedef const char *(*settings_getenv_fn)(const char *name);
+
+/*
+ * Keeps "--flag VALUE" for an option no fixed flag matched (flag without its
+ * dashes); a profile's [setting] may declare it as its alias, which
+ * profile_set_resolve_aliases checks. 0, DIAG_EINVAL, DIAG_ELIMIT, DIAG_ENOMEM.
+ */
+int settings_add_flag(struct settings *s, const char *flag, const char *value,
+		      struct diag *d);
+
+/* The kept flags, in command-line order. */
+size_t settings_flag_count(const struct settings *s);
+const char *settings_flag_name(const struct settings *s, size_t i);
+const char *settings_flag_value(const struct settings *s, size_t i);
+
+/* Where the profiles' env aliases are read from (NULL: nowhere). */
+void settings_set_env_source(struct settings *s, settings_getenv_fn get_env);
+
+/* The environment variable name through that source, or NULL. */
+const char *settings_env(const struct settings *s, const char *name);
+
 #endif

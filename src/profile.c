@@ -127,9 +127,17 @@ enum {
 	N_FILE_KEYS
 };
 #define FILE_FIELD_PREFIX "json."
-static const char *const setting_keys[] = { "format", "default", "description",
-					    "pattern" };
-enum { SET_FORMAT, SET_DEFAULT, SET_DESCRIPTION, SET_PATTERN, N_SETTING_KEYS };
+static const char *const setting_keys[] = { "format",  "default", "description",
+					    "pattern", "flag",	  "env" };
+enum {
+	SET_FORMAT,
+	SET_DEFAULT,
+	SET_DESCRIPTION,
+	SET_PATTERN,
+	SET_FLAG,
+	SET_ENV,
+	N_SETTING_KEYS
+};
 
 /* ---- parse context ---- */
 
@@ -709,6 +717,22 @@ static int handle_setting_key(struct parse_ctx *c, struct section_rec *rec,
 			return fail(c, c->line, "'format': unknown format '%s'",
 				    value);
 		return 0;
+	}
+	if (k == SET_FLAG) {
+		if (value[0] == '-' || !validate_simple_name(value, 63))
+			return fail(c, c->line,
+				    "'flag': '%s' is not [a-z0-9-], 1-63 (the "
+				    "option without its leading --)",
+				    value);
+		return copy_value(c, &s->flag, value);
+	}
+	if (k == SET_ENV) {
+		if (!validate_env_name(value))
+			return fail(c, c->line,
+				    "'env': '%s' is not an environment "
+				    "variable name",
+				    value);
+		return copy_value(c, &s->env, value);
 	}
 	return copy_value(
 		c, k == SET_DEFAULT ? &s->default_value : &s->description,
@@ -1537,6 +1561,8 @@ void profile_free(struct profile *p)
 		mem_free(p->settings[i].name);
 		mem_free(p->settings[i].default_value);
 		mem_free(p->settings[i].description);
+		mem_free(p->settings[i].flag);
+		mem_free(p->settings[i].env);
 		mem_free(p->settings[i].pattern);
 		validate_pattern_free(p->settings[i].re);
 	}

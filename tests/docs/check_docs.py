@@ -13,6 +13,26 @@ import subprocess
 import sys
 
 
+def check_setting_flags(doc, summary):
+    """docs/configuration.md's table of the shipped profiles' setting flags is
+    what check-profiles reports (profile lines, then "setting NAME = V (--F) [env E]")."""
+    rows, profile = [], None
+    for line in summary.splitlines():
+        m = re.match(r"(\S+)\s", line)
+        if m and not line.startswith(" "):
+            profile = m.group(1)
+        m = re.match(r"\s+setting (\S+) = .*? \(--(\S+)\)(?: \[env (\S+)\])?$", line)
+        if m:
+            rows.append("| `--%s` | `%s` | %s | `%s` |\n"
+                        % (m.group(2), m.group(3), profile, m.group(1)))
+    m = re.search(r"<!-- setting-flags:begin -->\n\| flag .*?\n\|---.*?\n(.*?)"
+                  r"<!-- setting-flags:end -->", doc, re.S)
+    if not m or m.group(1) != "".join(rows):
+        return ["docs/configuration.md setting-flags table differs from "
+                "check-profiles profiles:\n" + "".join(rows)]
+    return []
+
+
 def main():
     binary, top = sys.argv[1], sys.argv[2]
     failures = []
@@ -33,6 +53,7 @@ def main():
                            capture_output=True, text=True)
     if check.returncode != 0:
         failures.append("profiles/ fails check-profiles: " + check.stderr.strip())
+    failures += check_setting_flags(doc, check.stdout)
     for f in failures:
         print("check_docs:", f, file=sys.stderr)
     return 1 if failures else 0

@@ -65,7 +65,12 @@ static void test_flag_beats_env_beats_default(void **state)
 	assert_int_equal(parse(&cfg, &d, env, 7, argv), 0);
 	assert_string_equal(cfg.listen, "[::1]:8443");
 	assert_string_equal(cfg.log_level, "debug");
-	assert_string_equal(settings_get(cfg.settings, "region"), "us-east-2");
+	/* --region is no fixed option: kept for the profile that declares it
+	 * as a setting's flag (profile_set_resolve_aliases). */
+	assert_string_equal(settings_get(cfg.settings, "region"), "eu-west-1");
+	assert_int_equal(settings_flag_count(cfg.settings), 1);
+	assert_string_equal(settings_flag_name(cfg.settings, 0), "region");
+	assert_string_equal(settings_flag_value(cfg.settings, 0), "us-east-2");
 	assert_string_equal(
 		settings_get(cfg.settings, "sts-regional-endpoints"), "true");
 	assert_int_equal(cfg.shutdown_delay_ms, 1500);

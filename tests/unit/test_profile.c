@@ -307,6 +307,57 @@ static void test_builtin_is_stackit(void **state)
 	profile_set_free(set);
 }
 
+static const char *alias_env(const char *name)
+{
+	return strcmp(name, "DEMO_REGION") == 0 ? "env-1" : NULL;
+}
+
+/* A profile's [setting] declares its flag and env aliases: no cloud in C. */
+static void test_setting_aliases(void **state)
+{
+	struct profile_set *set = NULL;
+	struct settings *st = NULL;
+	struct diag d;
+
+	(void)state;
+	diag_clear(&d);
+	assert_int_equal(profile_set_new(&set), 0);
+	assert_int_equal(
+		profile_set_add(set,
+				parse_ok(VALID
+					 "[setting region]\nflag = region\n"
+					 "env = DEMO_REGION\n"
+					 "[setting other]\nenv = DEMO_OTHER\n"),
+				&d),
+		0);
+	/* The env alias fills the setting when nothing else set it. */
+	assert_int_equal(settings_new(&st), 0);
+	settings_set_env_source(st, alias_env);
+	assert_int_equal(profile_set_resolve_aliases(set, st, &d), 0);
+	assert_string_equal(settings_get(st, "region"), "env-1");
+	assert_null(settings_get(st, "other"));
+	settings_free(st);
+	/* The flag beats the env alias and an earlier --setting. */
+	assert_int_equal(settings_new(&st), 0);
+	settings_set_env_source(st, alias_env);
+	assert_int_equal(settings_set(st, "region", "set-1", &d), 0);
+	assert_int_equal(settings_add_flag(st, "region", "flag-1", &d), 0);
+	assert_int_equal(profile_set_resolve_aliases(set, st, &d), 0);
+	assert_string_equal(settings_get(st, "region"), "flag-1");
+	settings_free(st);
+	/* A flag no profile declares is an unknown option. */
+	assert_int_equal(settings_new(&st), 0);
+	assert_int_equal(settings_add_flag(st, "regoin", "x", &d), 0);
+	assert_int_equal(profile_set_resolve_aliases(set, st, &d), DIAG_EINVAL);
+	assert_non_null(strstr(d.text, "unknown option '--regoin'"));
+	settings_free(st);
+	profile_set_free(set);
+	expect_refusal("[setting region]\nflag = --region\n", 2,
+		       "'flag': '--region' is not [a-z0-9-]");
+	expect_refusal("[setting region]\nenv = 1BAD\n", 2,
+		       "'env': '1BAD' is not an environment variable name");
+}
+
 static void test_set_replace_and_conflicts(void **state)
 {
 	struct profile_set *set = NULL;
@@ -603,6 +654,7 @@ int main(void)
 		cmocka_unit_test(test_expiration_bounds),
 		cmocka_unit_test(test_text_refusals),
 		cmocka_unit_test(test_embedded_nul_is_refused),
+		cmocka_unit_test(test_setting_aliases),
 		cmocka_unit_test(test_builtin_is_stackit),
 		cmocka_unit_test(test_set_replace_and_conflicts),
 		cmocka_unit_test(test_settings_check),
