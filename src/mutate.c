@@ -7,7 +7,9 @@
  * planned (token, location, env values; every configuration error found here
  * denies) and checked against the pod (reserved names), and only then written
  * out as patch operations. Any denial discards the whole patch: a pod is
- * mutated by all its profiles or by none.
+ * mutated by all its profiles or by none. Containers remember which profiles
+ * they were given, so a later profile that shares a variable with an earlier
+ * one stays out of that container as a whole (rule 1).
  */
 #include "mutate.h"
 
@@ -1669,6 +1671,34 @@ static bool has_value(const char *v)
 }
 
 /*
+ * Whether the ServiceAccount is set up for p: its trigger or a required
+ * annotation, or, for a label-only profile, an annotation its variables read.
+ * Such a pod without the profile's label is "skipped: pod label missing", so
+ * the log says why it was not mutated (rule 14).
+ */
+static bool sa_configured(const struct ctx *c, const struct profile *p)
+{
+	if (p->trigger_annotation &&
+	    has_value(sa_annotation(c->in->sa, p->trigger_annotation)))
+		return true;
+	for (size_t i = 0; i < p->n_required; i++) {
+		if (has_value(sa_annotation(c->in->sa, p->required[i].key)))
+			return true;
+	}
+	for (size_t i = 0; p->trigger_annotation == NULL && i < p->n_env; i++) {
+		const struct profile_chain *from = &p->env[i].from;
+
+		for (size_t k = 0; k < from->n; k++) {
+			if (from->items[k].kind == SOURCE_SA_ANNOTATION &&
+			    has_value(sa_annotation(c->in->sa,
+						    from->items[k].arg)))
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
  * A profile turns on by its trigger annotation or any required annotation
  * (a missing partner is then a configuration error, not silence), or by its
  * pod label alone when it has no trigger annotation; a pod label, when given,
@@ -1777,8 +1807,15 @@ static int apply_profile(struct ctx *c, const struct profile *p)
 	size_t selected;
 	int rc;
 
-	if (!profile_matches(c, p))
+	if (!profile_matches(c, p)) {
+		if (p->trigger_pod_label && sa_configured(c, p)) {
+			snprintf(why, sizeof(why),
+				 "pod label %s is not \"true\"",
+				 p->trigger_pod_label);
+			note_skip(c, p->name, why);
+		}
 		return 0;
+	}
 	c->n_matched++;
 	if (skip_reason(c, p, why, sizeof(why))) {
 		note_skip(c, p->name, why);
@@ -1859,17 +1896,10 @@ static bool any_trigger(const struct ctx *c)
 	for (size_t i = 0; i < profile_set_count(c->set); i++) {
 		const struct profile *p = profile_set_get(c->set, i);
 
-		if (p->trigger_annotation == NULL
-			    ? has_value(raw_label(c->in->pod,
-						  p->trigger_pod_label))
-			    : has_value(sa_annotation(c->in->sa,
-						      p->trigger_annotation)))
+		if (sa_configured(c, p) ||
+		    (p->trigger_annotation == NULL &&
+		     has_value(raw_label(c->in->pod, p->trigger_pod_label))))
 			return true;
-		for (size_t k = 0; k < p->n_required; k++) {
-			if (has_value(sa_annotation(c->in->sa,
-						    p->required[k].key)))
-				return true;
-		}
 	}
 	return false;
 }

@@ -7,7 +7,8 @@
  * empty sections and point at them), refusal of over-long lines, continuation
  * lines and binary data, and a table of the fixed keys with their types. A
  * profile is built in a fresh struct and handed out only once every check has
- * passed: never half-loaded.
+ * passed: never half-loaded. Patterns are compiled and templates parsed here,
+ * at load, so a request only matches and concatenates what was checked.
  */
 #include "profile.h"
 

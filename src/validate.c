@@ -360,6 +360,120 @@ struct validate_pattern {
 	bool anchored;
 };
 
+/*
+ * glibc's regcomp expands an interval by copying its subexpression, so nested
+ * intervals ("(a{255}){255}") cost the product of their bounds in memory. A
+ * profile's expression is therefore sized before it is compiled: each atom
+ * counts once, times the upper bound of its interval (an open one counts as
+ * its lower bound plus one), nested groups multiply.
+ */
+#define PATTERN_MAX_SIZE 4096
+
+static size_t pattern_size(const char **p, int depth);
+
+/* Skips a bracket expression "[...]" (p at '['), classes like [:alpha:]. */
+static bool skip_bracket(const char **p)
+{
+	const char *q = *p + 1;
+
+	if (*q == '^')
+		q++;
+	if (*q == ']')
+		q++;
+	while (*q && *q != ']') {
+		if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+			char close = q[1];
+
+			q += 2;
+			while (*q && !(*q == close && q[1] == ']'))
+				q++;
+			if (*q == '\0')
+				return false;
+			q += 2;
+			continue;
+		}
+		q++;
+	}
+	if (*q != ']')
+		return false;
+	*p = q + 1;
+	return true;
+}
+
+/* The multiplier of a quantifier at *p (1 without one), past it. */
+static size_t quantifier(const char **p)
+{
+	size_t lower = 0, upper = 0, *bound = &lower;
+	const char *q = *p;
+
+	if (*q == '*' || *q == '+' || *q == '?') {
+		*p = q + 1;
+		return 2;
+	}
+	if (*q != '{')
+		return 1;
+	for (q++; *q && *q != '}'; q++) {
+		if (*q == ',') {
+			bound = &upper;
+			upper = (size_t)-1;
+			continue;
+		}
+		if (*q < '0' || *q > '9') {
+			*p = q; /* past the '{': the caller's loop ends */
+			return PATTERN_MAX_SIZE + 1;
+		}
+		if (bound == &upper && upper == (size_t)-1)
+			upper = 0;
+		*bound = *bound * 10 + (size_t)(*q - '0');
+		if (*bound > PATTERN_MAX_SIZE) {
+			*p = q;
+			return PATTERN_MAX_SIZE + 1;
+		}
+	}
+	*p = *q ? q + 1 : q;
+	if (bound == &lower)
+		return lower ? lower : 1;
+	return upper == (size_t)-1 ? lower + 1 : (upper ? upper : 1);
+}
+
+static size_t saturating_mul(size_t a, size_t b)
+{
+	return a > PATTERN_MAX_SIZE || b > PATTERN_MAX_SIZE
+		       ? PATTERN_MAX_SIZE + 1
+		       : a * b;
+}
+
+static size_t pattern_size(const char **p, int depth)
+{
+	size_t total = 0;
+
+	if (depth > 32)
+		return PATTERN_MAX_SIZE + 1;
+	while (**p && **p != ')' && total <= PATTERN_MAX_SIZE) {
+		size_t atom = 1;
+		const char *q = *p;
+
+		if (*q == '(') {
+			*p = q + 1;
+			atom = pattern_size(p, depth + 1);
+			if (**p == ')')
+				(*p)++;
+		} else if (*q == '[') {
+			if (!skip_bracket(p))
+				return PATTERN_MAX_SIZE + 1;
+		} else if (*q == '\\' && q[1] >= '1' && q[1] <= '9') {
+			return PATTERN_MAX_SIZE + 1; /* back-references */
+		} else {
+			*p = q + (*q == '\\' && q[1] ? 2 : 1);
+		}
+		while ((**p == '*' || **p == '+' || **p == '?' || **p == '{') &&
+		       atom <= PATTERN_MAX_SIZE)
+			atom = saturating_mul(atom, quantifier(p));
+		total += atom;
+	}
+	return total;
+}
+
 int validate_pattern_compile(const char *ere, bool anchored,
 			     struct validate_pattern **ret, char *err,
 			     size_t err_size)
@@ -370,6 +484,19 @@ int validate_pattern_compile(const char *ere, bool anchored,
 	int rc;
 
 	*ret = NULL;
+	{
+		const char *cursor = ere;
+		size_t size = pattern_size(&cursor, 0);
+
+		if (size > PATTERN_MAX_SIZE || *cursor != '\0') {
+			snprintf(err, err_size,
+				 "too large once its repetitions are expanded "
+				 "(at most %d atoms), unbalanced, or with a "
+				 "back-reference",
+				 PATTERN_MAX_SIZE);
+			return DIAG_EPARSE;
+		}
+	}
 	vp = mem_calloc(1, sizeof(*vp));
 	wrapped = mem_alloc(n);
 	if (vp == NULL || wrapped == NULL) {

@@ -2,9 +2,10 @@
  * Fuzz target: the strict INI profile loader. A profile that loads must also join a
  * set and pass the settings check without crashing; a refusal must carry a line.
  * It is then applied to a pod: every annotation it reads is set on the
- * ServiceAccount and the pod to a value full of what templates and JSON must
- * survive (quotes, backslashes, '$', braces), so its templates, extractions and
- * generated files are rendered under the sanitizers.
+ * ServiceAccount to a value that passes its format and, where the format
+ * allows, is full of what templates and JSON must survive (quotes,
+ * backslashes, '$', braces), so its templates, extractions and generated files
+ * are rendered under the sanitizers.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,12 +21,43 @@
 
 #define HOSTILE "a@b.iam.gserviceaccount.com\"\\${x}$$\u00e9}"
 
-static void add_key(struct sa_annotation *a, size_t *n, const char *key)
+/*
+ * A value that passes the format (so planning and rendering are reached), with
+ * what templates and JSON must survive wherever the format allows it.
+ */
+static const char *value_for(enum value_format format)
+{
+	switch (format) {
+	case FORMAT_EMAIL:
+		return "a.b+c@p-1.iam.gserviceaccount.com";
+	case FORMAT_ARN:
+		return "arn:aws:iam::123456789012:role/r";
+	case FORMAT_UUID:
+		return "0bd5b8a4-3e4c-4c1c-8f4f-2f4d1b2c3d4e";
+	case FORMAT_HTTPS_URL:
+		return "https://h.example/p?q=\"${x}\"";
+	case FORMAT_INTEGER:
+		return "3600";
+	case FORMAT_BOOLEAN:
+		return "true";
+	case FORMAT_REGION:
+		return "eu-1";
+	default:
+		return HOSTILE;
+	}
+}
+
+static void add_key(struct sa_annotation *a, size_t *n, const char *key,
+		    enum value_format format)
 {
 	if (key == NULL || *n == 16)
 		return;
+	for (size_t i = 0; i < *n; i++) {
+		if (strcmp(a[i].key, key) == 0)
+			return;
+	}
 	a[*n].key = key;
-	a[*n].value = HOSTILE;
+	a[*n].value = value_for(format);
 	(*n)++;
 }
 
@@ -33,9 +65,17 @@ static void add_key(struct sa_annotation *a, size_t *n, const char *key)
 static void collect_keys(const struct profile *p, struct sa_annotation *a,
 			 size_t *n)
 {
-	add_key(a, n, p->trigger_annotation);
+	add_key(a, n, p->trigger_annotation, p->trigger_format);
 	for (size_t i = 0; i < p->n_required; i++)
-		add_key(a, n, p->required[i].key);
+		add_key(a, n, p->required[i].key, p->required[i].check.format);
+	for (size_t i = 0; i < p->n_env; i++) {
+		for (size_t k = 0; k < p->env[i].from.n; k++) {
+			if (p->env[i].from.items[k].kind ==
+			    SOURCE_SA_ANNOTATION)
+				add_key(a, n, p->env[i].from.items[k].arg,
+					p->env[i].format);
+		}
+	}
 	for (size_t f = 0; f < p->n_files; f++) {
 		for (size_t k = 0; k < p->files[f].n_fields; k++) {
 			const struct profile_template *t =
@@ -45,7 +85,8 @@ static void collect_keys(const struct profile *p, struct sa_annotation *a,
 				if (t->parts[i].text == NULL &&
 				    t->parts[i].source.kind ==
 					    SOURCE_SA_ANNOTATION)
-					add_key(a, n, t->parts[i].source.arg);
+					add_key(a, n, t->parts[i].source.arg,
+						FORMAT_ANY);
 			}
 		}
 	}

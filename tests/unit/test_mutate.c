@@ -519,12 +519,18 @@ static void test_label_must_be_exactly_true(void **state)
 {
 	struct fixture *f = *state;
 
+	/* The ServiceAccount is set up for azure, the pod's label is not
+	 * exactly "true": not mutated, and the reason says so (rule 14). */
 	use_sa(f, "\"azure.workload.identity/client-id\":"
 		  "\"3f2c8a91-6d4b-4e7a-b1c5-9e0d2f7a6b48\"");
 	run(f, "{\"metadata\":{\"labels\":{\"azure.workload.identity/use\":"
 	       "\"TRUE\"}},\"spec\":{\"containers\":[{\"name\":\"a\"}]}}");
-	assert_int_equal(f->m.outcome, MUTATE_NO_MATCH);
+	assert_int_equal(f->m.outcome, MUTATE_SKIPPED);
 	assert_int_equal(f->m.patch.n_ops, 0);
+	assert_string_equal(
+		f->m.skip_reason,
+		"azure: pod label azure.workload.identity/use is not "
+		"\"true\"");
 }
 
 static void test_required_annotation_missing_is_named(void **state)

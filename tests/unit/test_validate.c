@@ -144,6 +144,41 @@ static void test_patterns(void **state)
 	assert_null(re);
 	assert_true(err[0] != '\0');
 	validate_pattern_free(NULL);
+	/* Sized before regcomp: nested intervals multiply (glibc copies). */
+	assert_int_equal(validate_pattern_compile("(a{255}){255}", true, &re,
+						  err, sizeof(err)),
+			 DIAG_EPARSE);
+	assert_non_null(strstr(err, "too large"));
+	assert_int_equal(validate_pattern_compile("((a{64}){64}){64}", false,
+						  &re, err, sizeof(err)),
+			 DIAG_EPARSE);
+	assert_int_equal(
+		validate_pattern_compile("(a)\\1", true, &re, err, sizeof(err)),
+		DIAG_EPARSE);
+	assert_int_equal(
+		validate_pattern_compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+					 "[0-9a-f]{4}-[0-9a-f]{12}",
+					 true, &re, err, sizeof(err)),
+		0);
+	assert_true(validate_pattern_match(
+		re, "0bd5b8a4-3e4c-4c1c-8f4f-2f4d1b2c3d4e"));
+	validate_pattern_free(re);
+	assert_int_equal(validate_pattern_compile("[[:alnum:]][]a.-]*(x|y){2,}",
+						  true, &re, err, sizeof(err)),
+			 0);
+	assert_true(validate_pattern_match(re, "Q].axy"));
+	validate_pattern_free(re);
+	/* A '{' that starts no interval, or one past the bound: refused (the
+	 * sizing scan once looped on "${x}"). */
+	assert_int_equal(
+		validate_pattern_compile("${x}", true, &re, err, sizeof(err)),
+		DIAG_EPARSE);
+	assert_int_equal(validate_pattern_compile("a{99999}", true, &re, err,
+						  sizeof(err)),
+			 DIAG_EPARSE);
+	assert_int_equal(validate_pattern_compile("a+++++++++++++", true, &re,
+						  err, sizeof(err)),
+			 DIAG_EPARSE);
 }
 
 static void test_numbers_and_lists(void **state)
