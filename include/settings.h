@@ -7,6 +7,7 @@
 #ifndef PIW_SETTINGS_H
 #define PIW_SETTINGS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "diag.h"
@@ -59,5 +60,20 @@ void settings_set_env_source(struct settings *s, settings_getenv_fn get_env);
 
 /* The environment variable name through that source, or NULL. */
 const char *settings_env(const struct settings *s, const char *name);
+
+/*
+ * Switches the profile `name` off for this deployment (--disable-profile), the
+ * built-in one included. 0, DIAG_EINVAL (not a profile name), DIAG_ELIMIT or
+ * DIAG_ENOMEM.
+ */
+int settings_disable_profile(struct settings *s, const char *name,
+			     struct diag *d);
+
+/* Whether `name` was switched off. s may be NULL. */
+bool settings_profile_disabled(const struct settings *s, const char *name);
+
+/* The switched-off names, in the order given. */
+size_t settings_disabled_count(const struct settings *s);
+const char *settings_disabled_name(const struct settings *s, size_t i);
 
 #endif

@@ -7,8 +7,10 @@
 #include "config.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "bounds.h"
 #include "settings.h"
 #include "strutil.h"
 #include "validate.h"
@@ -17,6 +19,7 @@ enum opt_kind {
 	OPT_STRING,   /* stored as const char * */
 	OPT_CHOICE,   /* a string from `choices` */
 	OPT_SETTING,  /* NAME=VALUE, repeatable, into cfg->settings */
+	OPT_DISABLE,  /* a profile name, repeatable, into cfg->settings */
 	OPT_INT,      /* int64_t in [min, max] */
 	OPT_DURATION, /* int64_t milliseconds in [min, max] */
 	OPT_ADDRESS,  /* [HOST]:PORT as const char *; or "off" when `choices` */
@@ -52,6 +55,12 @@ static const struct option options[] = {
 	  "NAME=VALUE",
 	  "set a deployment-level setting a profile declares (repeatable; the "
 	  "variable takes a comma-separated list)" },
+
+	{ "--disable-profile", "PIW_DISABLE_PROFILES", OPT_DISABLE, 0, NULL,
+	  NULL, 0, 0, ALL, "NAME",
+	  "switch the profile NAME off for this deployment, the built-in one "
+	  "included (repeatable; the variable takes a comma-separated list); "
+	  "a name no loaded profile has is an error" },
 
 	/* mutate */
 	{ "--pod", NULL, OPT_STRING, OFF(pod_file), NULL, NULL, 0, 0,
@@ -266,6 +275,30 @@ static int set_setting(struct config *cfg, const char *value,
 	return 0;
 }
 
+static int disable_profiles(struct config *cfg, const char *value,
+			    const char *origin, bool from_env, struct diag *d)
+{
+	const char *cursor = value, *item;
+	char name[BOUND_PROFILE_NAME + 2];
+	size_t len;
+	int rc = 0;
+
+	if (!from_env)
+		rc = settings_disable_profile(cfg->settings, value, d);
+	while (rc == 0 && from_env &&
+	       str_list_next(&cursor, ",", &item, &len)) {
+		snprintf(name, sizeof(name), "%.*s", (int)len, item);
+		rc = len < sizeof(name) - 1
+			     ? settings_disable_profile(cfg->settings, name, d)
+			     : diag_set(d, DIAG_EINVAL,
+					"'%.*s' is not a profile name",
+					(int)(len > 64 ? 64 : len), item);
+	}
+	if (rc != 0)
+		diag_locate(d, origin, 0);
+	return rc;
+}
+
 static int apply_value(struct config *cfg, const struct option *o,
 		       const char *value, const char *origin, bool from_env,
 		       struct diag *d)
@@ -285,6 +318,8 @@ static int apply_value(struct config *cfg, const struct option *o,
 		break;
 	case OPT_SETTING:
 		return set_setting(cfg, value, origin, from_env, d);
+	case OPT_DISABLE:
+		return disable_profiles(cfg, value, origin, from_env, d);
 	case OPT_INT:
 	case OPT_DURATION:
 		return set_int(cfg, o, value, origin, d);

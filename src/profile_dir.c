@@ -143,7 +143,8 @@ int profile_dir_load_checked(const char *dir, struct settings *settings,
 	int rc = profile_dir_load(dir, ret_set, d);
 
 	if (rc == 0 &&
-	    ((rc = profile_set_resolve_aliases(*ret_set, settings, d)) != 0 ||
+	    ((rc = profile_set_drop_disabled(*ret_set, settings, d)) != 0 ||
+	     (rc = profile_set_resolve_aliases(*ret_set, settings, d)) != 0 ||
 	     (rc = profile_set_check_settings(*ret_set, settings, d)) != 0)) {
 		profile_set_free(*ret_set);
 		*ret_set = NULL;

@@ -176,6 +176,32 @@ void profile_set_free(struct profile_set *set)
 	mem_free(set);
 }
 
+int profile_set_drop_disabled(struct profile_set *set,
+			      const struct settings *settings, struct diag *d)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < settings_disabled_count(settings); i++) {
+		const char *name = settings_disabled_name(settings, i);
+
+		/* A name that matches nothing is a typo that would leave a
+		 * second webhook's cloud switched on: refused. */
+		if (profile_set_find(set, name) == NULL)
+			return diag_set(d, DIAG_ECONFIG,
+					"--disable-profile %s: no profile of "
+					"that name is loaded",
+					name);
+	}
+	for (size_t i = 0; i < set->n; i++) {
+		if (settings_profile_disabled(settings, set->items[i]->name))
+			profile_free(set->items[i]);
+		else
+			set->items[kept++] = set->items[i];
+	}
+	set->n = kept;
+	return 0;
+}
+
 /* Checks one profile's effective setting values against their formats. */
 static int check_profile_settings(const struct profile *p,
 				  const struct settings *st, struct diag *d)

@@ -23,7 +23,9 @@ struct settings {
 	 * setting each one is (profile_set_resolve_aliases). */
 	struct setting_pair flags[BOUND_SETTINGS];
 	size_t n_flags;
-	settings_getenv_fn get_env; /* reads the profiles' env aliases */
+	settings_getenv_fn get_env;	/* reads the profiles' env aliases */
+	char *disabled[BOUND_PROFILES]; /* profile names switched off */
+	size_t n_disabled;
 };
 
 int settings_new(struct settings **ret)
@@ -44,6 +46,8 @@ void settings_free(struct settings *s)
 		mem_free(s->flags[i].name);
 		mem_free(s->flags[i].value);
 	}
+	for (size_t i = 0; i < s->n_disabled; i++)
+		mem_free(s->disabled[i]);
 	mem_free(s);
 }
 
@@ -197,4 +201,44 @@ void settings_set_env_source(struct settings *s, settings_getenv_fn get_env)
 const char *settings_env(const struct settings *s, const char *name)
 {
 	return s && s->get_env ? s->get_env(name) : NULL;
+}
+
+int settings_disable_profile(struct settings *s, const char *name,
+			     struct diag *d)
+{
+	if (!validate_simple_name(name, BOUND_PROFILE_NAME))
+		return diag_set(d, DIAG_EINVAL,
+				"'%.64s' is not a profile name ([a-z0-9-], "
+				"1-%d characters)",
+				name, BOUND_PROFILE_NAME);
+	if (settings_profile_disabled(s, name))
+		return 0;
+	if (s->n_disabled == BOUND_PROFILES)
+		return diag_set(d, DIAG_ELIMIT,
+				"more than %d disabled profiles",
+				BOUND_PROFILES);
+	s->disabled[s->n_disabled] = mem_strdup(name);
+	if (s->disabled[s->n_disabled] == NULL)
+		return diag_set(d, DIAG_ENOMEM, "out of memory");
+	s->n_disabled++;
+	return 0;
+}
+
+bool settings_profile_disabled(const struct settings *s, const char *name)
+{
+	for (size_t i = 0; s && i < s->n_disabled; i++) {
+		if (strcmp(s->disabled[i], name) == 0)
+			return true;
+	}
+	return false;
+}
+
+size_t settings_disabled_count(const struct settings *s)
+{
+	return s ? s->n_disabled : 0;
+}
+
+const char *settings_disabled_name(const struct settings *s, size_t i)
+{
+	return s->disabled[i];
 }

@@ -77,6 +77,26 @@ static void test_flag_beats_env_beats_default(void **state)
 	config_free(&cfg);
 }
 
+static void test_disable_profile(void **state)
+{
+	const char *env[] = { "PIW_DISABLE_PROFILES", "aws, vultr", NULL };
+	char *argv[] = { "piw", "mutate", "--disable-profile", "stackit" };
+	char *bad[] = { "piw", "serve", "--disable-profile", "No Such" };
+	struct config cfg;
+	struct diag d;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, &d, env, 4, argv), 0);
+	assert_int_equal(settings_disabled_count(cfg.settings), 3);
+	assert_true(settings_profile_disabled(cfg.settings, "aws"));
+	assert_true(settings_profile_disabled(cfg.settings, "vultr"));
+	assert_true(settings_profile_disabled(cfg.settings, "stackit"));
+	assert_false(settings_profile_disabled(cfg.settings, "azure"));
+	config_free(&cfg);
+	assert_int_equal(parse(&cfg, &d, NULL, 4, bad), DIAG_EINVAL);
+	assert_non_null(strstr(d.text, "is not a profile name"));
+}
+
 static void expect_error(const char *const *env, int argc, char *const argv[],
 			 const char *where, const char *needle)
 {
@@ -166,6 +186,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_serve_defaults),
+		cmocka_unit_test(test_disable_profile),
 		cmocka_unit_test(test_flag_beats_env_beats_default),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_durations_and_addresses),

@@ -358,6 +358,35 @@ static void test_setting_aliases(void **state)
 		       "'env': '1BAD' is not an environment variable name");
 }
 
+/* --disable-profile: any profile, the built-in one included, can be switched off. */
+static void test_drop_disabled(void **state)
+{
+	struct profile_set *set = NULL;
+	struct settings *st = NULL;
+	struct diag d;
+
+	(void)state;
+	diag_clear(&d);
+	assert_int_equal(profile_set_new_builtin(&set, &d), 0);
+	assert_int_equal(profile_set_add(set, parse_ok(VALID), &d), 0);
+	assert_int_equal(settings_new(&st), 0);
+	assert_int_equal(settings_disable_profile(st, "Bad Name", &d),
+			 DIAG_EINVAL);
+	diag_clear(&d);
+	assert_int_equal(settings_disable_profile(st, "nosuch", &d), 0);
+	assert_int_equal(profile_set_drop_disabled(set, st, &d), DIAG_ECONFIG);
+	assert_non_null(strstr(d.text, "--disable-profile nosuch"));
+	assert_int_equal(profile_set_count(set), 2);
+	settings_free(st);
+	assert_int_equal(settings_new(&st), 0);
+	assert_int_equal(settings_disable_profile(st, "stackit", &d), 0);
+	assert_int_equal(profile_set_drop_disabled(set, st, &d), 0);
+	assert_int_equal(profile_set_count(set), 1);
+	assert_string_equal(profile_set_get(set, 0)->name, "demo");
+	settings_free(st);
+	profile_set_free(set);
+}
+
 static void test_set_replace_and_conflicts(void **state)
 {
 	struct profile_set *set = NULL;
@@ -655,6 +684,7 @@ int main(void)
 		cmocka_unit_test(test_text_refusals),
 		cmocka_unit_test(test_embedded_nul_is_refused),
 		cmocka_unit_test(test_setting_aliases),
+		cmocka_unit_test(test_drop_disabled),
 		cmocka_unit_test(test_builtin_is_stackit),
 		cmocka_unit_test(test_set_replace_and_conflicts),
 		cmocka_unit_test(test_settings_check),
