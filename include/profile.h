@@ -152,6 +152,12 @@ struct profile {
 		enum value_format items[8];
 		size_t n;
 	} trigger_expect;
+	/* A short trigger value (matching trigger_compose_re) becomes this
+	 * template's rendering when every placeholder has a value: the AWS
+	 * webhook's --compose-role-arn. n == 0: never. */
+	struct profile_template trigger_compose;
+	char *trigger_compose_pattern;
+	struct validate_pattern *trigger_compose_re;
 	char *trigger_pattern; /* anchored ERE, or NULL */
 	struct validate_pattern *trigger_re;
 	char *trigger_pod_label;	   /* may be NULL */

@@ -76,8 +76,8 @@ struct plan {
 	bool volume_exists;
 	bool denied;
 	bool file_volume_exists[BOUND_PROFILE_FILES];
-	char *owned[BOUND_PROFILE_ENV + BOUND_PROFILE_FILES]; /* freed by
-								 plan_release */
+	/* freed by plan_release; one more for a composed trigger */
+	char *owned[BOUND_PROFILE_ENV + BOUND_PROFILE_FILES + 1];
 	size_t n_owned;
 	const char *file_content[BOUND_PROFILE_FILES];
 	struct env_value env[BOUND_PROFILE_ENV];
@@ -1729,7 +1729,11 @@ static int check_annotation(struct ctx *c, const char *key,
 {
 	const struct profile *p = c->plan->p;
 	struct profile_source origin = { SOURCE_SA_ANNOTATION, (char *)key };
-	const char *value = sa_annotation(c->in->sa, key);
+	/* The trigger is checked as composed (compose_trigger). */
+	const char *value =
+		p->trigger_annotation && strcmp(key, p->trigger_annotation) == 0
+			? c->plan->trigger
+			: sa_annotation(c->in->sa, key);
 	char expectation[BOUND_PROFILE_LINE + 32];
 
 	if (!has_value(value))
@@ -1746,6 +1750,46 @@ static int check_annotation(struct ctx *c, const char *key,
 			 pattern);
 		return deny_value(c, &origin, value, expectation);
 	}
+	return 0;
+}
+
+/*
+ * `compose`: a short trigger value (one that matches compose-pattern) becomes
+ * the template's rendering, as the AWS webhook's --compose-role-arn turns a
+ * bare role name into an ARN. A placeholder without a value (the account
+ * setting unset) leaves the value as given, for the format check to judge.
+ */
+static int compose_trigger(struct ctx *c)
+{
+	struct plan *pl = c->plan;
+	const struct profile *p = pl->p;
+	struct strbuf out;
+	char *composed;
+	int rc = 0;
+
+	if (p->trigger_compose.n == 0 || !has_value(pl->trigger) ||
+	    !validate_pattern_match(p->trigger_compose_re, pl->trigger))
+		return 0;
+	strbuf_init(&out, BOUND_SETTING_VALUE * 2);
+	for (size_t i = 0; rc == 0 && i < p->trigger_compose.n; i++) {
+		const struct profile_template_part *part =
+			&p->trigger_compose.parts[i];
+		const char *value = part->text ? part->text
+					       : source_value(c, &part->source);
+
+		if (!has_value(value)) {
+			strbuf_free(&out);
+			return 0;
+		}
+		rc = strbuf_adds(&out, value);
+	}
+	composed = rc == 0 ? strbuf_detach(&out, NULL) : NULL;
+	strbuf_free(&out);
+	if (rc == DIAG_ELIMIT)
+		return 0; /* too long to be valid: the format check says so */
+	if (composed == NULL)
+		return DIAG_ENOMEM;
+	pl->trigger = plan_own(pl, composed);
 	return 0;
 }
 
@@ -1830,7 +1874,9 @@ static int apply_profile(struct ctx *c, const struct profile *p)
 			      : NULL;
 	/* Rule 9: a bad trigger does not stop the checks of the other
 	 * annotations, so one message names all of the ServiceAccount's errors. */
-	rc = check_identity(c);
+	rc = compose_trigger(c);
+	if (rc == 0)
+		rc = check_identity(c);
 	if (rc == 0 && !pl->denied)
 		rc = advise_trigger(c);
 	if (rc == 0)

@@ -44,6 +44,7 @@ enum key_type {
 	KT_SKIP_MATCH,
 	KT_REL_PATH,
 	KT_FORMAT_LIST,
+	KT_TEMPLATE,
 };
 
 struct key_spec {
@@ -62,6 +63,9 @@ static const struct key_spec fixed_keys[] = {
 	{ "trigger", "format", KT_FORMAT, F(trigger_format), false },
 	{ "trigger", "pattern", KT_TEXT, F(trigger_pattern), false },
 	{ "trigger", "expect", KT_FORMAT_LIST, F(trigger_expect), false },
+	{ "trigger", "compose", KT_TEMPLATE, F(trigger_compose), false },
+	{ "trigger", "compose-pattern", KT_TEXT, F(trigger_compose_pattern),
+	  false },
 	{ "trigger", "pod-label", KT_QNAME, F(trigger_pod_label), false },
 	{ "token", "audience", KT_TEXT, F(audience), true },
 	{ "token", "audience-annotation", KT_QNAME, F(audience_annotation),
@@ -347,6 +351,9 @@ static int parse_seconds(struct parse_ctx *c, const char *key,
 	return 0;
 }
 
+static int parse_template(struct parse_ctx *c, struct profile_template *t,
+			  const char *value);
+
 static int parse_fixed_value(struct parse_ctx *c, const struct key_spec *k,
 			     const char *value)
 {
@@ -423,6 +430,8 @@ static int parse_fixed_value(struct parse_ctx *c, const struct key_spec *k,
 		return parse_list(c, field, k->key, value);
 	case KT_FORMAT_LIST:
 		return parse_formats(c, field, k->key, value);
+	case KT_TEMPLATE:
+		return parse_template(c, field, value);
 	case KT_SKIP_MATCH:
 		if (strcmp(value, "true") == 0)
 			*(enum skip_match *)field = SKIP_MATCH_TRUE;
@@ -1303,6 +1312,48 @@ static int check_settings_decl(struct parse_ctx *c)
  * A profile turns on by a ServiceAccount annotation, a pod label, or both;
  * the required annotations are distinct from the trigger and one another.
  */
+/*
+ * compose and compose-pattern go together, on an annotation trigger; the
+ * template reads only the trigger and settings (it runs before anything else
+ * of the profile is known).
+ */
+static int check_compose(struct parse_ctx *c)
+{
+	struct profile *p = c->p;
+	int line = fixed_key_line(c, "trigger", "compose");
+	char why[128];
+	int rc;
+
+	if (p->trigger_annotation == NULL || line == 0 ||
+	    p->trigger_compose_pattern == NULL)
+		return fail(c, line ? line : section_line(c, "trigger"),
+			    "[trigger]: 'compose' and 'compose-pattern' go "
+			    "together, with 'annotation'");
+	for (size_t i = 0; i < p->trigger_compose.n; i++) {
+		const struct profile_template_part *part =
+			&p->trigger_compose.parts[i];
+
+		if (part->text == NULL && part->source.kind != SOURCE_TRIGGER &&
+		    part->source.kind != SOURCE_SETTING)
+			return fail(c, line,
+				    "'compose': only ${trigger} and "
+				    "${setting:NAME} may be used");
+		if (part->text == NULL &&
+		    check_source(c, line, "'compose'", &part->source, 0) != 0)
+			return DIAG_ECONFIG;
+	}
+	rc = validate_pattern_compile(p->trigger_compose_pattern, true,
+				      &p->trigger_compose_re, why, sizeof(why));
+	if (rc == DIAG_ENOMEM)
+		return out_of_memory(c);
+	if (rc != 0)
+		return fail(c, fixed_key_line(c, "trigger", "compose-pattern"),
+			    "'compose-pattern': not a POSIX extended regular "
+			    "expression: %s",
+			    why);
+	return 0;
+}
+
 static int check_trigger(struct parse_ctx *c)
 {
 	struct profile *p = c->p;
@@ -1320,6 +1371,11 @@ static int check_trigger(struct parse_ctx *c)
 		return fail(c, line,
 			    "[trigger]: 'format' and 'pattern' check "
 			    "'annotation', which is not given");
+	if (p->trigger_compose.n > 0 || p->trigger_compose_pattern) {
+		rc = check_compose(c);
+		if (rc != 0)
+			return rc;
+	}
 	if (p->trigger_annotation == NULL &&
 	    fixed_key_line(c, "trigger", "expect"))
 		return fail(c, line,
@@ -1529,7 +1585,7 @@ void profile_free(struct profile *p)
 
 		if (t != KT_FORMAT && t != KT_SECONDS && t != KT_MODE &&
 		    t != KT_QNAME_LIST && t != KT_SKIP_MATCH &&
-		    t != KT_FORMAT_LIST)
+		    t != KT_FORMAT_LIST && t != KT_TEMPLATE)
 			mem_free(*(char **)((char *)p + fixed_keys[i].offset));
 	}
 	free_list(&p->skip_pod_labels);
@@ -1558,6 +1614,8 @@ void profile_free(struct profile *p)
 		free_file(&p->files[i]);
 	mem_free(p->files);
 	validate_pattern_free(p->trigger_re);
+	free_template(&p->trigger_compose);
+	validate_pattern_free(p->trigger_compose_re);
 	for (size_t i = 0; i < p->n_settings; i++) {
 		mem_free(p->settings[i].name);
 		mem_free(p->settings[i].default_value);

@@ -157,6 +157,18 @@ static void test_value_refusals(void **state)
 	expect_refusal("[profile]\nname = demo\n[trigger]\nexpect = uuid, "
 		       "mail\n",
 		       4, "'expect': unknown format 'mail'");
+#define TRIGGER_WITH(keys)                                                    \
+	"[profile]\nname = demo\n[trigger]\nannotation = demo.io/role\n" keys \
+	"[token]\naudience = demo\nexpiration = 3600\n" VALID_VOLUME
+	expect_refusal(TRIGGER_WITH("compose = x${trigger}\n"), 5,
+		       "'compose' and 'compose-pattern' go together");
+	expect_refusal(TRIGGER_WITH("compose = ${pod-name}\n"
+				    "compose-pattern = .*\n"),
+		       5, "only ${trigger} and ${setting:NAME}");
+	expect_refusal(TRIGGER_WITH("compose = ${setting:nope}\n"
+				    "compose-pattern = .*\n"),
+		       5, "setting 'nope' is not declared");
+#undef TRIGGER_WITH
 	expect_refusal("[skip]\nlabel-match = yes\n", 2,
 		       "'label-match' must be 'true' or 'present'");
 	expect_refusal("[token]\nexpiration = ten\n", 2,
