@@ -829,7 +829,7 @@ static int template_add(struct parse_ctx *c, struct profile_template *t,
 static int template_literal(struct parse_ctx *c, struct profile_template *t,
 			    const char *text, size_t len)
 {
-	struct profile_template_part *part;
+	struct profile_template_part *part = NULL;
 	int rc;
 
 	if (len == 0)
@@ -855,7 +855,7 @@ static int parse_template(struct parse_ctx *c, struct profile_template *t,
 
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		const char *close;
-		struct profile_template_part *part;
+		struct profile_template_part *part = NULL;
 
 		if (value[i] != '$') {
 			scratch[run++] = value[i];
