@@ -133,6 +133,8 @@ struct profile_setting {
 	char *pattern;		     /* anchored ERE check, or NULL */
 	struct validate_pattern *re; /* compiled pattern, or NULL */
 	char *description;	     /* may be NULL */
+	char *flag; /* command-line alias without "--" ("region"), or NULL */
+	char *env;  /* environment-variable alias ("PIW_REGION"), or NULL */
 	int line;
 };
 
@@ -153,6 +155,18 @@ struct profile {
 
 	char *trigger_annotation; /* may be NULL when trigger_pod_label is set */
 	enum value_format trigger_format;
+	/* Formats the peer documents for the trigger value: a value that fits
+	 * none is used as given, with a warning. n == 0: no such advice. */
+	struct profile_formats {
+		enum value_format items[8];
+		size_t n;
+	} trigger_expect;
+	/* A short trigger value (matching trigger_compose_re) becomes this
+	 * template's rendering when every placeholder has a value: the AWS
+	 * webhook's --compose-role-arn. n == 0: never. */
+	struct profile_template trigger_compose;
+	char *trigger_compose_pattern;
+	struct validate_pattern *trigger_compose_re;
 	char *trigger_pattern; /* anchored ERE, or NULL */
 	struct validate_pattern *trigger_re;
 	char *trigger_pod_label;	   /* may be NULL */
@@ -175,7 +189,8 @@ struct profile {
 	char *skip_containers_annotation;    /* may be NULL */
 	char *include_containers_annotation; /* may be NULL */
 
-	enum skip_match skip_match;
+	enum skip_match skip_match; /* annotations (and labels by default) */
+	enum skip_match skip_label_match; /* pod labels */
 	struct profile_list skip_pod_labels;
 	struct profile_list skip_pod_annotations;
 	struct profile_list skip_sa_annotations;

@@ -22,10 +22,12 @@ int profile_dir_load(const char *dir, struct profile_set **ret_set,
 struct settings;
 
 /*
- * profile_dir_load() followed by the check of the deployment settings against the set
- * (profile_set_check_settings): what every command needs before using profiles.
+ * profile_dir_load() followed by the settings' aliases
+ * (profile_set_resolve_aliases) and the check of the deployment settings
+ * against the set (profile_set_check_settings): what every command needs
+ * before using profiles.
  */
-int profile_dir_load_checked(const char *dir, const struct settings *settings,
+int profile_dir_load_checked(const char *dir, struct settings *settings,
 			     struct profile_set **ret_set, struct diag *d);
 
 #endif

@@ -47,6 +47,25 @@ const struct profile *profile_set_find(const struct profile_set *set,
 void profile_set_free(struct profile_set *set);
 
 /*
+ * Removes (and frees) every profile the deployment switched off
+ * (settings_disable_profile), the built-in one included; the others keep their
+ * order. A switched-off name that no loaded profile has is DIAG_ECONFIG, and
+ * the set is then unchanged.
+ */
+int profile_set_drop_disabled(struct profile_set *set,
+			      const struct settings *settings, struct diag *d);
+
+/*
+ * Applies the aliases the set's [setting] sections declare: each flag kept by
+ * settings_add_flag becomes the setting that declares it as `flag` (an
+ * undeclared one is DIAG_EINVAL, an unknown option), and each declared `env`
+ * variable that is set fills its setting when nothing else did. Two settings
+ * with one alias are DIAG_ECONFIG. Run before profile_set_check_settings.
+ */
+int profile_set_resolve_aliases(const struct profile_set *set,
+				struct settings *settings, struct diag *d);
+
+/*
  * Checks deployment settings against the set: each must be declared by some
  * profile, and each effective value (given, or a declaration's default) must
  * satisfy the declaration's format and that of every env var reading it.

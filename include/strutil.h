@@ -17,7 +17,8 @@
  */
 int str_to_i64(const char *s, int64_t min, int64_t max, int64_t *ret);
 
-/* Parses "true"/"false" in any case. 0 or DIAG_EPARSE. */
+/* Parses a boolean as Go's strconv.ParseBool does (1 t T TRUE true True, 0 f F
+ * FALSE false False). 0 or DIAG_EPARSE. */
 int str_to_bool(const char *s, bool *ret);
 
 /*

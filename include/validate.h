@@ -16,7 +16,7 @@ enum value_format {
 	FORMAT_UUID,  /* 8-4-4-4-12 hex digits */
 	FORMAT_HTTPS_URL, /* https://host[:port][/path...] */
 	FORMAT_INTEGER,	  /* decimal, fits in int64 */
-	FORMAT_BOOLEAN,	  /* true / false, any case */
+	FORMAT_BOOLEAN,	  /* Go strconv.ParseBool spellings */
 	FORMAT_REGION,	  /* [a-z0-9-], 1-32 characters */
 };
 
@@ -92,6 +92,14 @@ void validate_pattern_free(struct validate_pattern *re);
  * trailing '/', printable ASCII, at most BOUND_PATH bytes. "/" alone is
  * refused. */
 bool validate_abs_path(const char *s);
+
+/*
+ * Whether a volume mounted at the normalised absolute directory dir would hide
+ * a directory the container's system needs: "/", /proc, /sys, /dev, /etc,
+ * /usr, /bin, /sbin, /lib* or anything below them, and the kubelet's
+ * /var/run/secrets/kubernetes.io, what is below it and what holds it.
+ */
+bool validate_system_dir(const char *dir);
 
 /* One path segment: no '/', not "." or "..", printable ASCII, 1-255 bytes. */
 bool validate_file_name(const char *s);

@@ -303,8 +303,13 @@ static void print_profile(FILE *out, const struct profile *p,
 		const char *v =
 			profile_setting_value(p, st, p->settings[i].name);
 
-		fprintf(out, "    setting %s = %s\n", p->settings[i].name,
+		fprintf(out, "    setting %s = %s", p->settings[i].name,
 			v ? v : "(unset)");
+		if (p->settings[i].flag)
+			fprintf(out, " (--%s)", p->settings[i].flag);
+		if (p->settings[i].env)
+			fprintf(out, " [env %s]", p->settings[i].env);
+		fputc('\n', out);
 	}
 }
 

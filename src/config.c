@@ -7,16 +7,19 @@
 #include "config.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "bounds.h"
 #include "settings.h"
 #include "strutil.h"
+#include "validate.h"
 
 enum opt_kind {
 	OPT_STRING,   /* stored as const char * */
 	OPT_CHOICE,   /* a string from `choices` */
 	OPT_SETTING,  /* NAME=VALUE, repeatable, into cfg->settings */
-	OPT_NAMED,    /* the value of the setting named by `choices` */
+	OPT_DISABLE,  /* a profile name, repeatable, into cfg->settings */
 	OPT_INT,      /* int64_t in [min, max] */
 	OPT_DURATION, /* int64_t milliseconds in [min, max] */
 	OPT_ADDRESS,  /* [HOST]:PORT as const char *; or "off" when `choices` */
@@ -35,7 +38,12 @@ struct option {
 	const char *help;
 };
 
-#define ALL	   (CMD_SERVE | CMD_MUTATE | CMD_CHECK_PROFILES | CMD_AUDIT)
+#define ALL (CMD_SERVE | CMD_MUTATE | CMD_CHECK_PROFILES | CMD_AUDIT)
+/* Flags for settings are declared by the profiles, not here: no cloud in C. */
+#define SETTING_FLAG_HELP                                                \
+	"same as --setting NAME=VALUE for the setting a loaded profile " \
+	"declares with `flag = FLAG` (and `env = VARIABLE`, read when "  \
+	"neither a flag nor PIW_SETTINGS sets it); check-profiles lists them"
 #define OFF(field) offsetof(struct config, field)
 #define MIB	   (1024 * 1024)
 static const struct option options[] = {
@@ -47,15 +55,12 @@ static const struct option options[] = {
 	  "NAME=VALUE",
 	  "set a deployment-level setting a profile declares (repeatable; the "
 	  "variable takes a comma-separated list)" },
-	{ "--region", "PIW_REGION", OPT_NAMED, 0, NULL, "region", 0, 0, ALL,
-	  "REGION",
-	  "same as --setting region=REGION (aws: AWS_REGION, AWS_DEFAULT_REGION)" },
-	{ "--sts-regional-endpoints", "PIW_STS_REGIONAL_ENDPOINTS", OPT_NAMED,
-	  0, NULL, "sts-regional-endpoints", 0, 0, ALL, "true|false",
-	  "same as --setting sts-regional-endpoints=... (aws)" },
-	{ "--vultr-sts-endpoint", "PIW_VULTR_STS_ENDPOINT", OPT_NAMED, 0, NULL,
-	  "vultr-sts-endpoint", 0, 0, ALL, "URL",
-	  "same as --setting vultr-sts-endpoint=URL (vultr: AWS_ENDPOINT_URL_STS)" },
+
+	{ "--disable-profile", "PIW_DISABLE_PROFILES", OPT_DISABLE, 0, NULL,
+	  NULL, 0, 0, ALL, "NAME",
+	  "switch the profile NAME off for this deployment, the built-in one "
+	  "included (repeatable; the variable takes a comma-separated list); "
+	  "a name no loaded profile has is an error" },
 
 	/* mutate */
 	{ "--pod", NULL, OPT_STRING, OFF(pod_file), NULL, NULL, 0, 0,
@@ -285,23 +290,43 @@ static int set_address(struct config *cfg, const struct option *o,
 	return 0;
 }
 
-static int set_setting(struct config *cfg, const struct option *o,
-		       const char *value, const char *origin, bool from_env,
-		       struct diag *d)
+static int set_setting(struct config *cfg, const char *value,
+		       const char *origin, bool from_env, struct diag *d)
 {
 	int rc;
 
-	if (o->kind == OPT_NAMED)
-		rc = settings_set(cfg->settings, o->choices, value, d);
-	else if (from_env)
+	if (from_env)
 		return set_settings_list(cfg, value, origin, d);
-	else
-		rc = settings_set_pair(cfg->settings, value, d);
+	rc = settings_set_pair(cfg->settings, value, d);
 	if (rc != 0) {
 		diag_locate(d, origin, 0);
 		return DIAG_EINVAL;
 	}
 	return 0;
+}
+
+static int disable_profiles(struct config *cfg, const char *value,
+			    const char *origin, bool from_env, struct diag *d)
+{
+	const char *cursor = value, *item;
+	char name[BOUND_PROFILE_NAME + 2];
+	size_t len;
+	int rc = 0;
+
+	if (!from_env)
+		rc = settings_disable_profile(cfg->settings, value, d);
+	while (rc == 0 && from_env &&
+	       str_list_next(&cursor, ",", &item, &len)) {
+		snprintf(name, sizeof(name), "%.*s", (int)len, item);
+		rc = len < sizeof(name) - 1
+			     ? settings_disable_profile(cfg->settings, name, d)
+			     : diag_set(d, DIAG_EINVAL,
+					"'%.*s' is not a profile name",
+					(int)(len > 64 ? 64 : len), item);
+	}
+	if (rc != 0)
+		diag_locate(d, origin, 0);
+	return rc;
 }
 
 static int apply_value(struct config *cfg, const struct option *o,
@@ -322,8 +347,9 @@ static int apply_value(struct config *cfg, const struct option *o,
 					   o->choices);
 		break;
 	case OPT_SETTING:
-	case OPT_NAMED:
-		return set_setting(cfg, o, value, origin, from_env, d);
+		return set_setting(cfg, value, origin, from_env, d);
+	case OPT_DISABLE:
+		return disable_profiles(cfg, value, origin, from_env, d);
 	case OPT_INT:
 	case OPT_DURATION:
 		return set_int(cfg, o, value, origin, d);
@@ -356,6 +382,37 @@ static int apply_defaults_and_env(struct config *cfg, config_getenv_fn get_env,
 	return 0;
 }
 
+/* Whether the len bytes at s are [a-z0-9-], as a setting's flag must be. */
+static bool validate_simple_name_n(const char *s, size_t len)
+{
+	char name[64];
+
+	if (len >= sizeof(name) || s[0] == '-')
+		return false;
+	memcpy(name, s, len);
+	name[len] = '\0';
+	return validate_simple_name(name, 63);
+}
+
+/*
+ * No fixed option has this name: a profile's [setting] may declare it as its
+ * `flag`. Kept until the profiles are loaded (profile_set_resolve_aliases),
+ * where a name no profile declares is refused as an unknown option.
+ */
+static int keep_setting_flag(struct config *cfg, const char *name, size_t len,
+			     const char *value, struct diag *d)
+{
+	char flag[64];
+
+	memcpy(flag, name, len);
+	flag[len] = '\0';
+	if (settings_add_flag(cfg->settings, flag, value, d) != 0) {
+		diag_locate(d, "--", 0);
+		return DIAG_EINVAL;
+	}
+	return 0;
+}
+
 /* Handles argv[*i]; advances *i past a separate value. */
 static int parse_flag(struct config *cfg, int argc, char *const argv[], int *i,
 		      struct diag *d)
@@ -369,6 +426,11 @@ static int parse_flag(struct config *cfg, int argc, char *const argv[], int *i,
 		cfg->help = true;
 		return 0;
 	}
+	if (o == NULL && (cfg->command & ALL) && len > 2 &&
+	    (value || *i + 1 < argc) &&
+	    validate_simple_name_n(arg + 2, len - 2))
+		return keep_setting_flag(cfg, arg + 2, len - 2,
+					 value ? value : argv[++*i], d);
 	if (o == NULL)
 		return diag_set(d, DIAG_EINVAL,
 				"unknown option '%.*s' for %s (see %s --help)",
@@ -422,6 +484,7 @@ int config_parse(int argc, char *const argv[], config_getenv_fn get_env,
 				argv[1]);
 	if (settings_new(&cfg->settings) != 0)
 		return diag_set(d, DIAG_ENOMEM, "out of memory");
+	settings_set_env_source(cfg->settings, get_env);
 	rc = apply_defaults_and_env(cfg, get_env, d);
 	for (int i = 2; rc == 0 && i < argc && !cfg->help; i++) {
 		if (argv[i][0] == '-' && argv[i][1] != '\0')
@@ -464,6 +527,8 @@ void config_print_usage(FILE *out, enum cli_command command)
 			fprintf(out, " [env %s]", o->env);
 		fputc('\n', out);
 	}
+	if (command == CMD_NONE || (command & ALL))
+		fprintf(out, "  --FLAG VALUE\n      %s\n", SETTING_FLAG_HELP);
 	if (command == CMD_NONE)
 		fprintf(out, "\n  --help, --version\n");
 }
@@ -494,6 +559,9 @@ void config_print_markdown(FILE *out)
 		fprintf(out, " | %s%s%s | %s |\n", o->def ? "`" : "",
 			o->def ? o->def : "", o->def ? "`" : "", o->help);
 	}
+	fprintf(out, "| `--FLAG VALUE` | a profile's | ");
+	print_commands_cell(out, ALL);
+	fprintf(out, " |  | %s |\n", SETTING_FLAG_HELP);
 }
 
 int config_split_address(const char *address, char *host, size_t host_size,

@@ -40,6 +40,7 @@ struct container_ref {
 	size_t index;
 	bool has_env,
 		has_mounts; /* the array exists, in the pod or by an earlier op */
+	bool has_env_from; /* a non-empty envFrom: values we cannot see */
 	bool selected, has_our_mount; /* for the profile being applied */
 	unsigned file_mounts; /* bit i: has the mount of the profile's file i */
 	uint32_t applied; /* bit k: the k-th applied profile was given here */
@@ -75,8 +76,8 @@ struct plan {
 	bool volume_exists;
 	bool denied;
 	bool file_volume_exists[BOUND_PROFILE_FILES];
-	char *owned[BOUND_PROFILE_ENV + BOUND_PROFILE_FILES]; /* freed by
-								 plan_release */
+	/* freed by plan_release; one more for a composed trigger */
+	char *owned[BOUND_PROFILE_ENV + BOUND_PROFILE_FILES + 1];
 	size_t n_owned;
 	const char *file_content[BOUND_PROFILE_FILES];
 	struct env_value env[BOUND_PROFILE_ENV];
@@ -181,6 +182,9 @@ static int deny(struct ctx *c, const char *reason, const char *fmt, ...)
 	c->plan->denied = true;
 	if (c->m->deny_reason == NULL)
 		c->m->deny_reason = reason;
+	/* Two checks of one value (a trigger that an env also reads) say it once. */
+	if (msg->len > 0 && strstr(msg->buf, text) != NULL)
+		return 0;
 	if (msg->len > 0)
 		rc = strbuf_adds(msg, "; ");
 	if (rc == 0)
@@ -205,6 +209,7 @@ static const struct json_keep container_members[] = {
 	{ "name", NULL, false },
 	{ "env", env_var_members, true },
 	{ "volumeMounts", mount_members, true },
+	{ "envFrom", NULL, false },
 	{ NULL, NULL, false },
 };
 static const struct json_keep volume_members[] = {
@@ -216,6 +221,7 @@ static const struct json_keep volume_members[] = {
 static const struct json_keep spec_members[] = {
 	{ "serviceAccountName", NULL, false },
 	{ "nodeSelector", NULL, false },
+	{ "os", NULL, false },
 	{ "volumes", volume_members, true },
 	{ "initContainers", container_members, true },
 	{ "containers", container_members, true },
@@ -359,6 +365,8 @@ static bool read_container(struct pod_view *v, const cJSON *obj, bool init,
 		return false;
 	ref->has_env = ref->env != NULL;
 	ref->has_mounts = ref->mounts != NULL;
+	ref->has_env_from = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+				    obj, "envFrom")) > 0;
 	v->n_containers++;
 	return true;
 }
@@ -395,12 +403,21 @@ static bool read_containers(struct pod_view *v, const cJSON *spec)
 	return true;
 }
 
-static bool is_windows(const cJSON *node_selector)
+/*
+ * A Windows pod: spec.os.name (the marker since Kubernetes 1.25) or the
+ * nodeSelector the AWS webhook reads.
+ */
+static bool is_windows(const cJSON *spec, const cJSON *node_selector)
 {
-	const char *os = json_string(node_selector, "kubernetes.io/os");
-	const char *beta = json_string(node_selector, "beta.kubernetes.io/os");
+	const cJSON *os = NULL;
+	const char *name, *label, *beta;
 
-	return (os && strcmp(os, "windows") == 0) ||
+	json_member(spec, "os", cJSON_Object, &os);
+	name = json_string(os, "name");
+	label = json_string(node_selector, "kubernetes.io/os");
+	beta = json_string(node_selector, "beta.kubernetes.io/os");
+	return (name && strcmp(name, "windows") == 0) ||
+	       (label && strcmp(label, "windows") == 0) ||
 	       (beta && strcmp(beta, "windows") == 0);
 }
 
@@ -426,7 +443,7 @@ static bool read_pod(struct ctx *c)
 	    !read_object_array(v, spec, "volumes", "spec", name_only,
 			       &v->volumes))
 		return false;
-	v->windows = is_windows(selector);
+	v->windows = is_windows(spec, selector);
 	v->has_volumes = v->volumes != NULL;
 	v->has_annotations = v->annotations != NULL;
 	v->has_metadata = v->metadata != NULL;
@@ -648,6 +665,14 @@ static int plan_location(struct ctx *c)
 				"an absolute file path below a directory");
 		snprintf(pl->mount_dir, sizeof(pl->mount_dir), "%.*s",
 			 (int)(slash - moved), moved);
+		/* The token volume would hide the directory it is mounted on. */
+		if (validate_system_dir(pl->mount_dir))
+			return deny_value(
+				c, &origin, moved,
+				"a path outside the system directories "
+				"(/proc, /sys, /dev, /etc, /usr, /bin, "
+				"/sbin, /lib*, /var/run/secrets/"
+				"kubernetes.io)");
 		snprintf(pl->token_file, sizeof(pl->token_file), "%s",
 			 slash + 1);
 	}
@@ -744,7 +769,7 @@ static int plan_one_env(struct ctx *c, const struct profile_env *e,
 	bool on = true;
 	int rc = e->when.n ? eval_when(c, e, &on) : 0;
 
-	if (rc != 0 || !on || pl->denied)
+	if (rc != 0 || !on)
 		return rc;
 	if (value == NULL)
 		value = chain_value(c, &e->from, &origin);
@@ -922,12 +947,15 @@ static int plan_profile(struct ctx *c)
 		struct profile_source origin = { SOURCE_SA_ANNOTATION,
 						 p->audience_annotation };
 
-		return deny_value(c, &origin, pl->audience, "a valid audience");
+		rc = deny_value(c, &origin, pl->audience, "a valid audience");
+		if (rc != 0)
+			return rc;
 	}
+	/* Each value is checked even after another failed: all errors at once. */
 	rc = plan_expiration(c);
-	if (rc == 0 && !pl->denied)
+	if (rc == 0)
 		rc = plan_location(c);
-	for (size_t i = 0; rc == 0 && !pl->denied && i < p->n_env; i++)
+	for (size_t i = 0; rc == 0 && i < p->n_env; i++)
 		rc = plan_one_env(c, &p->env[i], i);
 	for (size_t i = 0; rc == 0 && !pl->denied && i < p->n_files; i++)
 		rc = plan_file(c, i);
@@ -1381,6 +1409,13 @@ static int emit_env(struct ctx *c, struct container_ref *ref)
 					  c->value.buf);
 		ref->has_env = true;
 	}
+	if (rc == 0 && added > 0 && ref->has_env_from)
+		rc = mutation_warn(
+			c->m,
+			"%s: container \"%s\" has envFrom; the injected "
+			"variables take precedence over any of the same name "
+			"its ConfigMaps or Secrets set (rule 2)",
+			c->plan->p->name, ref->name);
 	return rc;
 }
 
@@ -1489,9 +1524,11 @@ static bool skip_reason(const struct ctx *c, const struct profile *p, char *buf,
 				: l == 1 ? pod_annotation(c, key)
 					 : sa_annotation(c->in->sa, key);
 
-			if (value == NULL ||
-			    (p->skip_match == SKIP_MATCH_TRUE &&
-			     !str_eq_ci(value, "true")))
+			enum skip_match match =
+				l == 0 ? p->skip_label_match : p->skip_match;
+
+			if (value == NULL || (match == SKIP_MATCH_TRUE &&
+					      !str_eq_ci(value, "true")))
 				continue;
 			snprintf(buf, size, "%s %s", what[l], key);
 			return true;
@@ -1692,7 +1729,11 @@ static int check_annotation(struct ctx *c, const char *key,
 {
 	const struct profile *p = c->plan->p;
 	struct profile_source origin = { SOURCE_SA_ANNOTATION, (char *)key };
-	const char *value = sa_annotation(c->in->sa, key);
+	/* The trigger is checked as composed (compose_trigger). */
+	const char *value =
+		p->trigger_annotation && strcmp(key, p->trigger_annotation) == 0
+			? c->plan->trigger
+			: sa_annotation(c->in->sa, key);
 	char expectation[BOUND_PROFILE_LINE + 32];
 
 	if (!has_value(value))
@@ -1710,6 +1751,80 @@ static int check_annotation(struct ctx *c, const char *key,
 		return deny_value(c, &origin, value, expectation);
 	}
 	return 0;
+}
+
+/*
+ * `compose`: a short trigger value (one that matches compose-pattern) becomes
+ * the template's rendering, as the AWS webhook's --compose-role-arn turns a
+ * bare role name into an ARN. A placeholder without a value (the account
+ * setting unset) leaves the value as given, for the format check to judge.
+ */
+static int compose_trigger(struct ctx *c)
+{
+	struct plan *pl = c->plan;
+	const struct profile *p = pl->p;
+	struct strbuf out;
+	char *composed;
+	int rc = 0;
+
+	if (p->trigger_compose.n == 0 || !has_value(pl->trigger) ||
+	    !validate_pattern_match(p->trigger_compose_re, pl->trigger))
+		return 0;
+	strbuf_init(&out, BOUND_SETTING_VALUE * 2);
+	for (size_t i = 0; rc == 0 && i < p->trigger_compose.n; i++) {
+		const struct profile_template_part *part =
+			&p->trigger_compose.parts[i];
+		const char *value = part->text ? part->text
+					       : source_value(c, &part->source);
+
+		if (!has_value(value)) {
+			strbuf_free(&out);
+			return 0;
+		}
+		rc = strbuf_adds(&out, value);
+	}
+	composed = rc == 0 ? strbuf_detach(&out, NULL) : NULL;
+	strbuf_free(&out);
+	if (rc == DIAG_ELIMIT)
+		return 0; /* too long to be valid: the format check says so */
+	if (composed == NULL)
+		return DIAG_ENOMEM;
+	pl->trigger = plan_own(pl, composed);
+	return 0;
+}
+
+/*
+ * A trigger value that passed the profile's check but fits none of the forms
+ * the peer documents is used as given (the peer accepts it), with a warning.
+ */
+static int advise_trigger(struct ctx *c)
+{
+	const struct profile *p = c->plan->p;
+	const char *value = c->plan->trigger;
+	char names[128] = "", shown[BOUND_VALUE_SHOWN + 4];
+	size_t n = 0;
+
+	if (p->trigger_expect.n == 0 || !has_value(value))
+		return 0;
+	for (size_t i = 0; i < p->trigger_expect.n; i++) {
+		enum value_format f = p->trigger_expect.items[i];
+
+		if (validate_value(f, value))
+			return 0;
+		n += (size_t)snprintf(names + n,
+				      n < sizeof(names) ? sizeof(names) - n : 0,
+				      "%s%s", i ? " or " : "",
+				      validate_format_expectation(f));
+		if (n >= sizeof(names))
+			n = sizeof(names) - 1;
+	}
+	str_shorten(value, BOUND_VALUE_SHOWN, shown, sizeof(shown));
+	return mutation_warn(c->m,
+			     "%s: ServiceAccount \"%s/%s\" annotation \"%s\": "
+			     "\"%s\" is not of a documented form (%s); used as "
+			     "given",
+			     p->name, c->in->sa->namespace, c->in->sa->name,
+			     p->trigger_annotation, shown, names);
 }
 
 /* The trigger annotation and every required one: all errors are reported. */
@@ -1757,10 +1872,15 @@ static int apply_profile(struct ctx *c, const struct profile *p)
 	pl->trigger = p->trigger_annotation
 			      ? sa_annotation(c->in->sa, p->trigger_annotation)
 			      : NULL;
-	rc = check_identity(c);
-	if (rc != 0 || pl->denied)
-		return rc;
-	rc = plan_profile(c);
+	/* Rule 9: a bad trigger does not stop the checks of the other
+	 * annotations, so one message names all of the ServiceAccount's errors. */
+	rc = compose_trigger(c);
+	if (rc == 0)
+		rc = check_identity(c);
+	if (rc == 0 && !pl->denied)
+		rc = advise_trigger(c);
+	if (rc == 0)
+		rc = plan_profile(c);
 	if (rc == 0 && !pl->denied)
 		rc = check_mount_dir(c);
 	if (rc == 0 && !pl->denied)

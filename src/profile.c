@@ -43,6 +43,8 @@ enum key_type {
 	KT_QNAME_LIST,
 	KT_SKIP_MATCH,
 	KT_REL_PATH,
+	KT_FORMAT_LIST,
+	KT_TEMPLATE,
 };
 
 struct key_spec {
@@ -60,6 +62,10 @@ static const struct key_spec fixed_keys[] = {
 	{ "trigger", "annotation", KT_QNAME, F(trigger_annotation), false },
 	{ "trigger", "format", KT_FORMAT, F(trigger_format), false },
 	{ "trigger", "pattern", KT_TEXT, F(trigger_pattern), false },
+	{ "trigger", "expect", KT_FORMAT_LIST, F(trigger_expect), false },
+	{ "trigger", "compose", KT_TEMPLATE, F(trigger_compose), false },
+	{ "trigger", "compose-pattern", KT_TEXT, F(trigger_compose_pattern),
+	  false },
 	{ "trigger", "pod-label", KT_QNAME, F(trigger_pod_label), false },
 	{ "token", "audience", KT_TEXT, F(audience), true },
 	{ "token", "audience-annotation", KT_QNAME, F(audience_annotation),
@@ -82,6 +88,7 @@ static const struct key_spec fixed_keys[] = {
 	{ "containers", "include-annotation", KT_QNAME,
 	  F(include_containers_annotation), false },
 	{ "skip", "match", KT_SKIP_MATCH, F(skip_match), false },
+	{ "skip", "label-match", KT_SKIP_MATCH, F(skip_label_match), false },
 	{ "skip", "pod-labels", KT_QNAME_LIST, F(skip_pod_labels), false },
 	{ "skip", "pod-annotations", KT_QNAME_LIST, F(skip_pod_annotations),
 	  false },
@@ -125,9 +132,17 @@ enum {
 	N_FILE_KEYS
 };
 #define FILE_FIELD_PREFIX "json."
-static const char *const setting_keys[] = { "format", "default", "description",
-					    "pattern" };
-enum { SET_FORMAT, SET_DEFAULT, SET_DESCRIPTION, SET_PATTERN, N_SETTING_KEYS };
+static const char *const setting_keys[] = { "format",  "default", "description",
+					    "pattern", "flag",	  "env" };
+enum {
+	SET_FORMAT,
+	SET_DEFAULT,
+	SET_DESCRIPTION,
+	SET_PATTERN,
+	SET_FLAG,
+	SET_ENV,
+	N_SETTING_KEYS
+};
 
 /* ---- parse context ---- */
 
@@ -300,6 +315,32 @@ static int parse_list(struct parse_ctx *c, struct profile_list *list,
 	return 0;
 }
 
+/* A comma-separated list of format names, at least one. */
+static int parse_formats(struct parse_ctx *c, struct profile_formats *list,
+			 const char *key, const char *value)
+{
+	const char *cursor = value, *item;
+	size_t len;
+	char name[32];
+
+	while (str_list_next(&cursor, LIST_SEPARATORS, &item, &len)) {
+		const size_t max = sizeof(list->items) / sizeof(list->items[0]);
+
+		if (list->n == max)
+			return fail(c, c->line, "'%s': at most %zu formats",
+				    key, max);
+		snprintf(name, sizeof(name), "%.*s", (int)len, item);
+		if (len >= sizeof(name) ||
+		    validate_format_parse(name, &list->items[list->n]) != 0)
+			return fail(c, c->line, "'%s': unknown format '%.*s'",
+				    key, (int)len, item);
+		list->n++;
+	}
+	if (list->n == 0)
+		return fail(c, c->line, "'%s': empty list", key);
+	return 0;
+}
+
 static int parse_seconds(struct parse_ctx *c, const char *key,
 			 const char *value, int64_t *out)
 {
@@ -309,6 +350,9 @@ static int parse_seconds(struct parse_ctx *c, const char *key,
 			    key, EXPIRATION_CEILING);
 	return 0;
 }
+
+static int parse_template(struct parse_ctx *c, struct profile_template *t,
+			  const char *value);
 
 static int parse_fixed_value(struct parse_ctx *c, const struct key_spec *k,
 			     const char *value)
@@ -384,6 +428,10 @@ static int parse_fixed_value(struct parse_ctx *c, const struct key_spec *k,
 		return copy_value(c, field, value);
 	case KT_QNAME_LIST:
 		return parse_list(c, field, k->key, value);
+	case KT_FORMAT_LIST:
+		return parse_formats(c, field, k->key, value);
+	case KT_TEMPLATE:
+		return parse_template(c, field, value);
 	case KT_SKIP_MATCH:
 		if (strcmp(value, "true") == 0)
 			*(enum skip_match *)field = SKIP_MATCH_TRUE;
@@ -391,7 +439,7 @@ static int parse_fixed_value(struct parse_ctx *c, const struct key_spec *k,
 			*(enum skip_match *)field = SKIP_MATCH_PRESENT;
 		else
 			return fail(c, c->line,
-				    "'match' must be 'true' or 'present'");
+				    "'%s' must be 'true' or 'present'", k->key);
 		return 0;
 	}
 	return fail(c, c->line, "internal error: unhandled key type");
@@ -680,6 +728,22 @@ static int handle_setting_key(struct parse_ctx *c, struct section_rec *rec,
 				    value);
 		return 0;
 	}
+	if (k == SET_FLAG) {
+		if (value[0] == '-' || !validate_simple_name(value, 63))
+			return fail(c, c->line,
+				    "'flag': '%s' is not [a-z0-9-], 1-63 (the "
+				    "option without its leading --)",
+				    value);
+		return copy_value(c, &s->flag, value);
+	}
+	if (k == SET_ENV) {
+		if (!validate_env_name(value))
+			return fail(c, c->line,
+				    "'env': '%s' is not an environment "
+				    "variable name",
+				    value);
+		return copy_value(c, &s->env, value);
+	}
 	return copy_value(
 		c, k == SET_DEFAULT ? &s->default_value : &s->description,
 		value);
@@ -766,7 +830,7 @@ static int template_add(struct parse_ctx *c, struct profile_template *t,
 static int template_literal(struct parse_ctx *c, struct profile_template *t,
 			    const char *text, size_t len)
 {
-	struct profile_template_part *part;
+	struct profile_template_part *part = NULL;
 	int rc;
 
 	if (len == 0)
@@ -792,7 +856,7 @@ static int parse_template(struct parse_ctx *c, struct profile_template *t,
 
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		const char *close;
-		struct profile_template_part *part;
+		struct profile_template_part *part = NULL;
 
 		if (value[i] != '$') {
 			scratch[run++] = value[i];
@@ -1298,6 +1362,48 @@ static int check_settings_decl(struct parse_ctx *c)
  * A profile turns on by a ServiceAccount annotation, a pod label, or both;
  * the required annotations are distinct from the trigger and one another.
  */
+/*
+ * compose and compose-pattern go together, on an annotation trigger; the
+ * template reads only the trigger and settings (it runs before anything else
+ * of the profile is known).
+ */
+static int check_compose(struct parse_ctx *c)
+{
+	struct profile *p = c->p;
+	int line = fixed_key_line(c, "trigger", "compose");
+	char why[128];
+	int rc;
+
+	if (p->trigger_annotation == NULL || line == 0 ||
+	    p->trigger_compose_pattern == NULL)
+		return fail(c, line ? line : section_line(c, "trigger"),
+			    "[trigger]: 'compose' and 'compose-pattern' go "
+			    "together, with 'annotation'");
+	for (size_t i = 0; i < p->trigger_compose.n; i++) {
+		const struct profile_template_part *part =
+			&p->trigger_compose.parts[i];
+
+		if (part->text == NULL && part->source.kind != SOURCE_TRIGGER &&
+		    part->source.kind != SOURCE_SETTING)
+			return fail(c, line,
+				    "'compose': only ${trigger} and "
+				    "${setting:NAME} may be used");
+		if (part->text == NULL &&
+		    check_source(c, line, "'compose'", &part->source, 0) != 0)
+			return DIAG_ECONFIG;
+	}
+	rc = validate_pattern_compile(p->trigger_compose_pattern, true,
+				      &p->trigger_compose_re, why, sizeof(why));
+	if (rc == DIAG_ENOMEM)
+		return out_of_memory(c);
+	if (rc != 0)
+		return fail(c, fixed_key_line(c, "trigger", "compose-pattern"),
+			    "'compose-pattern': not a POSIX extended regular "
+			    "expression: %s",
+			    why);
+	return 0;
+}
+
 static int check_trigger(struct parse_ctx *c)
 {
 	struct profile *p = c->p;
@@ -1315,6 +1421,16 @@ static int check_trigger(struct parse_ctx *c)
 		return fail(c, line,
 			    "[trigger]: 'format' and 'pattern' check "
 			    "'annotation', which is not given");
+	if (p->trigger_compose.n > 0 || p->trigger_compose_pattern) {
+		rc = check_compose(c);
+		if (rc != 0)
+			return rc;
+	}
+	if (p->trigger_annotation == NULL &&
+	    fixed_key_line(c, "trigger", "expect"))
+		return fail(c, line,
+			    "[trigger]: 'expect' advises on 'annotation', "
+			    "which is not given");
 	if (p->trigger_pattern) {
 		rc = validate_pattern_compile(p->trigger_pattern, true,
 					      &p->trigger_re, why, sizeof(why));
@@ -1390,6 +1506,9 @@ static int check_file(struct parse_ctx *c, const struct profile_file *f)
 
 static int check_profile(struct parse_ctx *c)
 {
+	/* Labels follow `match` unless the profile says otherwise. */
+	if (!fixed_key_line(c, "skip", "label-match"))
+		c->p->skip_label_match = c->p->skip_match;
 	if (check_required(c) != 0 || check_trigger(c) != 0 ||
 	    check_expiration(c) != 0 || check_settings_decl(c) != 0)
 		return DIAG_ECONFIG;
@@ -1515,7 +1634,8 @@ void profile_free(struct profile *p)
 		enum key_type t = fixed_keys[i].type;
 
 		if (t != KT_FORMAT && t != KT_SECONDS && t != KT_MODE &&
-		    t != KT_QNAME_LIST && t != KT_SKIP_MATCH)
+		    t != KT_QNAME_LIST && t != KT_SKIP_MATCH &&
+		    t != KT_FORMAT_LIST && t != KT_TEMPLATE)
 			mem_free(*(char **)((char *)p + fixed_keys[i].offset));
 	}
 	free_list(&p->skip_pod_labels);
@@ -1549,10 +1669,14 @@ void profile_free(struct profile *p)
 	}
 	mem_free(p->map_fields);
 	validate_pattern_free(p->trigger_re);
+	free_template(&p->trigger_compose);
+	validate_pattern_free(p->trigger_compose_re);
 	for (size_t i = 0; i < p->n_settings; i++) {
 		mem_free(p->settings[i].name);
 		mem_free(p->settings[i].default_value);
 		mem_free(p->settings[i].description);
+		mem_free(p->settings[i].flag);
+		mem_free(p->settings[i].env);
 		mem_free(p->settings[i].pattern);
 		validate_pattern_free(p->settings[i].re);
 	}

@@ -137,13 +137,15 @@ int profile_dir_load(const char *dir, struct profile_set **ret_set,
 	return 0;
 }
 
-int profile_dir_load_checked(const char *dir, const struct settings *settings,
+int profile_dir_load_checked(const char *dir, struct settings *settings,
 			     struct profile_set **ret_set, struct diag *d)
 {
 	int rc = profile_dir_load(dir, ret_set, d);
 
 	if (rc == 0 &&
-	    (rc = profile_set_check_settings(*ret_set, settings, d)) != 0) {
+	    ((rc = profile_set_drop_disabled(*ret_set, settings, d)) != 0 ||
+	     (rc = profile_set_resolve_aliases(*ret_set, settings, d)) != 0 ||
+	     (rc = profile_set_check_settings(*ret_set, settings, d)) != 0)) {
 		profile_set_free(*ret_set);
 		*ret_set = NULL;
 	}

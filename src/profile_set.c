@@ -176,6 +176,32 @@ void profile_set_free(struct profile_set *set)
 	mem_free(set);
 }
 
+int profile_set_drop_disabled(struct profile_set *set,
+			      const struct settings *settings, struct diag *d)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < settings_disabled_count(settings); i++) {
+		const char *name = settings_disabled_name(settings, i);
+
+		/* A name that matches nothing is a typo that would leave a
+		 * second webhook's cloud switched on: refused. */
+		if (profile_set_find(set, name) == NULL)
+			return diag_set(d, DIAG_ECONFIG,
+					"--disable-profile %s: no profile of "
+					"that name is loaded",
+					name);
+	}
+	for (size_t i = 0; i < set->n; i++) {
+		if (settings_profile_disabled(settings, set->items[i]->name))
+			profile_free(set->items[i]);
+		else
+			set->items[kept++] = set->items[i];
+	}
+	set->n = kept;
+	return 0;
+}
+
 /* Checks one profile's effective setting values against their formats. */
 static int check_profile_settings(const struct profile *p,
 				  const struct settings *st, struct diag *d)
@@ -229,6 +255,91 @@ static bool setting_declared(const struct profile_set *set, const char *name)
 			return true;
 	}
 	return false;
+}
+
+/* The declaration whose `flag` (want_env false) or `env` alias is name. */
+static const struct profile_setting *find_alias(const struct profile_set *set,
+						const char *name, bool want_env)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		const struct profile *p = set->items[i];
+
+		for (size_t k = 0; k < p->n_settings; k++) {
+			const char *alias = want_env ? p->settings[k].env
+						     : p->settings[k].flag;
+
+			if (alias && strcmp(alias, name) == 0)
+				return &p->settings[k];
+		}
+	}
+	return NULL;
+}
+
+/* Two declarations giving one alias to different settings are refused. */
+static int check_alias_owners(const struct profile_set *set, struct diag *d)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		const struct profile *p = set->items[i];
+
+		for (size_t k = 0; k < p->n_settings; k++) {
+			const struct profile_setting *s = &p->settings[k];
+			const char *aliases[2] = { s->flag, s->env };
+
+			for (int a = 0; a < 2; a++) {
+				const struct profile_setting *owner =
+					aliases[a] ? find_alias(set, aliases[a],
+								a == 1)
+						   : s;
+
+				if (strcmp(owner->name, s->name) != 0)
+					return diag_set(
+						d, DIAG_ECONFIG,
+						"profile %s: settings '%s' and "
+						"'%s' both take the alias '%s'",
+						p->name, owner->name, s->name,
+						aliases[a]);
+			}
+		}
+	}
+	return 0;
+}
+
+int profile_set_resolve_aliases(const struct profile_set *set,
+				struct settings *settings, struct diag *d)
+{
+	int rc = check_alias_owners(set, d);
+
+	for (size_t i = 0; rc == 0 && i < settings_flag_count(settings); i++) {
+		const char *flag = settings_flag_name(settings, i);
+		const struct profile_setting *s = find_alias(set, flag, false);
+
+		if (s == NULL)
+			return diag_set(
+				d, DIAG_EINVAL,
+				"unknown option '--%s': no option of that name, "
+				"and no loaded profile declares it as a "
+				"setting's flag (see --help and check-profiles)",
+				flag);
+		rc = settings_set(settings, s->name,
+				  settings_flag_value(settings, i), d);
+	}
+	/* An env alias fills a setting no flag and no PIW_SETTINGS item set. */
+	for (size_t i = 0; rc == 0 && i < set->n; i++) {
+		const struct profile *p = set->items[i];
+
+		for (size_t k = 0; rc == 0 && k < p->n_settings; k++) {
+			const struct profile_setting *s = &p->settings[k];
+			const char *v =
+				s->env ? settings_env(settings, s->env) : NULL;
+
+			if (v && v[0] &&
+			    settings_get(settings, s->name) == NULL)
+				rc = settings_set(settings, s->name, v, d);
+			if (rc != 0)
+				diag_locate(d, s->env, 0);
+		}
+	}
+	return rc;
 }
 
 int profile_set_check_settings(const struct profile_set *set,

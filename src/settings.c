@@ -19,6 +19,13 @@ struct setting_pair {
 struct settings {
 	struct setting_pair items[BOUND_SETTINGS];
 	size_t n;
+	/* Options no fixed flag knew, kept until the profiles say whose
+	 * setting each one is (profile_set_resolve_aliases). */
+	struct setting_pair flags[BOUND_SETTINGS];
+	size_t n_flags;
+	settings_getenv_fn get_env;	/* reads the profiles' env aliases */
+	char *disabled[BOUND_PROFILES]; /* profile names switched off */
+	size_t n_disabled;
 };
 
 int settings_new(struct settings **ret)
@@ -35,6 +42,12 @@ void settings_free(struct settings *s)
 		mem_free(s->items[i].name);
 		mem_free(s->items[i].value);
 	}
+	for (size_t i = 0; i < s->n_flags; i++) {
+		mem_free(s->flags[i].name);
+		mem_free(s->flags[i].value);
+	}
+	for (size_t i = 0; i < s->n_disabled; i++)
+		mem_free(s->disabled[i]);
 	mem_free(s);
 }
 
@@ -140,4 +153,92 @@ const char *settings_name(const struct settings *s, size_t i)
 const char *settings_value(const struct settings *s, size_t i)
 {
 	return s->items[i].value;
+}
+
+int settings_add_flag(struct settings *s, const char *flag, const char *value,
+		      struct diag *d)
+{
+	struct setting_pair *pair = &s->flags[s->n_flags];
+	int rc = check_pair(flag, value, d);
+
+	if (rc != 0)
+		return rc;
+	if (s->n_flags == BOUND_SETTINGS)
+		return diag_set(d, DIAG_ELIMIT, "more than %d setting flags",
+				BOUND_SETTINGS);
+	pair->name = mem_strdup(flag);
+	pair->value = mem_strdup(value);
+	if (pair->name == NULL || pair->value == NULL) {
+		mem_free(pair->name);
+		mem_free(pair->value);
+		pair->name = pair->value = NULL;
+		return diag_set(d, DIAG_ENOMEM, "out of memory");
+	}
+	s->n_flags++;
+	return 0;
+}
+
+size_t settings_flag_count(const struct settings *s)
+{
+	return s ? s->n_flags : 0;
+}
+
+const char *settings_flag_name(const struct settings *s, size_t i)
+{
+	return s->flags[i].name;
+}
+
+const char *settings_flag_value(const struct settings *s, size_t i)
+{
+	return s->flags[i].value;
+}
+
+void settings_set_env_source(struct settings *s, settings_getenv_fn get_env)
+{
+	s->get_env = get_env;
+}
+
+const char *settings_env(const struct settings *s, const char *name)
+{
+	return s && s->get_env ? s->get_env(name) : NULL;
+}
+
+int settings_disable_profile(struct settings *s, const char *name,
+			     struct diag *d)
+{
+	if (!validate_simple_name(name, BOUND_PROFILE_NAME))
+		return diag_set(d, DIAG_EINVAL,
+				"'%.64s' is not a profile name ([a-z0-9-], "
+				"1-%d characters)",
+				name, BOUND_PROFILE_NAME);
+	if (settings_profile_disabled(s, name))
+		return 0;
+	if (s->n_disabled == BOUND_PROFILES)
+		return diag_set(d, DIAG_ELIMIT,
+				"more than %d disabled profiles",
+				BOUND_PROFILES);
+	s->disabled[s->n_disabled] = mem_strdup(name);
+	if (s->disabled[s->n_disabled] == NULL)
+		return diag_set(d, DIAG_ENOMEM, "out of memory");
+	s->n_disabled++;
+	return 0;
+}
+
+bool settings_profile_disabled(const struct settings *s, const char *name)
+{
+	for (size_t i = 0; s && i < s->n_disabled; i++) {
+		if (strcmp(s->disabled[i], name) == 0)
+			return true;
+	}
+	return false;
+}
+
+size_t settings_disabled_count(const struct settings *s)
+{
+	return s ? s->n_disabled : 0;
+}
+
+const char *settings_disabled_name(const struct settings *s, size_t i)
+{
+	return s->disabled[i];
 }

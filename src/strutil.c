@@ -39,15 +39,27 @@ int str_to_i64(const char *s, int64_t min, int64_t max, int64_t *ret)
 	return 0;
 }
 
+/*
+ * The spellings Go's strconv.ParseBool accepts, exactly: the AWS webhook reads
+ * its boolean annotations with it, so each must keep working after a migration.
+ */
 int str_to_bool(const char *s, bool *ret)
 {
-	if (str_eq_ci(s, "true")) {
-		*ret = true;
-		return 0;
-	}
-	if (str_eq_ci(s, "false")) {
-		*ret = false;
-		return 0;
+	static const char *const yes[] = {
+		"1", "t", "T", "TRUE", "true", "True"
+	};
+	static const char *const no[] = { "0",	   "f",	    "F",
+					  "FALSE", "false", "False" };
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcmp(s, yes[i]) == 0) {
+			*ret = true;
+			return 0;
+		}
+		if (strcmp(s, no[i]) == 0) {
+			*ret = false;
+			return 0;
+		}
 	}
 	return DIAG_EPARSE;
 }

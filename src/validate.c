@@ -27,7 +27,8 @@ static const struct {
 	[FORMAT_UUID] = { "uuid", "a UUID" },
 	[FORMAT_HTTPS_URL] = { "https-url", "an https:// URL" },
 	[FORMAT_INTEGER] = { "integer", "a whole number" },
-	[FORMAT_BOOLEAN] = { "boolean", "true or false" },
+	[FORMAT_BOOLEAN] = { "boolean",
+			     "a boolean (1, t, T, TRUE, true, True, 0, f, F, FALSE, false or False)" },
 	[FORMAT_REGION] = { "region",
 			    "a region name ([a-z0-9-], at most 32 characters)" },
 };
@@ -593,6 +594,33 @@ bool validate_abs_path(const char *s)
 			return true;
 		seg += len + 1;
 	}
+}
+
+/* Whether path is dir or below it. */
+static bool path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(path, dir, n) == 0 &&
+	       (path[n] == '\0' || path[n] == '/');
+}
+
+bool validate_system_dir(const char *dir)
+{
+	static const char *const system[] = { "/proc", "/sys", "/dev", "/etc",
+					      "/usr",  "/bin", "/sbin" };
+	static const char kube_secrets[] = "/var/run/secrets/kubernetes.io";
+
+	if (dir[0] != '/' || dir[1] == '\0')
+		return true;
+	for (size_t i = 0; i < sizeof(system) / sizeof(system[0]); i++) {
+		if (path_within(dir, system[i]))
+			return true;
+	}
+	/* /lib, /lib32, /lib64, /libx32 and whatever else a distribution adds. */
+	if (strncmp(dir, "/lib", 4) == 0)
+		return true;
+	return path_within(dir, kube_secrets) || path_within(kube_secrets, dir);
 }
 
 bool validate_simple_name(const char *s, unsigned max)

@@ -65,11 +65,36 @@ static void test_flag_beats_env_beats_default(void **state)
 	assert_int_equal(parse(&cfg, &d, env, 7, argv), 0);
 	assert_string_equal(cfg.listen, "[::1]:8443");
 	assert_string_equal(cfg.log_level, "debug");
-	assert_string_equal(settings_get(cfg.settings, "region"), "us-east-2");
+	/* --region is no fixed option: kept for the profile that declares it
+	 * as a setting's flag (profile_set_resolve_aliases). */
+	assert_string_equal(settings_get(cfg.settings, "region"), "eu-west-1");
+	assert_int_equal(settings_flag_count(cfg.settings), 1);
+	assert_string_equal(settings_flag_name(cfg.settings, 0), "region");
+	assert_string_equal(settings_flag_value(cfg.settings, 0), "us-east-2");
 	assert_string_equal(
 		settings_get(cfg.settings, "sts-regional-endpoints"), "true");
 	assert_int_equal(cfg.shutdown_delay_ms, 1500);
 	config_free(&cfg);
+}
+
+static void test_disable_profile(void **state)
+{
+	const char *env[] = { "PIW_DISABLE_PROFILES", "aws, vultr", NULL };
+	char *argv[] = { "piw", "mutate", "--disable-profile", "stackit" };
+	char *bad[] = { "piw", "serve", "--disable-profile", "No Such" };
+	struct config cfg;
+	struct diag d;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, &d, env, 4, argv), 0);
+	assert_int_equal(settings_disabled_count(cfg.settings), 3);
+	assert_true(settings_profile_disabled(cfg.settings, "aws"));
+	assert_true(settings_profile_disabled(cfg.settings, "vultr"));
+	assert_true(settings_profile_disabled(cfg.settings, "stackit"));
+	assert_false(settings_profile_disabled(cfg.settings, "azure"));
+	config_free(&cfg);
+	assert_int_equal(parse(&cfg, &d, NULL, 4, bad), DIAG_EINVAL);
+	assert_non_null(strstr(d.text, "is not a profile name"));
 }
 
 static void expect_error(const char *const *env, int argc, char *const argv[],
@@ -161,6 +186,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_serve_defaults),
+		cmocka_unit_test(test_disable_profile),
 		cmocka_unit_test(test_flag_beats_env_beats_default),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_durations_and_addresses),

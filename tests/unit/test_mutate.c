@@ -428,15 +428,30 @@ static void test_skip_label_present_vs_true(void **state)
 
 	use_sa(f, AWS_SA "," STACKIT_SA);
 	run(f,
-	    "{\"metadata\":{\"labels\":{\"eks.amazonaws.com/skip-pod-identity-webhook\":\"false\","
-	    "\"workload-identity.stackit.cloud/skip-pod-identity-webhook\":\"false\"}},"
+	    "{\"metadata\":{\"labels\":{\"eks.amazonaws.com/skip-pod-identity-webhook\":\"false\"},"
+	    "\"annotations\":{\"workload-identity.stackit.cloud/skip-pod-identity-webhook\":\"false\"}},"
 	    "\"spec\":{\"containers\":[{\"name\":\"a\"}]}}");
-	/* aws matches on presence, stackit only on "true". */
+	/* aws's label matches on presence, stackit's annotation only on "true". */
 	assert_int_equal(f->m.n_applied, 1);
 	assert_string_equal(f->m.applied[0], "stackit");
 	assert_non_null(strstr(
 		f->m.skip_reason,
 		"aws: pod label eks.amazonaws.com/skip-pod-identity-webhook"));
+}
+
+/* STACKIT's chart skips a pod carrying its label at all, whatever the value. */
+static void test_stackit_skip_label_by_presence(void **state)
+{
+	struct fixture *f = *state;
+
+	use_sa(f, STACKIT_SA);
+	run(f,
+	    "{\"metadata\":{\"labels\":{\"workload-identity.stackit.cloud/skip-pod-identity-webhook\":\"no\"}},"
+	    "\"spec\":{\"containers\":[{\"name\":\"a\"}]}}");
+	assert_int_equal(f->m.n_applied, 0);
+	assert_non_null(strstr(
+		f->m.skip_reason,
+		"stackit: pod label workload-identity.stackit.cloud/skip-pod-identity-webhook"));
 }
 
 static void test_two_profiles_one_mount_path_denies(void **state)
@@ -694,6 +709,7 @@ int main(void)
 		T(test_bad_boolean_annotation_denies),
 		T(test_include_and_skip_containers),
 		T(test_skip_label_present_vs_true),
+		T(test_stackit_skip_label_by_presence),
 		T(test_two_profiles_one_mount_path_denies),
 		T(test_label_only_trigger),
 		T(test_label_must_be_exactly_true),

@@ -67,6 +67,8 @@ static void test_minimal_profile_defaults(void **state)
 	assert_int_equal(p->expiration_max, 86400);
 	assert_int_equal(p->default_mode, -1);
 	assert_int_equal(p->skip_match, SKIP_MATCH_TRUE);
+	assert_int_equal(p->skip_label_match, SKIP_MATCH_TRUE);
+	assert_int_equal(p->trigger_expect.n, 0);
 	assert_int_equal(p->n_env, 0);
 	assert_string_equal(p->source, "t.ini");
 	profile_free(p);
@@ -152,6 +154,23 @@ static void test_value_refusals(void **state)
 		4, "is not a valid label or annotation key");
 	expect_refusal("[profile]\nname = demo\n[trigger]\nformat = mail\n", 4,
 		       "unknown format 'mail'");
+	expect_refusal("[profile]\nname = demo\n[trigger]\nexpect = uuid, "
+		       "mail\n",
+		       4, "'expect': unknown format 'mail'");
+#define TRIGGER_WITH(keys)                                                    \
+	"[profile]\nname = demo\n[trigger]\nannotation = demo.io/role\n" keys \
+	"[token]\naudience = demo\nexpiration = 3600\n" VALID_VOLUME
+	expect_refusal(TRIGGER_WITH("compose = x${trigger}\n"), 5,
+		       "'compose' and 'compose-pattern' go together");
+	expect_refusal(TRIGGER_WITH("compose = ${pod-name}\n"
+				    "compose-pattern = .*\n"),
+		       5, "only ${trigger} and ${setting:NAME}");
+	expect_refusal(TRIGGER_WITH("compose = ${setting:nope}\n"
+				    "compose-pattern = .*\n"),
+		       5, "setting 'nope' is not declared");
+#undef TRIGGER_WITH
+	expect_refusal("[skip]\nlabel-match = yes\n", 2,
+		       "'label-match' must be 'true' or 'present'");
 	expect_refusal("[token]\nexpiration = ten\n", 2,
 		       "whole number of seconds");
 	expect_refusal("[volume]\nname = Bad_Name\n", 2, "is not a DNS label");
@@ -294,6 +313,89 @@ static void test_builtin_is_stackit(void **state)
 	assert_string_equal(p->volume_name, "stackit-workload-identity");
 	assert_string_equal(p->mount_path,
 			    "/var/run/secrets/stackit.cloud/serviceaccount");
+	/* STACKIT's chart skips on the label's presence; its code on "true". */
+	assert_int_equal(p->skip_label_match, SKIP_MATCH_PRESENT);
+	assert_int_equal(p->skip_match, SKIP_MATCH_TRUE);
+	profile_set_free(set);
+}
+
+static const char *alias_env(const char *name)
+{
+	return strcmp(name, "DEMO_REGION") == 0 ? "env-1" : NULL;
+}
+
+/* A profile's [setting] declares its flag and env aliases: no cloud in C. */
+static void test_setting_aliases(void **state)
+{
+	struct profile_set *set = NULL;
+	struct settings *st = NULL;
+	struct diag d;
+
+	(void)state;
+	diag_clear(&d);
+	assert_int_equal(profile_set_new(&set), 0);
+	assert_int_equal(
+		profile_set_add(set,
+				parse_ok(VALID
+					 "[setting region]\nflag = region\n"
+					 "env = DEMO_REGION\n"
+					 "[setting other]\nenv = DEMO_OTHER\n"),
+				&d),
+		0);
+	/* The env alias fills the setting when nothing else set it. */
+	assert_int_equal(settings_new(&st), 0);
+	settings_set_env_source(st, alias_env);
+	assert_int_equal(profile_set_resolve_aliases(set, st, &d), 0);
+	assert_string_equal(settings_get(st, "region"), "env-1");
+	assert_null(settings_get(st, "other"));
+	settings_free(st);
+	/* The flag beats the env alias and an earlier --setting. */
+	assert_int_equal(settings_new(&st), 0);
+	settings_set_env_source(st, alias_env);
+	assert_int_equal(settings_set(st, "region", "set-1", &d), 0);
+	assert_int_equal(settings_add_flag(st, "region", "flag-1", &d), 0);
+	assert_int_equal(profile_set_resolve_aliases(set, st, &d), 0);
+	assert_string_equal(settings_get(st, "region"), "flag-1");
+	settings_free(st);
+	/* A flag no profile declares is an unknown option. */
+	assert_int_equal(settings_new(&st), 0);
+	assert_int_equal(settings_add_flag(st, "regoin", "x", &d), 0);
+	assert_int_equal(profile_set_resolve_aliases(set, st, &d), DIAG_EINVAL);
+	assert_non_null(strstr(d.text, "unknown option '--regoin'"));
+	settings_free(st);
+	profile_set_free(set);
+	expect_refusal("[setting region]\nflag = --region\n", 2,
+		       "'flag': '--region' is not [a-z0-9-]");
+	expect_refusal("[setting region]\nenv = 1BAD\n", 2,
+		       "'env': '1BAD' is not an environment variable name");
+}
+
+/* --disable-profile: any profile, the built-in one included, can be switched off. */
+static void test_drop_disabled(void **state)
+{
+	struct profile_set *set = NULL;
+	struct settings *st = NULL;
+	struct diag d;
+
+	(void)state;
+	diag_clear(&d);
+	assert_int_equal(profile_set_new_builtin(&set, &d), 0);
+	assert_int_equal(profile_set_add(set, parse_ok(VALID), &d), 0);
+	assert_int_equal(settings_new(&st), 0);
+	assert_int_equal(settings_disable_profile(st, "Bad Name", &d),
+			 DIAG_EINVAL);
+	diag_clear(&d);
+	assert_int_equal(settings_disable_profile(st, "nosuch", &d), 0);
+	assert_int_equal(profile_set_drop_disabled(set, st, &d), DIAG_ECONFIG);
+	assert_non_null(strstr(d.text, "--disable-profile nosuch"));
+	assert_int_equal(profile_set_count(set), 2);
+	settings_free(st);
+	assert_int_equal(settings_new(&st), 0);
+	assert_int_equal(settings_disable_profile(st, "stackit", &d), 0);
+	assert_int_equal(profile_set_drop_disabled(set, st, &d), 0);
+	assert_int_equal(profile_set_count(set), 1);
+	assert_string_equal(profile_set_get(set, 0)->name, "demo");
+	settings_free(st);
 	profile_set_free(set);
 }
 
@@ -593,6 +695,8 @@ int main(void)
 		cmocka_unit_test(test_expiration_bounds),
 		cmocka_unit_test(test_text_refusals),
 		cmocka_unit_test(test_embedded_nul_is_refused),
+		cmocka_unit_test(test_setting_aliases),
+		cmocka_unit_test(test_drop_disabled),
 		cmocka_unit_test(test_builtin_is_stackit),
 		cmocka_unit_test(test_set_replace_and_conflicts),
 		cmocka_unit_test(test_settings_check),

@@ -60,7 +60,9 @@ static void test_formats(void **state)
 	assert_true(validate_value(FORMAT_INTEGER, "-42"));
 	assert_false(validate_value(FORMAT_INTEGER, "4 2"));
 	assert_true(validate_value(FORMAT_BOOLEAN, "TRUE"));
-	assert_false(validate_value(FORMAT_BOOLEAN, "1"));
+	assert_false(validate_value(FORMAT_BOOLEAN, "yes"));
+	assert_false(validate_value(FORMAT_BOOLEAN, "tRUE"));
+	assert_false(validate_value(FORMAT_BOOLEAN, ""));
 	assert_true(validate_value(FORMAT_REGION, "eu-central-1"));
 	assert_false(validate_value(FORMAT_REGION, "EU"));
 	assert_false(validate_value(FORMAT_ANY, ""));
@@ -200,6 +202,21 @@ static void test_numbers_and_lists(void **state)
 		DIAG_ELIMIT);
 	assert_int_equal(str_to_bool("False", &b), 0);
 	assert_false(b);
+	/* Every spelling of Go's strconv.ParseBool, and only those. */
+	for (size_t i = 0; i < 6; i++) {
+		static const char *const yes[] = { "1",	   "t",	   "T",
+						   "TRUE", "true", "True" };
+		static const char *const no[] = { "0",	   "f",	    "F",
+						  "FALSE", "false", "False" };
+
+		b = false;
+		assert_int_equal(str_to_bool(yes[i], &b), 0);
+		assert_true(b);
+		assert_int_equal(str_to_bool(no[i], &b), 0);
+		assert_false(b);
+	}
+	assert_int_equal(str_to_bool("tRUE", &b), DIAG_EPARSE);
+	assert_int_equal(str_to_bool("2", &b), DIAG_EPARSE);
 	assert_int_equal(str_to_mode("0444", &mode), 0);
 	assert_int_equal(mode, 292);
 	while (str_list_next(&cursor, ",;", &item, &len))
