@@ -130,7 +130,7 @@ static bool wait_writable(int fd, int64_t deadline_ms)
 	struct pollfd p = { .fd = fd, .events = POLLOUT };
 	int64_t left = deadline_ms - server_now_ms();
 
-	if (left <= 0)
+	if (fd < 0 || left <= 0)
 		return false;
 	return poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left) == 1 &&
 	       (p.revents & POLLOUT) != 0;
