@@ -879,7 +879,9 @@ class ChartTestCase(unittest.TestCase):
         listed = re.findall(r"^(\S+) \(", out, re.M)
         self.assertEqual(listed, names)
         for setting, value in expect.get("settings", {}).items():
-            self.assertRegex(out, r"setting %s = %s\n" % (re.escape(setting), re.escape(value)))
+            # check-profiles adds the setting's flag/env alias, if the profile declares one
+            self.assertRegex(out, r"setting %s = %s( \(--[^\n]*)?\n" % (re.escape(setting),
+                                                                      re.escape(value)))
 
     def check_profiles_load(self, data, env):
         """check-profiles on the ConfigMap laid out as the kubelet mounts it (..data and
@@ -1206,7 +1208,8 @@ class TestSchema(unittest.TestCase):
             {"profiles": {"aws": {"enabled": True}, "settings": {"regoin": "eu-west-1"}}},
             "profiles.settings.regoin: no loaded profile declares [setting regoin], so the "
             "webhook would refuse to start. Loaded profiles: aws, stackit; the settings they "
-            "declare: region, role-session-name, sts-regional-endpoints."),
+            "declare: aws-account-id, aws-partition, region, role-session-name, "
+            "sts-regional-endpoints."),
         "an extra profile without a name": (
             {"profiles": {"extra": {"x": "[trigger]\nannotation = example.com/x\n"}}},
             'profiles.extra.x: no "name = ..." in a [profile] section'),
