@@ -90,6 +90,7 @@ static void check_round_trip(const cJSON *whole)
 
 	if (text == NULL)
 		abort();
+	diag_clear(&d);
 	if (json_parse(text, strlen(text), &again, &d) != 0) {
 		fprintf(stderr, "cJSON's print refused: %s\n%s\n", d.text,
 			text);
@@ -114,6 +115,7 @@ static void check(const char *text, size_t len, int whole_rc,
 	struct diag d;
 	int rc;
 
+	diag_clear(&d);
 	mem_arena_init(&arena, first, sizeof(first), arena_max);
 	rc = json_parse_with(text, len, schema, &arena, &pruned, &d);
 	if (rc == DIAG_ENOMEM && arena.exhausted)

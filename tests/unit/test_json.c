@@ -288,6 +288,7 @@ static void test_out_of_memory_is_enomem(void **state)
 
 	(void)state;
 	for (long n = 0;; n++) {
+		diag_clear(&d);
 		mem_fail_after(n);
 		rc = json_parse(text, strlen(text), &root, &d);
 		mem_fail_after(-1);
@@ -299,6 +300,7 @@ static void test_out_of_memory_is_enomem(void **state)
 	cJSON_Delete(root);
 	for (long n = 0;; n++) {
 		mem_arena_init(&arena, NULL, 0, 1 << 20);
+		diag_clear(&d);
 		mem_fail_after(n);
 		rc = json_parse_with(text, strlen(text), NULL, &arena, &root,
 				     &d);
@@ -308,6 +310,7 @@ static void test_out_of_memory_is_enomem(void **state)
 			break;
 		assert_int_equal(rc, DIAG_ENOMEM);
 	}
+	diag_clear(&d);
 	mem_arena_init(&arena, first, sizeof(first), 16);
 	assert_int_equal(
 		json_parse_with(text, strlen(text), NULL, &arena, &root, &d),
