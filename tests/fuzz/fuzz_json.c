@@ -52,19 +52,33 @@ static bool same_string(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
 }
 
-/* Exact, ordered equality (cJSON_Compare matches duplicate keys by name). */
-static bool same_tree(const cJSON *a, const cJSON *b)
+/* cJSON prints 15 significant digits when they read back as "equal" to it
+ * (within an epsilon of its own), so a printed number may move that little. */
+static bool close_enough(double a, double b)
+{
+	double scale = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
+
+	return fabs(a - b) <= scale * 1e-14;
+}
+
+/*
+ * Exact, ordered equality (cJSON_Compare matches duplicate keys by name); with
+ * printed, numbers compare as nearly equal values (cJSON prints -0 as 0).
+ */
+static bool same_tree(const cJSON *a, const cJSON *b, bool printed)
 {
 	if (a == NULL || b == NULL)
 		return a == b;
 	if ((a->type & 0xff) != (b->type & 0xff) ||
 	    !same_string(a->string, b->string) ||
 	    !same_string(a->valuestring, b->valuestring) ||
-	    (cJSON_IsNumber(a) &&
-	     memcmp(&a->valuedouble, &b->valuedouble, sizeof(double)) != 0))
+	    (cJSON_IsNumber(a) && !printed &&
+	     memcmp(&a->valuedouble, &b->valuedouble, sizeof(double)) != 0) ||
+	    (cJSON_IsNumber(a) && printed &&
+	     !close_enough(a->valuedouble, b->valuedouble)))
 		return false;
 	for (a = a->child, b = b->child; a && b; a = a->next, b = b->next) {
-		if (!same_tree(a, b))
+		if (!same_tree(a, b, printed))
 			return false;
 	}
 	return a == NULL && b == NULL;
@@ -96,8 +110,8 @@ static void check_round_trip(const cJSON *whole)
 			text);
 		abort();
 	}
-	/* the printer keeps 17 digits: a value may move by an ulp */
-	if (finite_numbers(whole) && !cJSON_Compare(whole, again, true)) {
+	/* the printer prints non-finite numbers as null */
+	if (finite_numbers(whole) && !same_tree(whole, again, true)) {
 		fprintf(stderr, "the round trip differs: %s\n", text);
 		abort();
 	}
@@ -131,7 +145,7 @@ static void check(const char *text, size_t len, int whole_rc,
 	if (expected == NULL)
 		abort();
 	json_prune_tree(expected, schema);
-	if (!same_tree(pruned, expected)) {
+	if (!same_tree(pruned, expected, false)) {
 		fprintf(stderr, "the kept tree differs\n");
 		abort();
 	}
