@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 #include "diag.h"
-#include "json_prune.h"
+#include "json.h"
 #include "strbuf.h"
 
 enum admission_version {
@@ -45,10 +45,13 @@ int admission_decode(const char *body, size_t len,
 /*
  * Same as admission_decode(), but the tree holds only what the request fields
  * above need and, of request.object, only object_members (NULL: all of it).
- * Everything is still validated: it accepts and refuses the same bodies.
+ * Everything is still validated: it accepts and refuses the same bodies. With
+ * an arena (see json_parse_with()) the tree is allocated from it and goes with
+ * it: never call admission_request_free() on such a request.
  */
 int admission_decode_pruned(const char *body, size_t len,
 			    const struct json_keep *object_members,
+			    struct mem_arena *arena,
 			    struct admission_request *ret, struct diag *d);
 
 /*

@@ -1,25 +1,55 @@
 /*
- * json: strict parsing of untrusted JSON into cJSON trees, typed member access
+ * json: the one strict parser of untrusted JSON into cJSON trees, typed member access
  * that tells "missing" from "wrong type", and JSON string output into a strbuf.
  */
 #ifndef PIW_JSON_H
 #define PIW_JSON_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "diag.h"
 #include "strbuf.h"
 
+struct mem_arena;
+
 /*
- * Parses exactly len bytes (no NUL needed) into a new tree in *ret_root (free
- * with cJSON_Delete). Refuses, with DIAG_EPARSE and a reason naming the byte
- * offset: invalid UTF-8, nesting deeper than BOUND_JSON_DEPTH, "\u0000" or a
- * \u escape without four hex digits in a string, raw control characters,
- * trailing bytes, and anything cJSON rejects. DIAG_ENOMEM when out of
- * memory.
+ * What to keep of an object: a list of members ended by an entry with key NULL. For
+ * each member: members NULL keeps its whole value; members non-NULL keeps, of an
+ * object value, only those members; with `each`, the value is an array and every
+ * element is kept that way. A value of another type than the schema expects is kept
+ * whole (the reader's type checks then see it as it is).
  */
+struct json_keep {
+	const char *key;
+	const struct json_keep *members;
+	bool each;
+};
+
+/*
+ * The one JSON reader. Parses exactly len bytes (no NUL needed), strictly as RFC
+ * 8259 says (no leading zeros, no "1.", no trailing commas, nothing after the
+ * value; a leading byte-order mark is ignored), and also refuses invalid UTF-8,
+ * "\u0000", unpaired surrogate escapes and nesting deeper than BOUND_JSON_DEPTH:
+ * DIAG_EPARSE with a reason naming the byte offset. Every byte is validated, but
+ * when `keep` is not NULL and the root is an object, only the members it names are
+ * built. With an arena, the nodes are allocated from it and are freed with it,
+ * never with cJSON_Delete (on an error nothing needs freeing); without one, they
+ * come from mem_alloc and *ret_root is freed with cJSON_Delete. Out of memory (or
+ * an arena full) is DIAG_ENOMEM.
+ */
+int json_parse_with(const char *buf, size_t len, const struct json_keep *keep,
+		    struct mem_arena *arena, cJSON **ret_root, struct diag *d);
+
+/* The whole document on the heap: json_parse_with(buf, len, NULL, NULL, ...). */
 int json_parse(const char *buf, size_t len, cJSON **ret_root, struct diag *d);
+
+/*
+ * Removes from a whole heap tree what json_parse_with() would not have built with
+ * `members` (for the tests that check the schema).
+ */
+void json_prune_tree(cJSON *root, const struct json_keep *members);
 
 /*
  * From i, the position of the next byte that matters inside a JSON string ('"',

@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 #include "diag.h"
-#include "json_prune.h"
+#include "json.h"
 #include "kube_client.h"
 
 /* Receives one item (borrowed, valid during the call); non-zero stops the list. */

@@ -43,39 +43,31 @@ int mem_failure_fired(void);
 /*
  * A bump allocator for one request's short-lived JSON tree: parsing a pod makes
  * hundreds of small allocations that all die together, which glibc's malloc pays
- * for dearly (fastbin consolidation). While an arena is entered on a thread,
- * mem_alloc and friends take memory from it (the caller's buffer first, then
- * growing chunks up to `max` bytes in all); once detached they use malloc
- * again, and its blocks stay until mem_arena_leave() releases everything. The
- * review pipeline enters one only around a request's parse (review.c).
+ * for dearly (fastbin consolidation). It is passed explicitly to whoever allocates
+ * from it (json_parse_with()), as cmark passes cmark_mem: mem_alloc and friends
+ * never use it. Blocks come from the caller's buffer first, then from growing
+ * chunks up to `max` bytes in all; they are never freed one by one, stay valid on
+ * any thread, and all go with mem_arena_release().
  */
 struct mem_arena_chunk;
 struct mem_arena {
 	char *buf; /* the block being filled */
 	size_t size, used;
 	size_t total, max; /* bytes in chunks, and their limit */
-	bool allocating;
-	bool exhausted; /* an allocation failed for want of room */
+	bool exhausted;	   /* an allocation failed for want of room */
 	struct mem_arena_chunk *chunks;
-	char *first; /* the caller's buffer */
-	size_t first_size;
 };
 
 /* Prepares an arena that uses buf (may be NULL) before any chunk. */
 void mem_arena_init(struct mem_arena *a, void *buf, size_t size, size_t max);
 
-/* Makes a the calling thread's arena, allocating from it. */
-void mem_arena_enter(struct mem_arena *a);
-
 /*
- * Stops allocating from a and forgets it on this thread, keeping its blocks:
- * they stay valid, read-only (never freed or reallocated one by one), on any
- * thread, until mem_arena_leave(a), which any thread may call.
+ * size bytes (16-byte aligned) from a, NULL when out of memory or past `max`
+ * (then a->exhausted is set). Subject to mem_fail_after() like mem_alloc.
  */
-void mem_arena_detach(struct mem_arena *a);
+void *mem_arena_alloc(struct mem_arena *a, size_t size);
 
-/* Forgets a on this thread and frees its chunks: none of its blocks may be used
- * afterwards. */
-void mem_arena_leave(struct mem_arena *a);
+/* Frees a's chunks: none of its blocks may be used afterwards. Any thread. */
+void mem_arena_release(struct mem_arena *a);
 
 #endif

@@ -13,7 +13,7 @@
 
 #include "bounds.h"
 #include "diag.h"
-#include "json_prune.h"
+#include "json.h"
 #include "patch.h"
 #include "strbuf.h"
 
@@ -88,7 +88,7 @@ const char *mutate_pod_name(const cJSON *pod);
 
 /*
  * Every member of a Pod that mutate_pod() and the two functions above read: a
- * pod parsed with only these (json_parse_pruned) mutates exactly as the whole
+ * pod parsed with only these (json_parse_with) mutates exactly as the whole
  * one does. Add a member here when the mutator starts reading it.
  */
 extern const struct json_keep mutate_pod_members[];

@@ -154,19 +154,16 @@ int admission_from_json(cJSON *root, struct admission_request *ret,
 	return 0;
 }
 
-/* Takes ownership of the parsed root. */
-static int decode_root(cJSON *root, struct admission_request *ret,
-		       struct diag *d)
+/* Takes ownership of the parsed root; an arena's tree goes with its arena. */
+static int decode_root(cJSON *root, const struct mem_arena *arena,
+		       struct admission_request *ret, struct diag *d)
 {
-	int rc;
+	int rc = json_string(root, "kind") == NULL
+			 ? diag_set(d, DIAG_EPARSE,
+				    "not an AdmissionReview (no kind)")
+			 : admission_from_json(root, ret, d);
 
-	if (json_string(root, "kind") == NULL) {
-		cJSON_Delete(root);
-		return diag_set(d, DIAG_EPARSE,
-				"not an AdmissionReview (no kind)");
-	}
-	rc = admission_from_json(root, ret, d);
-	if (rc != 0)
+	if (rc != 0 && arena == NULL)
 		cJSON_Delete(root);
 	return rc;
 }
@@ -179,11 +176,12 @@ int admission_decode(const char *body, size_t len,
 
 	memset(ret, 0, sizeof(*ret));
 	rc = json_parse(body, len, &root, d);
-	return rc != 0 ? rc : decode_root(root, ret, d);
+	return rc != 0 ? rc : decode_root(root, NULL, ret, d);
 }
 
 int admission_decode_pruned(const char *body, size_t len,
 			    const struct json_keep *object_members,
+			    struct mem_arena *arena,
 			    struct admission_request *ret, struct diag *d)
 {
 	static const struct json_keep kind_members[] = {
@@ -214,8 +212,8 @@ int admission_decode_pruned(const char *body, size_t len,
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
-	rc = json_parse_pruned(body, len, review_members, &root, d);
-	return rc != 0 ? rc : decode_root(root, ret, d);
+	rc = json_parse_with(body, len, review_members, arena, &root, d);
+	return rc != 0 ? rc : decode_root(root, arena, ret, d);
 }
 
 int admission_from_pod(cJSON *pod, const char *namespace,

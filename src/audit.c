@@ -288,8 +288,7 @@ static int would_be(const cJSON *pod, const struct service_account *sa,
 	if (rc == 0 && again.allowed && again.patch.n_ops > 0) {
 		text = patch_text(&again.patch, &len);
 		/* The patch is the mutator's own, which patch_apply accepts:
-		 * applying it fails only when memory runs out (json_parse
-		 * reports that as a parse error). */
+		 * applying it fails only when memory runs out. */
 		if (text == NULL || patch_apply(copy, text, len, NULL) != 0)
 			rc = diag_set(d, DIAG_ENOMEM, "out of memory");
 	}

@@ -1,12 +1,19 @@
 /*
- * json: a pre-scan before cJSON so that hostile input is refused with a reason
- * before any tree is built: UTF-8 validity, a nesting bound (cJSON recurses per
- * level) and NUL escapes (which would silently truncate cJSON's C strings).
+ * json: the one JSON reader. A one-pass recursive-descent parser, strict to RFC
+ * 8259, that builds cJSON trees (cJSON stays the tree type and the printer). Each
+ * value is taken one of three ways: skipped (validated only), built whole, or, for
+ * an object, built keeping only the members a schema (struct json_keep) names. Nodes
+ * come from an explicit arena when the caller passes one, from mem_alloc otherwise
+ * (then cJSON_Delete frees the tree). Beyond the grammar it refuses what would
+ * break a C string or cJSON's recursion: invalid UTF-8, "\u0000", unpaired
+ * surrogate escapes and nesting past BOUND_JSON_DEPTH.
  */
 #include "json.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bounds.h"
@@ -52,154 +59,602 @@ size_t json_scan_plain(const unsigned char *p, size_t i, size_t len)
 	return i;
 }
 
-static bool json_space(unsigned char c)
+enum take { SKIP, FULL, PRUNE };
+
+/* How to take one value: the mode and, for PRUNE, the schema. */
+struct how {
+	enum take take;
+	const struct json_keep *members;
+	bool each;
+};
+
+struct parser {
+	const unsigned char *p;
+	size_t len, pos, depth;
+	struct mem_arena *arena; /* NULL: mem_alloc, freed by cJSON_Delete */
+	struct diag *d;
+};
+
+static int fail(struct parser *ps, const char *what)
+{
+	return diag_set(ps->d, DIAG_EPARSE, "%s at byte %zu", what, ps->pos);
+}
+
+static int out_of_memory(struct parser *ps)
+{
+	return diag_set(ps->d, DIAG_ENOMEM, "out of memory");
+}
+
+static void *alloc(struct parser *ps, size_t size)
+{
+	return ps->arena ? mem_arena_alloc(ps->arena, size) : mem_alloc(size);
+}
+
+/* A tree being abandoned: an arena's nodes go with the arena. */
+static void discard(struct parser *ps, cJSON *node)
+{
+	if (ps->arena == NULL)
+		cJSON_Delete(node);
+}
+
+static cJSON *new_node(struct parser *ps, int type)
+{
+	cJSON *node = alloc(ps, sizeof(*node));
+
+	if (node) {
+		memset(node, 0, sizeof(*node));
+		node->type = type;
+	}
+	return node;
+}
+
+/* Appends item to parent's children in O(1): cJSON keeps the last child in
+ * child->prev. */
+static void append(cJSON *parent, cJSON *item)
+{
+	cJSON *first = parent->child;
+
+	if (first == NULL) {
+		parent->child = item;
+		item->prev = item;
+		return;
+	}
+	first->prev->next = item;
+	item->prev = first->prev;
+	first->prev = item;
+}
+
+static bool is_space(unsigned char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static bool is_hex(unsigned char c)
+static void skip_space(struct parser *ps)
 {
-	return (c >= '0' && c <= '9') ||
-	       ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+	while (ps->pos < ps->len && is_space(ps->p[ps->pos]))
+		ps->pos++;
 }
 
-/*
- * A \\u escape at i: cJSON reads a bad hex digit as 0, so "\\uZZZZ" would become a
- * NUL that silently truncates the string, as "\\u0000" would. Both are refused.
- */
-static size_t scan_unicode_escape(const unsigned char *p, size_t i, size_t len,
-				  struct diag *d)
+/* ---- strings ---- */
+
+static int hex4(const unsigned char *s, unsigned *out)
 {
-	if (len - i < 6 || !is_hex(p[i + 2]) || !is_hex(p[i + 3]) ||
-	    !is_hex(p[i + 4]) || !is_hex(p[i + 5])) {
-		diag_set(d, DIAG_EPARSE, "invalid \\u escape at byte %zu", i);
-		return 0;
-	}
-	if (memcmp(p + i + 2, "0000", 4) == 0) {
-		diag_set(d, DIAG_EPARSE,
-			 "NUL character in a string at byte %zu", i);
-		return 0;
-	}
-	return 6;
-}
+	unsigned v = 0;
 
-/* One byte that matters inside a string; returns bytes consumed, 0 on an error. */
-static size_t scan_string_byte(const unsigned char *p, size_t i, size_t len,
-			       bool *in_string, struct diag *d)
-{
-	unsigned char c = p[i];
+	for (int i = 0; i < 4; i++) {
+		unsigned char c = s[i];
 
-	if (c == '"') {
-		*in_string = false;
-		return 1;
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
 	}
-	if (c < 0x20) {
-		diag_set(d, DIAG_EPARSE,
-			 "control character in a string at byte %zu", i);
-		return 0;
-	}
-	if (c == '\\' && i + 1 < len && p[i + 1] == 'u')
-		return scan_unicode_escape(p, i, len, d);
-	/* a backslash and the escaped byte (a non-ASCII one is checked next round) */
-	return c == '\\' && i + 1 < len && p[i + 1] < 0x80 ? 2 : 1;
-}
-
-/* One byte outside strings; returns false on an error. */
-static bool scan_structure_byte(unsigned char c, size_t i, size_t *depth,
-				bool *in_string, struct diag *d)
-{
-	if (c == '"') {
-		*in_string = true;
-	} else if (c == '[' || c == '{') {
-		if (++*depth > BOUND_JSON_DEPTH) {
-			diag_set(d, DIAG_EPARSE,
-				 "nesting deeper than %d levels at byte %zu",
-				 BOUND_JSON_DEPTH, i);
-			return false;
-		}
-	} else if (c == ']' || c == '}') {
-		if (*depth > 0)
-			--*depth;
-	} else if (c < 0x20 && !json_space(c)) {
-		diag_set(d, DIAG_EPARSE, "control character at byte %zu", i);
-		return false;
-	}
-	return true;
-}
-
-/*
- * One pass over the bytes: UTF-8 validity, nesting depth, no NUL escape, no raw
- * control characters (which cJSON would accept). ASCII takes a few instructions per
- * byte, string contents about one.
- */
-static int json_prescan(const char *buf, size_t len, struct diag *d)
-{
-	const unsigned char *p = (const unsigned char *)buf;
-	size_t i = 0, depth = 0;
-	bool in_string = false;
-
-	while (i < len) {
-		size_t n;
-
-		if (in_string && (i = json_scan_plain(p, i, len)) == len)
-			break;
-		if (p[i] >= 0x80) {
-			n = str_utf8_sequence(p + i, len - i);
-			if (n == 0)
-				return diag_set(d, DIAG_EPARSE,
-						"invalid UTF-8 at byte %zu", i);
-		} else if (in_string) {
-			n = scan_string_byte(p, i, len, &in_string, d);
-			if (n == 0)
-				return DIAG_EPARSE;
-		} else {
-			if (!scan_structure_byte(p[i], i, &depth, &in_string,
-						 d))
-				return DIAG_EPARSE;
-			n = 1;
-		}
-		i += n;
-	}
+	*out = v;
 	return 0;
 }
 
-static bool only_whitespace(const char *p, const char *end)
+/*
+ * A \u escape at i (the backslash): its length (6, or 12 for a surrogate pair) and
+ * code point, or 0 when invalid. U+0000 would truncate a C string and a lone
+ * surrogate is no character: both are refused.
+ */
+static size_t unicode_escape(const unsigned char *p, size_t i, size_t len,
+			     uint32_t *cp)
 {
-	for (; p < end; p++) {
-		if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
-			return false;
+	unsigned hi, lo;
+
+	if (len - i < 6 || hex4(p + i + 2, &hi) != 0 || hi == 0 ||
+	    (hi >= 0xdc00 && hi <= 0xdfff))
+		return 0;
+	if (hi < 0xd800 || hi > 0xdbff) {
+		*cp = hi;
+		return 6;
 	}
-	return true;
+	if (len - i < 12 || p[i + 6] != '\\' || p[i + 7] != 'u' ||
+	    hex4(p + i + 8, &lo) != 0 || lo < 0xdc00 || lo > 0xdfff)
+		return 0;
+	*cp = 0x10000 + (((hi & 0x3ff) << 10) | (lo & 0x3ff));
+	return 12;
+}
+
+/* The length of the escape at i, 0 when invalid; its decoded code point in *cp. */
+static size_t escape(const unsigned char *p, size_t i, size_t len, uint32_t *cp)
+{
+	static const char from[] = "bfnrt\"\\/", to[] = "\b\f\n\r\t\"\\/";
+	const char *hit;
+
+	if (i + 1 >= len)
+		return 0;
+	if (p[i + 1] == 'u')
+		return unicode_escape(p, i, len, cp);
+	hit = p[i + 1] ? strchr(from, p[i + 1]) : NULL;
+	if (hit == NULL)
+		return 0;
+	*cp = (unsigned char)to[hit - from];
+	return 2;
+}
+
+/* Why the escape at i is refused. */
+static const char *escape_error(const unsigned char *p, size_t i, size_t len)
+{
+	if (i + 1 < len && p[i + 1] == 'u') {
+		if (len - i >= 6 && memcmp(p + i + 2, "0000", 4) == 0)
+			return "NUL character in a string";
+		return "invalid \\u escape";
+	}
+	return "invalid escape";
+}
+
+/* Validates the string whose opening quote is at ps->pos; sets *end (the closing
+ * quote) and advances past it. */
+static int scan_string(struct parser *ps, size_t *end)
+{
+	size_t i = ps->pos + 1, n;
+	uint32_t cp;
+
+	for (;;) {
+		i = json_scan_plain(ps->p, i, ps->len);
+		ps->pos = i;
+		if (i >= ps->len)
+			return fail(ps, "unterminated string");
+		if (ps->p[i] == '"')
+			break;
+		if (ps->p[i] < 0x20)
+			return fail(ps, "control character in a string");
+		if (ps->p[i] >= 0x80)
+			n = str_utf8_sequence(ps->p + i, ps->len - i);
+		else if ((n = escape(ps->p, i, ps->len, &cp)) == 0)
+			return fail(ps, escape_error(ps->p, i, ps->len));
+		if (n == 0)
+			return fail(ps, "invalid UTF-8");
+		i += n;
+	}
+	*end = i;
+	ps->pos = i + 1;
+	return 0;
+}
+
+static size_t put_utf8(char *out, uint32_t cp)
+{
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (char)(0xc0 | (cp >> 6));
+		out[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		out[0] = (char)(0xe0 | (cp >> 12));
+		out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		out[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | (cp >> 18));
+	out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+	out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	out[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/* Decodes the validated bytes (start, end) into a new NUL-terminated string. Escapes
+ * never decode longer than they are written, so end - start bytes suffice. */
+static char *decode(struct parser *ps, size_t start, size_t end)
+{
+	const unsigned char *p = ps->p;
+	char *out = alloc(ps, end - start + 1);
+	size_t i = start, n = 0;
+
+	if (out == NULL)
+		return NULL;
+	while (i < end) {
+		uint32_t cp = 0; /* set by escape(): the string was validated */
+
+		if (p[i] != '\\') {
+			out[n++] = (char)p[i++];
+			continue;
+		}
+		i += escape(p, i, end + 1, &cp);
+		n += put_utf8(out + n, cp);
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* Reads a string; *out gets it decoded when out is not NULL. */
+static int take_string(struct parser *ps, char **out)
+{
+	size_t start = ps->pos + 1, end = start;
+	int rc = scan_string(ps, &end);
+
+	if (rc != 0 || out == NULL)
+		return rc;
+	*out = decode(ps, start, end);
+	return *out ? 0 : out_of_memory(ps);
+}
+
+/* ---- scalars ---- */
+
+static size_t digits(const struct parser *ps, size_t i)
+{
+	while (i < ps->len && ps->p[i] >= '0' && ps->p[i] <= '9')
+		i++;
+	return i;
+}
+
+/*
+ * RFC 8259's number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?. The length
+ * of the one at ps->pos, 0 if there is none (leading zeros, "1.", "1e", "+1" and
+ * ".5" are not numbers).
+ */
+static size_t number_length(const struct parser *ps)
+{
+	size_t i = ps->pos, j;
+
+	if (i < ps->len && ps->p[i] == '-')
+		i++;
+	if (i < ps->len && ps->p[i] == '0') {
+		if (++i < ps->len && ps->p[i] >= '0' && ps->p[i] <= '9')
+			return 0; /* a leading zero */
+	} else if ((j = digits(ps, i)) > i)
+		i = j;
+	else
+		return 0;
+	if (i < ps->len && ps->p[i] == '.') {
+		if ((j = digits(ps, i + 1)) == i + 1)
+			return 0;
+		i = j;
+	}
+	if (i < ps->len && (ps->p[i] | 0x20) == 'e') {
+		i++;
+		if (i < ps->len && (ps->p[i] == '+' || ps->p[i] == '-'))
+			i++;
+		if ((j = digits(ps, i)) == i)
+			return 0;
+		i = j;
+	}
+	return i - ps->pos;
+}
+
+static int take_number(struct parser *ps, cJSON **out)
+{
+	char small[64], *text = small;
+	size_t n = number_length(ps);
+	double v;
+
+	if (n == 0)
+		return fail(ps, "invalid number");
+	if (out == NULL) {
+		ps->pos += n;
+		return 0;
+	}
+	/* strtod needs a terminated copy; the grammar was checked above */
+	if (n >= sizeof(small) && (text = mem_alloc(n + 1)) == NULL)
+		return out_of_memory(ps);
+	memcpy(text, ps->p + ps->pos, n);
+	text[n] = '\0';
+	v = strtod(text, NULL);
+	if (text != small)
+		mem_free(text);
+	ps->pos += n;
+	if ((*out = new_node(ps, cJSON_Number)) == NULL)
+		return out_of_memory(ps);
+	(*out)->valuedouble = v;
+	/* as cJSON_CreateNumber: the int view saturates */
+	(*out)->valueint = v >= INT_MAX	  ? INT_MAX
+			   : v <= INT_MIN ? INT_MIN
+					  : (int)v;
+	return 0;
+}
+
+static int take_literal(struct parser *ps, cJSON **out)
+{
+	static const struct {
+		const char *text;
+		int type;
+	} literals[] = { { "null", cJSON_NULL },
+			 { "false", cJSON_False },
+			 { "true", cJSON_True } };
+
+	for (size_t i = 0; i < sizeof(literals) / sizeof(literals[0]); i++) {
+		size_t n = strlen(literals[i].text);
+
+		if (ps->len - ps->pos < n ||
+		    memcmp(ps->p + ps->pos, literals[i].text, n) != 0)
+			continue;
+		ps->pos += n;
+		if (out == NULL)
+			return 0;
+		*out = new_node(ps, literals[i].type);
+		if (*out == NULL)
+			return out_of_memory(ps);
+		(*out)->valueint =
+			literals[i].type == cJSON_True; /* as cJSON */
+		return 0;
+	}
+	return fail(ps, "not valid JSON");
+}
+
+/* ---- values, objects, arrays ---- */
+
+static int take_value(struct parser *ps, struct how how, cJSON **out);
+
+/* The way to take a member of an object taken with `how`. */
+static struct how member_how(struct how how, const char *key)
+{
+	if (how.take != PRUNE)
+		return how; /* SKIP and FULL go all the way down */
+	if (how.members == NULL)
+		return (struct how){ FULL, NULL, false };
+	for (const struct json_keep *k = how.members; k->key; k++) {
+		if (strcmp(k->key, key) == 0)
+			return (struct how){ k->members ? PRUNE : FULL,
+					     k->members, k->each };
+	}
+	return (struct how){ SKIP, NULL, false };
+}
+
+static int enter(struct parser *ps)
+{
+	if (++ps->depth > BOUND_JSON_DEPTH)
+		return diag_set(ps->d, DIAG_EPARSE,
+				"nesting deeper than %d levels at byte %zu",
+				BOUND_JSON_DEPTH, ps->pos);
+	ps->pos++; /* the bracket */
+	skip_space(ps);
+	return 0;
+}
+
+/* After an element: ',' (true, more follow) or the closing bracket (false). */
+static int next_or_close(struct parser *ps, char close, bool *more)
+{
+	skip_space(ps);
+	if (ps->pos < ps->len && ps->p[ps->pos] == ',') {
+		ps->pos++;
+		*more = true;
+		return 0;
+	}
+	if (ps->pos < ps->len && ps->p[ps->pos] == close) {
+		ps->pos++;
+		ps->depth--;
+		*more = false;
+		return 0;
+	}
+	return fail(ps, "not valid JSON");
+}
+
+static int take_member(struct parser *ps, struct how how, cJSON *obj)
+{
+	char *key = NULL;
+	cJSON *child = NULL;
+	bool want_key = how.take != SKIP;
+	struct how child_how;
+	int rc;
+
+	skip_space(ps);
+	if (ps->pos >= ps->len || ps->p[ps->pos] != '"')
+		return fail(ps, "not valid JSON");
+	rc = take_string(ps, want_key ? &key : NULL);
+	skip_space(ps);
+	if (rc == 0 && (ps->pos >= ps->len || ps->p[ps->pos++] != ':'))
+		rc = fail(ps, "not valid JSON");
+	child_how = rc == 0 && want_key ? member_how(how, key) : how;
+	if (rc == 0)
+		rc = take_value(ps, child_how,
+				child_how.take == SKIP ? NULL : &child);
+	if (rc == 0 && child) {
+		child->string = key; /* the node owns it now */
+		key = NULL;
+		append(obj, child);
+	}
+	if (ps->arena == NULL)
+		mem_free(key);
+	return rc;
+}
+
+static int take_object(struct parser *ps, struct how how, cJSON **out)
+{
+	cJSON *obj = NULL;
+	bool more = true;
+	int rc = enter(ps);
+
+	if (rc != 0)
+		return rc;
+	if (how.take == PRUNE && how.each)
+		how = (struct how){ FULL, NULL,
+				    false }; /* an array was expected */
+	if (out && (obj = new_node(ps, cJSON_Object)) == NULL)
+		return out_of_memory(ps);
+	if (ps->pos < ps->len && ps->p[ps->pos] == '}') {
+		ps->pos++;
+		ps->depth--;
+		more = false;
+	}
+	while (rc == 0 && more) {
+		rc = take_member(ps, how, obj);
+		if (rc == 0)
+			rc = next_or_close(ps, '}', &more);
+	}
+	if (rc != 0)
+		discard(ps, obj);
+	else if (out)
+		*out = obj;
+	return rc;
+}
+
+static int take_array(struct parser *ps, struct how how, cJSON **out)
+{
+	struct how element =
+		how.take == PRUNE && how.each
+			? (struct how){ PRUNE, how.members, false }
+			: (struct how){ how.take == SKIP ? SKIP : FULL, NULL,
+					false };
+	cJSON *arr = NULL;
+	bool more = true;
+	int rc = enter(ps);
+
+	if (rc != 0)
+		return rc;
+	if (out && (arr = new_node(ps, cJSON_Array)) == NULL)
+		return out_of_memory(ps);
+	if (ps->pos < ps->len && ps->p[ps->pos] == ']') {
+		ps->pos++;
+		ps->depth--;
+		more = false;
+	}
+	while (rc == 0 && more) {
+		cJSON *item = NULL;
+
+		rc = take_value(ps, element, arr ? &item : NULL);
+		if (rc == 0 && item)
+			append(arr, item);
+		if (rc == 0)
+			rc = next_or_close(ps, ']', &more);
+	}
+	if (rc != 0)
+		discard(ps, arr);
+	else if (out)
+		*out = arr;
+	return rc;
+}
+
+static int take_string_value(struct parser *ps, cJSON **out)
+{
+	char *text = NULL;
+	int rc = take_string(ps, out ? &text : NULL);
+
+	if (rc != 0 || out == NULL)
+		return rc;
+	*out = new_node(ps, cJSON_String);
+	if (*out == NULL) {
+		if (ps->arena == NULL)
+			mem_free(text);
+		return out_of_memory(ps);
+	}
+	(*out)->valuestring = text; /* the node owns it now */
+	return 0;
+}
+
+static int take_value(struct parser *ps, struct how how, cJSON **out)
+{
+	unsigned char c;
+
+	skip_space(ps);
+	if (ps->pos >= ps->len)
+		return fail(ps, "unexpected end");
+	c = ps->p[ps->pos];
+	if (how.take == SKIP)
+		out = NULL;
+	if (c == '{')
+		return take_object(ps, how, out);
+	if (c == '[')
+		return take_array(ps, how, out);
+	if (c == '"')
+		return take_string_value(ps, out);
+	if (c == '-' || (c >= '0' && c <= '9'))
+		return take_number(ps, out);
+	if (c < 0x20 && !is_space(c))
+		return fail(ps, "control character");
+	if (c >= 0x80)
+		return str_utf8_sequence(ps->p + ps->pos, ps->len - ps->pos)
+			       ? fail(ps, "not valid JSON")
+			       : fail(ps, "invalid UTF-8");
+	return take_literal(ps, out);
+}
+
+/* After the value only whitespace may follow. */
+static int check_tail(struct parser *ps)
+{
+	skip_space(ps);
+	if (ps->pos == ps->len)
+		return 0;
+	if (ps->p[ps->pos] < 0x20)
+		return fail(ps, "control character");
+	return diag_set(ps->d, DIAG_EPARSE,
+			"unexpected data after the JSON value at byte %zu",
+			ps->pos);
+}
+
+int json_parse_with(const char *buf, size_t len, const struct json_keep *keep,
+		    struct mem_arena *arena, cJSON **ret_root, struct diag *d)
+{
+	struct parser ps = { (const unsigned char *)buf, len, 0, 0, arena, d };
+	cJSON *root = NULL;
+	int rc;
+
+	*ret_root = NULL;
+	/* RFC 8259 lets a parser ignore a byte-order mark (section 8.1) */
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+		ps.pos = 3;
+	skip_space(&ps);
+	if (ps.pos == len)
+		return diag_set(d, DIAG_EPARSE, "empty document");
+	rc = take_value(&ps, (struct how){ PRUNE, keep, false }, &root);
+	if (rc == 0)
+		rc = check_tail(&ps);
+	if (rc != 0) {
+		discard(&ps, root);
+		return rc;
+	}
+	*ret_root = root;
+	return 0;
 }
 
 int json_parse(const char *buf, size_t len, cJSON **ret_root, struct diag *d)
 {
-	const char *end = NULL;
-	cJSON *root;
-	int rc;
+	return json_parse_with(buf, len, NULL, NULL, ret_root, d);
+}
 
-	*ret_root = NULL;
-	if (len == 0 || only_whitespace(buf, buf + len))
-		return diag_set(d, DIAG_EPARSE, "empty document");
-	rc = json_prescan(buf, len, d);
-	if (rc != 0)
-		return rc;
-	root = cJSON_ParseWithLengthOpts(buf, len, &end, false);
-	if (root == NULL) {
-		if (end == NULL || end < buf || end > buf + len)
-			return diag_set(d, DIAG_EPARSE, "not valid JSON");
-		return diag_set(d, DIAG_EPARSE, "not valid JSON (at byte %zu)",
-				(size_t)(end - buf));
+void json_prune_tree(cJSON *root, const struct json_keep *members)
+{
+	cJSON *child =
+		root && cJSON_IsObject(root) && members ? root->child : NULL;
+
+	while (child) {
+		cJSON *next = child->next;
+		struct how how = member_how(
+			(struct how){ PRUNE, members, false }, child->string);
+
+		if (how.take == SKIP) {
+			cJSON_Delete(cJSON_DetachItemViaPointer(root, child));
+		} else if (how.take == PRUNE && !how.each &&
+			   cJSON_IsObject(child)) {
+			json_prune_tree(child, how.members);
+		} else if (how.take == PRUNE && how.each &&
+			   cJSON_IsArray(child)) {
+			cJSON *item;
+
+			cJSON_ArrayForEach(item, child)
+				json_prune_tree(item, how.members);
+		}
+		child = next;
 	}
-	if (!only_whitespace(end, buf + len)) {
-		cJSON_Delete(root);
-		return diag_set(
-			d, DIAG_EPARSE,
-			"unexpected data after the JSON value at byte %zu",
-			(size_t)(end - buf));
-	}
-	*ret_root = root;
-	return 0;
 }
 
 enum json_lookup json_member(const cJSON *obj, const char *key, int type_mask,

@@ -94,7 +94,7 @@ int kube_list_page_parse(const char *body, size_t len,
 	const cJSON *items = NULL, *item;
 	cJSON *root = NULL;
 	size_t n = 0;
-	int rc = json_parse_pruned(body, len, members, &root, d);
+	int rc = json_parse_with(body, len, members, NULL, &root, d);
 
 	*ret_items = 0;
 	if (rc == 0 && !cJSON_IsObject(root))

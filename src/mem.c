@@ -17,11 +17,7 @@
 static atomic_long fail_countdown = -1;
 static atomic_int failure_fired;
 
-/* The arena entered on this thread, if any (see mem_arena_enter). */
-static _Thread_local struct mem_arena *thread_arena;
-
-#define ARENA_ALIGN  16
-#define ARENA_HEADER 16 /* each block starts with its size, for realloc */
+#define ARENA_ALIGN 16
 
 struct mem_arena_chunk {
 	struct mem_arena_chunk *next;
@@ -47,19 +43,6 @@ static int injected_failure(void)
 
 /* ---- the arena ---- */
 
-static bool arena_owns(const struct mem_arena *a, const void *ptr)
-{
-	const char *p = ptr;
-
-	if (a->first && p >= a->first && p < a->first + a->first_size)
-		return true;
-	for (const struct mem_arena_chunk *c = a->chunks; c; c = c->next) {
-		if (p >= c->data && p < c->data + c->size)
-			return true;
-	}
-	return false;
-}
-
 static bool arena_grow(struct mem_arena *a, size_t need)
 {
 	size_t size = a->size * 2 > need ? a->size * 2 : need;
@@ -84,42 +67,35 @@ static bool arena_grow(struct mem_arena *a, size_t need)
 	return true;
 }
 
-static void *arena_alloc(struct mem_arena *a, size_t size)
+void *mem_arena_alloc(struct mem_arena *a, size_t size)
 {
-	size_t need = ARENA_HEADER +
-		      ((size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1));
+	size_t need = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
 	char *block;
 
-	if (size > a->max || (a->used + need > a->size && !arena_grow(a, need)))
+	if (injected_failure())
+		return NULL;
+	if (need == 0)
+		need = ARENA_ALIGN;
+	if (size > a->max) {
+		a->exhausted = true;
+		return NULL;
+	}
+	if (a->used + need > a->size && !arena_grow(a, need))
 		return NULL;
 	block = a->buf + a->used;
 	a->used += need;
-	memcpy(block, &size, sizeof(size));
-	return block + ARENA_HEADER;
+	return block;
 }
 
 void mem_arena_init(struct mem_arena *a, void *buf, size_t size, size_t max)
 {
 	memset(a, 0, sizeof(*a));
-	a->first = a->buf = buf;
-	a->first_size = a->size = buf ? size : 0;
+	a->buf = buf;
+	a->size = buf ? size : 0;
 	a->max = max;
 }
 
-void mem_arena_enter(struct mem_arena *a)
-{
-	a->allocating = true;
-	thread_arena = a;
-}
-
-void mem_arena_detach(struct mem_arena *a)
-{
-	a->allocating = false;
-	if (thread_arena == a)
-		thread_arena = NULL;
-}
-
-void mem_arena_leave(struct mem_arena *a)
+void mem_arena_release(struct mem_arena *a)
 {
 	while (a->chunks) {
 		struct mem_arena_chunk *next = a->chunks->next;
@@ -127,9 +103,8 @@ void mem_arena_leave(struct mem_arena *a)
 		free(a->chunks);
 		a->chunks = next;
 	}
-	a->allocating = false;
-	if (thread_arena == a)
-		thread_arena = NULL;
+	a->buf = NULL;
+	a->size = a->used = 0;
 }
 
 /* ---- the wrapper ---- */
@@ -138,54 +113,27 @@ void *mem_alloc(size_t size)
 {
 	if (injected_failure())
 		return NULL;
-	if (thread_arena && thread_arena->allocating)
-		return arena_alloc(thread_arena, size);
 	return malloc(size == 0 ? 1 : size);
 }
 
 void *mem_calloc(size_t nmemb, size_t size)
 {
-	void *p;
-
 	if (injected_failure())
 		return NULL;
 	if (nmemb == 0 || size == 0)
 		nmemb = size = 1;
-	if (thread_arena && thread_arena->allocating) {
-		if (size > SIZE_MAX / nmemb)
-			return NULL;
-		p = arena_alloc(thread_arena, nmemb * size);
-		if (p)
-			memset(p, 0, nmemb * size);
-		return p;
-	}
 	return calloc(nmemb, size);
 }
 
 void *mem_realloc(void *ptr, size_t size)
 {
-	size_t old;
-	void *fresh;
-
-	if (ptr == NULL || thread_arena == NULL ||
-	    !arena_owns(thread_arena, ptr)) {
-		if (injected_failure())
-			return NULL;
-		if (ptr == NULL && thread_arena && thread_arena->allocating)
-			return arena_alloc(thread_arena, size);
-		return realloc(ptr, size == 0 ? 1 : size);
-	}
-	memcpy(&old, (char *)ptr - ARENA_HEADER, sizeof(old));
-	fresh = mem_alloc(size);
-	if (fresh)
-		memcpy(fresh, ptr, old < size ? old : size);
-	return fresh;
+	if (injected_failure())
+		return NULL;
+	return realloc(ptr, size == 0 ? 1 : size);
 }
 
 void mem_free(void *ptr)
 {
-	if (ptr && thread_arena && arena_owns(thread_arena, ptr))
-		return; /* released with the arena */
 	free(ptr);
 }
 

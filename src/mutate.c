@@ -53,6 +53,7 @@ struct pod_view {
 	bool has_volumes, has_annotations, has_metadata;
 	struct container_ref *containers;
 	size_t n_containers;
+	bool out_of_memory; /* why reading stopped, rather than a problem */
 	char problem[200];
 };
 
@@ -388,8 +389,10 @@ static bool read_containers(struct pod_view *v, const cJSON *spec)
 		return set_problem(v, "more than %d containers",
 				   BOUND_CONTAINERS);
 	v->containers = mem_calloc(n ? n : 1, sizeof(*v->containers));
-	if (v->containers == NULL)
+	if (v->containers == NULL) {
+		v->out_of_memory = true;
 		return set_problem(v, "out of memory");
+	}
 	i = 0;
 	cJSON_ArrayForEach(item, init) {
 		if (!read_container(v, item, true, i++))
@@ -2008,10 +2011,7 @@ int mutate_pod(const struct mutate_input *in,
 	} else if (!any_trigger(&c)) {
 		m->outcome = MUTATE_NO_MATCH;
 	} else if (!read_pod(&c)) {
-		rc = c.v.containers == NULL &&
-				     strcmp(c.v.problem, "out of memory") == 0
-			     ? DIAG_ENOMEM
-			     : not_understood(&c);
+		rc = c.v.out_of_memory ? DIAG_ENOMEM : not_understood(&c);
 	} else {
 		rc = apply_all(&c);
 	}
@@ -2032,8 +2032,7 @@ int mutate_check_pod(const cJSON *pod, struct diag *d)
 	int rc = 0;
 
 	if (!read_pod(&c))
-		rc = c.v.containers == NULL &&
-				     strcmp(c.v.problem, "out of memory") == 0
+		rc = c.v.out_of_memory
 			     ? diag_set(d, DIAG_ENOMEM, "out of memory")
 			     : diag_set(d, DIAG_EPARSE,
 					"not a Pod we can read: %s",

@@ -2,8 +2,8 @@
  * review: the admission pipeline that `serve`, `mutate`, `audit` and the
  * allocation-failure sweep share. Decoding a request body puts its tree in an
  * arena owned by the review (hundreds of small blocks that die together),
- * entered only for the parse itself: nothing after decoding depends on the
- * thread that decoded, so a review can wait for a ServiceAccount lookup on
+ * passed to the parser: nothing after decoding depends on the thread that
+ * decoded, so a review can wait for a ServiceAccount lookup on
  * another thread without being parsed again.
  */
 #include "review.h"
@@ -62,9 +62,8 @@ int review_decode(const char *body, size_t len, struct review **ret,
 	mem_arena_init(&r->arena, b->first, sizeof(b->first),
 		       ARENA_BYTES_PER_BODY_BYTE * len + sizeof(b->first));
 	r->tree_in_arena = true;
-	mem_arena_enter(&r->arena);
-	rc = admission_decode_pruned(body, len, mutate_pod_members, &r->req, d);
-	mem_arena_detach(&r->arena);
+	rc = admission_decode_pruned(body, len, mutate_pod_members, &r->arena,
+				     &r->req, d);
 	if (rc != 0 && r->arena.exhausted) {
 		diag_clear(d);
 		rc = diag_set(d, DIAG_ELIMIT,
@@ -185,7 +184,7 @@ void review_free(struct review *r)
 	mutation_free(&r->m);
 	if (r->tree_in_arena) {
 		/* The tree's blocks go with the arena, from whichever thread. */
-		mem_arena_leave(&r->arena);
+		mem_arena_release(&r->arena);
 	} else {
 		admission_request_free(&r->req);
 	}

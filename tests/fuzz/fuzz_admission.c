@@ -129,7 +129,7 @@ static void check_pruned_agrees(struct mutation *m, int rc, const char *body,
 	size_t n, pn;
 	bool same;
 
-	if (admission_decode_pruned(body, len, mutate_pod_members, &req,
+	if (admission_decode_pruned(body, len, mutate_pod_members, NULL, &req,
 				    NULL) != 0) {
 		fprintf(stderr, "pruned decode refuses what decode accepts\n");
 		abort();
@@ -170,8 +170,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_properties(&req, sa, &m);
 		encode(&req, &m);
 		admission_request_free(&req);
-	} else if (admission_decode_pruned(body, body_len, NULL, &req, NULL) ==
-		   0) {
+	} else if (admission_decode_pruned(body, body_len, NULL, NULL, &req,
+					   NULL) == 0) {
 		fprintf(stderr, "pruned decode accepts what decode refuses\n");
 		abort();
 	}

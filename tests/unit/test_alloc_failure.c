@@ -93,7 +93,7 @@ static int op_decode(void *arg)
 	struct mutate_case *mc = arg;
 	struct admission_request req;
 	int rc = admission_decode_pruned(mc->review, mc->review_len,
-					 mutate_pod_members, &req, NULL);
+					 mutate_pod_members, NULL, &req, NULL);
 
 	if (rc == 0)
 		admission_request_free(&req);

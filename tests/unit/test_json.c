@@ -1,7 +1,8 @@
 /*
- * The strict JSON front end: the pre-scan's verdicts at the edges of its fast paths,
- * and the pruning parser held to the same verdict on every input, with the tree it
- * keeps equal to the whole tree cut down by the same schema.
+ * The one JSON reader: its verdicts at the edges of its fast paths, RFC 8259's
+ * refusals, the same verdict with a keep-schema (the tree it keeps equal to the
+ * whole tree cut down by the same schema, on the heap and in an arena), and
+ * out-of-memory reported as DIAG_ENOMEM.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +18,6 @@
 #include "admission.h"
 #include "fileio.h"
 #include "json.h"
-#include "json_prune.h"
 #include "mem.h"
 #include "mutate.h"
 #include "strutil.h"
@@ -26,25 +26,38 @@ static const struct json_keep keep_nothing[] = { { NULL, NULL, false } };
 static const struct json_keep keep_k[] = { { "k", NULL, false },
 					   { NULL, NULL, false } };
 
-/* Whether the pruned parse of text gives the full tree cut down by schema. */
+/*
+ * Whether the kept parse of text (on the heap, and in an arena) gives the full tree
+ * cut down by schema; its verdict.
+ */
 static int pruned_matches(const char *text, size_t len, const cJSON *full,
 			  const struct json_keep *schema, struct diag *d)
 {
-	cJSON *pruned = NULL, *expected = cJSON_Duplicate(full, true);
-	int rc = json_parse_pruned(text, len, schema, &pruned, d);
+	_Alignas(16) char first[64];
+	struct mem_arena arena;
+	cJSON *pruned = NULL, *in_arena = NULL,
+	      *expected = cJSON_Duplicate(full, true);
+	int rc = json_parse_with(text, len, schema, NULL, &pruned, d);
 
 	assert_true(full == NULL || expected != NULL);
 	json_prune_tree(expected, schema);
 	if (rc == 0 && !cJSON_Compare(pruned, expected, true))
 		fail_msg("pruned tree differs for %.*s", (int)len, text);
+	mem_arena_init(&arena, first, sizeof(first), 1 << 20);
+	assert_int_equal(
+		json_parse_with(text, len, schema, &arena, &in_arena, NULL),
+		rc);
+	if (rc == 0 && !cJSON_Compare(in_arena, expected, true))
+		fail_msg("arena tree differs for %.*s", (int)len, text);
+	mem_arena_release(&arena);
 	cJSON_Delete(pruned);
 	cJSON_Delete(expected);
 	return rc;
 }
 
 /*
- * json_parse()'s verdict, after checking that json_parse_pruned() gives the same one
- * with two schemas (d: the pruned parser's reason when both refuse).
+ * json_parse()'s verdict, after checking that json_parse_with() gives the same one
+ * with two schemas (pruned_d: its reason then).
  */
 static int parse(const char *text, size_t len, struct diag *full_d,
 		 struct diag *pruned_d)
@@ -164,21 +177,25 @@ static void test_embedded_nul_byte_and_trailing_data(void **state)
 	expect_bad("   \n", 4, "empty document");
 }
 
-/* cJSON's leniencies and refusals, each of which the pruned parser must share. */
-static void test_pruned_parser_agrees(void **state)
+/* RFC 8259's grammar: what it accepts, and what it refuses (cJSON's leniencies
+ * included: leading zeros and "1." were accepted before the one reader). */
+static void test_rfc8259_grammar(void **state)
 {
 	static const char *const accepted[] = {
 		"{\"k\":-0}",
 		"{\"k\":1e5}",
 		"{\"k\":1E+5}",
 		"{\"k\":-1.5e-3}",
-		"{\"k\":01}", /* cJSON takes leading zeros (strtod does) */
-		"{\"k\":1.}",
+		"{\"k\":0.5}",
+		"{\"k\":-0.0e-0}",
+		"{\"k\":10}",
 		"{\"k\":1e308}",
 		"[true,false,null]",
 		"\xef\xbb\xbf{\"k\":1}", /* a byte-order mark */
 		"\xef\xbb\xbf"
 		"77",
+		"\xef\xbb\xbf"
+		"7", /* a byte-order mark may be ignored (RFC 8259, 8.1) */
 		"{\"k\":\"\\ud83d\\ude00 \\u00e9 \\b\\f\\n\\r\\t\\/\"}",
 		"{\"k\":{\"k\":[1,{\"k\":2}]},\"j\":3}",
 		"  \"text\"  ",
@@ -219,8 +236,19 @@ static void test_pruned_parser_agrees(void **state)
 		"{\"k\":\"\\ud83d\\u0041\"}",
 		"{\"k\":\"a\\\"}",
 		"\xef\xbb\xbf",
-		"\xef\xbb\xbf"
-		"7", /* cJSON skips a mark only before 2+ bytes */
+		"{\"k\":01}", /* no leading zeros */
+		"{\"k\":00}",
+		"{\"k\":-01}",
+		"{\"k\":1.}", /* a fraction has digits */
+		"{\"k\":1.e5}",
+		"{\"k\":1e+}",
+		"{\"k\":1.5e}",
+		"{\"k\":-.5}",
+		"{\"k\":1e5.5}",
+		"{\"k\":- 1}",
+		"{\"k\":Infinity}",
+		"{\"k\":NaN}",
+		"[1,2]]",
 		" \xef\xbb\xbf{}",
 		"[1,\xef\xbb\xbf"
 		"2]",
@@ -242,6 +270,53 @@ static void test_pruned_parser_agrees(void **state)
 			fail_msg("accepted %s", refused[i]);
 	}
 	expect_bad("{\"k\":\"\\uZZZZ\"}", 13, "invalid \\u escape");
+	expect_bad("{\"k\":01}", 8, "invalid number at byte 5");
+	expect_bad("{\"k\":1.}", 8, "invalid number at byte 5");
+}
+
+/* Out of memory is DIAG_ENOMEM, never a parse error, at every allocation of a
+ * parse, on the heap and in an arena (an exhausted arena too). */
+static void test_out_of_memory_is_enomem(void **state)
+{
+	static const char text[] =
+		"{\"a\":[1,\"two\",{\"k\":null}],\"b\":true,\"c\":\"x\\u00e9\"}";
+	_Alignas(16) char first[32];
+	struct mem_arena arena;
+	cJSON *root = NULL;
+	struct diag d;
+	int rc;
+
+	(void)state;
+	for (long n = 0;; n++) {
+		diag_clear(&d);
+		mem_fail_after(n);
+		rc = json_parse(text, strlen(text), &root, &d);
+		mem_fail_after(-1);
+		if (rc == 0)
+			break;
+		assert_int_equal(rc, DIAG_ENOMEM);
+		assert_null(root);
+	}
+	cJSON_Delete(root);
+	for (long n = 0;; n++) {
+		mem_arena_init(&arena, NULL, 0, 1 << 20);
+		diag_clear(&d);
+		mem_fail_after(n);
+		rc = json_parse_with(text, strlen(text), NULL, &arena, &root,
+				     &d);
+		mem_fail_after(-1);
+		mem_arena_release(&arena);
+		if (rc == 0)
+			break;
+		assert_int_equal(rc, DIAG_ENOMEM);
+	}
+	diag_clear(&d);
+	mem_arena_init(&arena, first, sizeof(first), 16);
+	assert_int_equal(
+		json_parse_with(text, strlen(text), NULL, &arena, &root, &d),
+		DIAG_ENOMEM);
+	assert_true(arena.exhausted);
+	mem_arena_release(&arena);
 }
 
 static char *slurp(const char *name, size_t *len)
@@ -308,7 +383,7 @@ static void test_pruned_review_is_the_mutators_view(void **state)
 	(void)state;
 	assert_int_equal(admission_decode(body, len, &full, NULL), 0);
 	assert_int_equal(admission_decode_pruned(body, len, mutate_pod_members,
-						 &pruned, NULL),
+						 NULL, &pruned, NULL),
 			 0);
 	assert_string_equal(full.uid, pruned.uid);
 	assert_string_equal(full.namespace, pruned.namespace);
@@ -322,8 +397,9 @@ static void test_pruned_review_is_the_mutators_view(void **state)
 		assert_null(at(pruned.root, gone[i]));
 	assert_non_null(at(full.root, "/request/object/spec/tolerations"));
 	/* without an object schema, the object is kept whole */
-	assert_int_equal(admission_decode_pruned(body, len, NULL, &whole, NULL),
-			 0);
+	assert_int_equal(
+		admission_decode_pruned(body, len, NULL, NULL, &whole, NULL),
+		0);
 	assert_true(cJSON_Compare(whole.object, full.object, true));
 	cJSON_Delete(expected_object);
 	admission_request_free(&full);
@@ -340,7 +416,8 @@ int main(void)
 		cmocka_unit_test(test_nul_escape_refused),
 		cmocka_unit_test(test_depth_limit_exact),
 		cmocka_unit_test(test_embedded_nul_byte_and_trailing_data),
-		cmocka_unit_test(test_pruned_parser_agrees),
+		cmocka_unit_test(test_rfc8259_grammar),
+		cmocka_unit_test(test_out_of_memory_is_enomem),
 		cmocka_unit_test(test_pruned_review_is_the_mutators_view),
 	};
 
