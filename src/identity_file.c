@@ -1,38 +1,20 @@
 /*
- * identity_file: a map behind a reference-counted snapshot, as profile_live
- * keeps profiles: the lock is held only to swap or take the pointer, so
- * requests never wait on a reload's parsing. A file's identity is what stat()
- * says after following links, which is what changes when Kubernetes swaps a
- * mounted ConfigMap's ..data link.
+ * identity_file: the identity map a running server uses, in a snapshot holder
+ * (snapshot.c) so requests never wait on a reload's parsing, and reloaded when
+ * the file's stamp (fileio.h) changes, which is also what happens when
+ * Kubernetes swaps a mounted ConfigMap's ..data link.
  */
 #include "identity_file.h"
-
-#include <pthread.h>
-#include <string.h>
-#include <sys/stat.h>
 
 #include "bounds.h"
 #include "fileio.h"
 #include "mem.h"
-
-struct stamp {
-	bool exists;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime, ctime;
-};
-
-struct snapshot {
-	struct identity_map *map;
-	unsigned long refs; /* guarded by the owner's lock */
-};
+#include "snapshot.h"
 
 struct identity_file {
 	char *path;
-	struct stamp seen; /* of the last attempt, good or not */
-	pthread_mutex_t lock;
-	struct snapshot *current;
+	struct file_stamp seen; /* of the last attempt, good or not */
+	struct snapshot_holder *holder;
 };
 
 int identity_file_load(const char *path, const struct profile_set *profiles,
@@ -51,43 +33,9 @@ int identity_file_load(const char *path, const struct profile_set *profiles,
 	return rc;
 }
 
-static void take_stamp(const char *path, struct stamp *s)
+static void free_map(void *map)
 {
-	struct stat st;
-
-	memset(s, 0, sizeof(*s));
-	if (stat(path, &st) != 0)
-		return;
-	s->exists = true;
-	s->dev = st.st_dev;
-	s->ino = st.st_ino;
-	s->size = st.st_size;
-	s->mtime = st.st_mtim;
-	s->ctime = st.st_ctim;
-}
-
-static bool same_time(struct timespec a, struct timespec b)
-{
-	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
-static bool same_stamp(const struct stamp *a, const struct stamp *b)
-{
-	if (!a->exists || !b->exists)
-		return a->exists == b->exists;
-	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	       same_time(a->mtime, b->mtime) && same_time(a->ctime, b->ctime);
-}
-
-static struct snapshot *snapshot_new(struct identity_map *map)
-{
-	struct snapshot *s = mem_alloc(sizeof(*s));
-
-	if (s) {
-		s->map = map;
-		s->refs = 1; /* the "current" reference */
-	}
-	return s;
+	identity_map_free(map);
 }
 
 int identity_file_open(const char *path, const struct profile_set *profiles,
@@ -102,9 +50,9 @@ int identity_file_open(const char *path, const struct profile_set *profiles,
 		mem_free(f);
 		return diag_set(d, DIAG_ENOMEM, "out of memory");
 	}
-	take_stamp(path, &f->seen);
+	file_stamp_take(path, &f->seen);
 	rc = identity_file_load(path, profiles, &map, d);
-	if (rc == 0 && (f->current = snapshot_new(map)) == NULL)
+	if (rc == 0 && snapshot_holder_new(map, free_map, &f->holder) != 0)
 		rc = diag_set(d, DIAG_ENOMEM, "out of memory");
 	if (rc != 0) {
 		identity_map_free(map);
@@ -112,7 +60,6 @@ int identity_file_open(const char *path, const struct profile_set *profiles,
 		mem_free(f);
 		return rc;
 	}
-	pthread_mutex_init(&f->lock, NULL);
 	*ret = f;
 	return 0;
 }
@@ -123,54 +70,31 @@ identity_file_reload(struct identity_file *f,
 		     struct diag *d)
 {
 	struct identity_map *map = NULL;
-	struct snapshot *fresh, *old;
-	struct stamp now;
+	struct file_stamp now;
 
-	take_stamp(f->path, &now);
-	if (!force && same_stamp(&now, &f->seen))
+	file_stamp_take(f->path, &now);
+	if (!force && file_stamp_equal(&now, &f->seen))
 		return IDENTITY_FILE_UNCHANGED;
 	f->seen = now; /* a broken file is reported once, not on every tick */
 	if (identity_file_load(f->path, profiles, &map, d) != 0)
 		return IDENTITY_FILE_FAILED;
-	fresh = snapshot_new(map);
-	if (fresh == NULL) {
+	if (snapshot_replace(f->holder, map) != 0) {
 		identity_map_free(map);
 		diag_set(d, DIAG_ENOMEM, "out of memory");
 		return IDENTITY_FILE_FAILED;
 	}
-	pthread_mutex_lock(&f->lock);
-	old = f->current;
-	f->current = fresh;
-	pthread_mutex_unlock(&f->lock);
-	identity_file_release(f, old);
 	return IDENTITY_FILE_RELOADED;
 }
 
 const struct identity_map *identity_file_acquire(struct identity_file *f,
 						 void **handle)
 {
-	struct snapshot *s;
-
-	pthread_mutex_lock(&f->lock);
-	s = f->current;
-	s->refs++;
-	pthread_mutex_unlock(&f->lock);
-	*handle = s;
-	return s->map;
+	return snapshot_acquire(f->holder, handle);
 }
 
 void identity_file_release(struct identity_file *f, void *handle)
 {
-	struct snapshot *s = handle;
-	bool last;
-
-	pthread_mutex_lock(&f->lock);
-	last = --s->refs == 0;
-	pthread_mutex_unlock(&f->lock);
-	if (last) {
-		identity_map_free(s->map);
-		mem_free(s);
-	}
+	snapshot_release(f->holder, handle);
 }
 
 const char *identity_file_path(const struct identity_file *f)
@@ -182,8 +106,7 @@ void identity_file_free(struct identity_file *f)
 {
 	if (f == NULL)
 		return;
-	identity_file_release(f, f->current);
-	pthread_mutex_destroy(&f->lock);
+	snapshot_holder_free(f->holder);
 	mem_free(f->path);
 	mem_free(f);
 }

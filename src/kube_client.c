@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,7 +30,7 @@ struct kube_client {
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 	pthread_mutex_t token_lock; /* guards the cached token */
 	char *token;
-	struct stat token_stat;
+	struct file_stamp token_stamp;
 };
 
 /* ---- memory files for inline PEM ---- */
@@ -200,28 +199,21 @@ void kube_client_free(struct kube_client *c)
 
 /* ---- the bearer token ---- */
 
-static bool same_file(const struct stat *a, const struct stat *b)
-{
-	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
-	       a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
 /* Re-reads the token file when it changed (kubelet rotates projected tokens). */
 static int refresh_token(struct kube_client *c, struct diag *d)
 {
-	struct stat st;
+	struct file_stamp st;
 	char *text = NULL;
 	size_t len = 0;
 	int rc;
 
-	if (stat(c->cfg.token_file, &st) != 0)
+	file_stamp_take(c->cfg.token_file, &st);
+	if (!st.exists)
 		return c->token ? 0
 				: diag_set(d, DIAG_EUNAVAIL,
 					   "cannot read the token file %s",
 					   c->cfg.token_file);
-	if (c->token && same_file(&st, &c->token_stat))
+	if (c->token && file_stamp_equal(&st, &c->token_stamp))
 		return 0;
 	rc = file_read(c->cfg.token_file, TOKEN_MAX_BYTES, &text, &len, d);
 	if (rc != 0)
@@ -233,7 +225,7 @@ static int refresh_token(struct kube_client *c, struct diag *d)
 		explicit_bzero(c->token, strlen(c->token));
 	mem_free(c->token);
 	c->token = text;
-	c->token_stat = st;
+	c->token_stamp = st;
 	return 0;
 }
 

@@ -14,7 +14,6 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "fileio.h"
@@ -32,20 +31,12 @@ struct bundle {
 	struct bundle *next_retired;
 };
 
-struct file_sig {
-	bool present;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime;
-};
-
 struct tls_store {
 	char *cert_path, *key_path;
 	int grace_seconds;
 	_Atomic(struct bundle *) current;
 	struct bundle *retired; /* touched by the reloading thread only */
-	struct file_sig last_cert, last_key;
+	struct file_stamp last_cert, last_key;
 	bool attempted;
 };
 
@@ -215,29 +206,6 @@ static int load_bundle(struct tls_store *s, struct bundle **ret, struct diag *d)
 
 /* ---- change detection and replacement ---- */
 
-static struct file_sig file_signature(const char *path)
-{
-	struct file_sig sig = { 0 };
-	struct stat st;
-
-	if (stat(path, &st) != 0)
-		return sig;
-	sig.present = true;
-	sig.dev = st.st_dev;
-	sig.ino = st.st_ino;
-	sig.size = st.st_size;
-	sig.mtime = st.st_mtim;
-	return sig;
-}
-
-static bool same_sig(const struct file_sig *a, const struct file_sig *b)
-{
-	return a->present == b->present && a->dev == b->dev &&
-	       a->ino == b->ino && a->size == b->size &&
-	       a->mtime.tv_sec == b->mtime.tv_sec &&
-	       a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
-
 static void free_expired(struct tls_store *s, time_t now, bool all)
 {
 	struct bundle **link = &s->retired;
@@ -256,14 +224,15 @@ static void free_expired(struct tls_store *s, time_t now, bool all)
 
 enum tls_reload tls_store_reload(struct tls_store *s, struct diag *d)
 {
-	struct file_sig cert = file_signature(s->cert_path);
-	struct file_sig key = file_signature(s->key_path);
+	struct file_stamp cert, key;
 	struct bundle *fresh = NULL, *old;
 	time_t now = time(NULL);
 
+	file_stamp_take(s->cert_path, &cert);
+	file_stamp_take(s->key_path, &key);
 	free_expired(s, now, false);
-	if (s->attempted && same_sig(&cert, &s->last_cert) &&
-	    same_sig(&key, &s->last_key))
+	if (s->attempted && file_stamp_equal(&cert, &s->last_cert) &&
+	    file_stamp_equal(&key, &s->last_key))
 		return TLS_UNCHANGED;
 	s->attempted = true;
 	s->last_cert = cert;
