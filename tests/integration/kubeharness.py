@@ -35,6 +35,12 @@ from harness import (HOST, Config, Server, ServerTestCase, env_of, pod, review, 
                      wait_until, write_atomic)
 from test_server import metric_value, parse_metrics, patched_pod
 
+
+def patient(within):
+    """A wait for something that should happen: at least harness.PATIENCE (stretched),
+    so a busy machine is never a failure; a passing test never waits for it."""
+    return max(within, scaled(harness.PATIENCE))
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakeapi"))
 from fake_apiserver import ApiError, FakeApiServer, make_test_pki  # noqa: E402
 
@@ -295,8 +301,10 @@ class KubeTestCase(ServerTestCase):
         return a
 
     def wait_arn(self, server, sa, expected, within, what, namespace=NAMESPACE):
-        """Polls admissions until the ARN is expected; fails after within seconds. Returns
-        the time it took (from the call)."""
+        """Polls admissions until the ARN is expected; fails after within seconds (at
+        least patient(): how a change arrived is asserted by the fake's records, never by
+        a busy machine's speed). Returns the time it took (from the call)."""
+        within = patient(within)
         started = time.monotonic()
         last = [None]
 
@@ -326,7 +334,9 @@ class KubeTestCase(ServerTestCase):
                 if n == "piw_sa_watch_restarts_total"}
 
     def wait_metric(self, server, name, predicate, within, what, **labels):
-        """Polls a metric until predicate(value); returns the value."""
+        """Polls a metric until predicate(value) (for at least patient(within));
+        returns the value."""
+        within = patient(within)
         last = [None]
 
         def check():
@@ -354,13 +364,14 @@ class KubeTestCase(ServerTestCase):
 
     def wait_requests(self, api, within, what, **counts):
         """Waits until the fake has recorded at least counts ({"list": 2, ...})."""
+        within = patient(within)
         self.assertTrue(api.wait(counts=counts, timeout=within),
                         "%s: the fake recorded %r, wanted %r" % (what, api.request_counts(),
                                                                  counts))
 
     def wait_watch(self, api, within=None, what="the watch"):
         """Waits until the webhook's watch is open."""
-        self.assertTrue(api.wait(open_watches=1, timeout=within or scaled(5)),
+        self.assertTrue(api.wait(open_watches=1, timeout=patient(within or 0)),
                         "%s is not open (%r)" % (what, api.state()))
 
     def pause_watch(self, api):
