@@ -256,7 +256,7 @@ class KubeTestCase(ServerTestCase):
         self.addCleanup(self._stop_server, server)
         self.addCleanup(self._check_admissions, server)   # runs before the stop
         server.start(wait_ready=wait_ready)
-        return server if wait_ready else server.wait_serving(scaled(10))
+        return server if wait_ready else server.wait_serving(patient(10))
 
     def _check_admissions(self, server):
         sent = server.admissions["sent"]
