@@ -284,12 +284,13 @@ class ReadinessTests(KubeTestCase):
     retried with backoff."""
 
     def test_ready_only_after_slow_first_list(self):
-        """The first list answer is delayed 2 s: /readyz is 503 (and the source_ready
-        gauge 0) until it arrives, 200 right after; an admission meanwhile is answered
-        (a live GET finds the ServiceAccount)."""
+        """The first list answer is delayed 5 s (room for a busy machine to look
+        meanwhile): /readyz is 503 (and the source_ready gauge 0) until it arrives, 200
+        right after; an admission meanwhile is answered (a live GET finds the
+        ServiceAccount)."""
         api = self.start_fake()
         api.create_sa(NAMESPACE, "ledger", annotations=aws("ledger"))
-        delay = 2.0
+        delay = 5.0
         api.fault_slow(int(delay * 1000), kinds=["list"])
         started = time.monotonic()
         server = self.start_kube(api, wait_ready=False)
@@ -319,7 +320,8 @@ class ReadinessTests(KubeTestCase):
         live GET for an existing ServiceAccount, 200 with a warning for a missing one."""
         api = self.start_fake()
         api.create_sa(NAMESPACE, "ledger", annotations=aws("ledger"))
-        api.fault_slow(int(scaled(3) * 1000), kinds=["list"])
+        # the list is held far longer than a busy machine needs for what follows
+        api.fault_slow(int(scaled(10) * 1000), kinds=["list"])
         server = self.start_kube(api, wait_ready=False)
         self.wait_requests(api, scaled(5), "the first list", list=1)
         self.assertEqual(server.readyz(), 503)
@@ -670,19 +672,20 @@ class WatchTests(KubeTestCase):
                            lambda api: api.fault_error(500, count=2, kinds=["watch"]), 2)
 
     def test_silent_watch_reconnected(self):
-        """--sa-watch-idle-timeout 1s: with bookmarks every 0.3 s the watch stays; once
-        the API stops sending anything, the webhook gives up on the stream within about
-        the idle timeout (1 s, plus the last bookmark, the reconnect backoff and 1 s of
-        slack) and reconnects (restart "dropped"), and still follows changes."""
+        """--sa-watch-idle-timeout 3s: with bookmarks every 0.3 s the watch stays (2.7 s
+        of room for a busy machine); once the API stops sending anything, the webhook
+        gives up on the stream by harness.late() of the idle timeout plus the last
+        bookmark and the reconnect backoff, and reconnects (restart "dropped"), and still
+        follows changes."""
         api = self.start_fake(bookmark_interval=0.3)
         api.create_sa(NAMESPACE, "ledger", annotations=aws("ledger"))
-        server = self.start_kube(api, extra=["--sa-watch-idle-timeout", "1s"])
+        server = self.start_kube(api, extra=["--sa-watch-idle-timeout", "3s"])
         self.wait_watch(api)
-        time.sleep(2.5)
+        time.sleep(4.0)
         self.assertEqual(api.request_counts()["watch"], 1, "a live watch was abandoned")
         api.configure(bookmark_interval=600)
         silent_from = time.monotonic()
-        self.wait_requests(api, late(1.0 + 0.3 + 1.0), "reconnect of the silent watch",
+        self.wait_requests(api, late(3.0 + 0.3 + 1.0), "reconnect of the silent watch",
                            watch=2)
         took = time.monotonic() - silent_from
         sys.stderr.write("[silent watch reconnected after %.1f s] " % took)
@@ -692,9 +695,9 @@ class WatchTests(KubeTestCase):
         api.update_sa(NAMESPACE, "ledger", annotations=aws("ledger-v2"))
         self.wait_arn(server, "ledger", arn("ledger-v2"), scaled(1.0), "after reconnect")
         # by the idle timeout, not by anything slower (the relist is minutes away):
-        # harness.late() of 1 s plus the last bookmark and the reconnect backoff
-        self.assertLess(took, late(1.0 + 0.3 + 1.0), "a watch silent for 1 s "
-                        "(--sa-watch-idle-timeout 1s) was reconnected only after %.1f s"
+        # harness.late() of 3 s plus the last bookmark and the reconnect backoff
+        self.assertLess(took, late(3.0 + 0.3 + 1.0), "a watch silent for 3 s "
+                        "(--sa-watch-idle-timeout 3s) was reconnected only after %.1f s"
                         % took)
 
 
