@@ -485,7 +485,10 @@ class Server:
                 raise StartError("%s exited with status %d before /readyz said 200:\n%s"
                                  % (self.name, self.proc.returncode, self.log_text()))
             try:
-                return self.request("GET", "/readyz", timeout=2).status == 200
+                # one patient probe at a time: a short timeout abandons handshakes a
+                # slow server (valgrind on a busy machine) is still working on, and the
+                # next probe queues behind them
+                return self.request("GET", "/readyz", timeout=scaled(10)).status == 200
             except (OSError, http.client.HTTPException):
                 return False
         if not wait_until(ready, timeout, 0.02):

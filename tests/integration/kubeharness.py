@@ -165,7 +165,7 @@ class KubeServer(Server):
                 raise AssertionError("%s exited with %d:\n%s" % (
                     self.name, self.proc.returncode, self.log_text()))
             try:
-                return self.metrics_request("/healthz", timeout=2).status == 200
+                return self.metrics_request("/healthz", timeout=scaled(10)).status == 200
             except (OSError, http.client.HTTPException):
                 return False
         if not wait_until(serving, timeout, 0.02):
@@ -175,7 +175,7 @@ class KubeServer(Server):
     def readyz(self):
         """Status of GET /readyz on the HTTPS listener."""
         try:
-            return self.request("GET", "/readyz", timeout=5).status
+            return self.request("GET", "/readyz", timeout=scaled(10)).status
         except (OSError, http.client.HTTPException):
             return None
 

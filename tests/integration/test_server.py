@@ -671,7 +671,8 @@ class TlsTests(ServerTestCase):
         out = subprocess.run(
             ["openssl", "s_client", "-connect", "%s:%d" % (HOST, server.port), "-tls1_3",
              "-CAfile", certs().ca_cert, "-msg"],
-            input=b"", capture_output=True, timeout=scaled(PATIENCE)).stdout.decode(errors="replace")
+            input=b"", capture_output=True,
+            timeout=scaled(PATIENCE)).stdout.decode(errors="replace")
         hellos = re.findall(r"<<< TLS 1.3, Handshake \[length [0-9a-f]+\], ServerHello$", out, re.M)
         self.assertEqual(len(hellos), 1, "HelloRetryRequest sent (%d ServerHellos)" % len(hellos))
         self.assertIn("X25519", out)
