@@ -80,6 +80,18 @@ def check(rv, resp, want_arn):
     return None
 
 
+def least_squares(pts):
+    """The slope of the least-squares line through [(x, y)], or None for < 3 points."""
+    if len(pts) < 3:
+        return None
+    n = len(pts)
+    mx = sum(t for t, _ in pts) / n
+    my = sum(v for _, v in pts) / n
+    sxx = sum((t - mx) ** 2 for t, _ in pts)
+    sxy = sum((t - mx) * (v - my) for t, v in pts)
+    return sxy / sxx if sxx else 0.0
+
+
 class Run:
     def __init__(self, args, binary, workdir):
         self.args, self.binary, self.workdir = args, binary, workdir
@@ -91,7 +103,7 @@ class Run:
         self.fingerprints = {}   # fingerprint -> admissions answered with it (new conns)
         self.churn_step = 0
         self.churn_ops = {"added": 0, "modified": 0, "deleted": 0}
-        self.rss = []            # (seconds since start, KiB)
+        self.rss = []            # (seconds since start, VmRSS, RssAnon, RssFile KiB)
 
     # -- the churn ---------------------------------------------------------------------
 
@@ -127,7 +139,8 @@ class Run:
     def admitter(self, keepalive, seed):
         rng = random.Random(seed)
         client = harness.Client(self.port, ctx=self.ctx, timeout=60) if keepalive else None
-        interval = 4.0 / self.args.rate   # 4 clients share the rate
+        clients = self.args.keepalive_clients + self.args.fresh_clients
+        interval = float(clients) / self.args.rate   # the clients share the rate
         next_at = time.monotonic()
         while not self.stop.is_set():
             if rng.random() < 0.9:
@@ -169,7 +182,9 @@ class Run:
         while not self.stop.is_set():
             v = rss_kib(self.proc.pid)
             if v is not None:
-                self.rss.append((time.monotonic() - self.started, v))
+                self.rss.append((time.monotonic() - self.started, v,
+                                 rss_kib(self.proc.pid, "RssAnon"),
+                                 rss_kib(self.proc.pid, "RssFile")))
             self.stop.wait(2.0)
 
     # -- the run -----------------------------------------------------------------------
@@ -214,19 +229,22 @@ class Run:
     def run(self):
         args = self.args
         self.started = time.monotonic()
-        threads = [threading.Thread(target=self.churner, daemon=True),
-                   threading.Thread(target=self.sampler, daemon=True)]
-        threads += [threading.Thread(target=self.admitter, args=(k < 2, k), daemon=True)
-                    for k in range(4)]
+        threads = [threading.Thread(target=self.sampler, daemon=True)]
+        if args.churn_interval > 0:
+            threads.append(threading.Thread(target=self.churner, daemon=True))
+        ka, fresh = args.keepalive_clients, args.fresh_clients
+        threads += [threading.Thread(target=self.admitter, args=(k < ka, k), daemon=True)
+                    for k in range(ka + fresh)]
         for t in threads:
             t.start()
         self.rotation_s = None
         half = self.started + args.duration / 2
         while time.monotonic() < half:
             time.sleep(0.2)
-        self.certdir.install(self.rotated)
+        if not args.no_rotation:
+            self.certdir.install(self.rotated)
         rotated_at = time.monotonic()
-        while time.monotonic() - rotated_at < 120:
+        while not args.no_rotation and time.monotonic() - rotated_at < 120:
             try:
                 if self.served_fingerprint() == self.rotated.fingerprint:
                     self.rotation_s = time.monotonic() - rotated_at
@@ -265,17 +283,35 @@ class Run:
                 total += value
         return total
 
-    def slope(self):
-        """(KiB per minute by least squares over the samples after warm-up, samples)."""
-        pts = [(t / 60.0, v) for t, v in self.rss if t >= self.args.warmup]
-        if len(pts) < 3:
-            return None, pts
-        n = len(pts)
-        mx = sum(t for t, _ in pts) / n
-        my = sum(v for _, v in pts) / n
-        sxx = sum((t - mx) ** 2 for t, _ in pts)
-        sxy = sum((t - mx) * (v - my) for t, v in pts)
-        return (sxy / sxx if sxx else 0.0), pts
+    def slope(self, column=1, since=None):
+        """(KiB per minute by least squares over the samples after warm-up (or since
+        `since` seconds), samples) of VmRSS (column 1), RssAnon (2) or RssFile (3)."""
+        since = self.args.warmup if since is None else since
+        pts = [(r[0] / 60.0, r[column]) for r in self.rss
+               if r[0] >= since and r[column] is not None]
+        return least_squares(pts), pts
+
+    def slopes_line(self):
+        """The slopes of the parts of RSS, and of VmRSS over each half of the window."""
+        end = self.rss[-1][0] if self.rss else 0
+        mid = (self.args.warmup + end) / 2
+        first = least_squares([(r[0] / 60.0, r[1]) for r in self.rss
+                               if self.args.warmup <= r[0] < mid])
+        second, _ = self.slope(1, mid)
+        anon, _ = self.slope(2)
+        files, _ = self.slope(3)
+
+        def f(v):
+            return "%+.1f" % v if v is not None else "?"
+        return ("- RSS parts (KiB/min): anonymous %s, mapped files %s; VmRSS over the first "
+                "half of the window %s, over the second half %s"
+                % (f(anon), f(files), f(first), f(second)))
+
+    def write_samples(self, path):
+        with open(path, "w") as out:
+            out.write("seconds,vmrss_kib,rssanon_kib,rssfile_kib\n")
+            for r in self.rss:
+                out.write("%.1f,%s,%s,%s\n" % r)
 
     def report(self, command):
         args = self.args
@@ -317,11 +353,16 @@ class Run:
                 "%+.1f" % slope if slope is not None else "?",
                 "%+.0f" % growth if growth is not None else "?", window_min,
                 args.max_growth_kib, ", not judged: --smoke" if args.smoke else ""),
+            self.slopes_line(),
+            "- ServiceAccount cache: %d ServiceAccounts, %d bytes at the end"
+            % (self.metric_sum("piw_service_accounts"),
+               self.metric_sum("piw_sa_cache_bytes")),
             "- exit status after SIGTERM: %s" % self.exit,
         ]
         if self.failures:
             lines.append("- first failures: %s" % "; ".join(self.failures[:5]))
-        ok = not self.failures and self.exit == 0 and self.rotation_s is not None
+        ok = not self.failures and self.exit == 0 and (self.rotation_s is not None or
+                                                       args.no_rotation)
         if not args.smoke:
             ok = ok and growth is not None and growth <= args.max_growth_kib
         lines.append("- result: %s" % ("PASS" if ok else "FAIL"))
@@ -337,7 +378,13 @@ def main():
                     help="seconds before RSS is judged (default 60)")
     ap.add_argument("--rate", type=int, default=50, help="admissions per second")
     ap.add_argument("--churn-interval", type=float, default=1.0,
-                    help="seconds between churn steps (add, change, delete)")
+                    help="seconds between churn steps (add, change, delete); 0: none")
+    ap.add_argument("--keepalive-clients", type=int, default=2,
+                    help="admission clients on kept-alive connections (default 2)")
+    ap.add_argument("--fresh-clients", type=int, default=2,
+                    help="admission clients opening a connection per request (default 2)")
+    ap.add_argument("--no-rotation", action="store_true",
+                    help="no certificate rotation (to tell what memory grows with)")
     ap.add_argument("--stable", type=int, default=200,
                     help="ServiceAccounts that never change")
     ap.add_argument("--max-growth-kib", type=int, default=1024,
@@ -345,6 +392,7 @@ def main():
     ap.add_argument("--smoke", action="store_true",
                     help="print the numbers, judge only failed admissions")
     ap.add_argument("--out", help="also write the report to this file")
+    ap.add_argument("--samples", help="write the RSS samples (CSV) to this file")
     args = ap.parse_args()
     if args.warmup >= args.duration:
         ap.error("--warmup must be shorter than --duration")
@@ -361,6 +409,8 @@ def main():
         if getattr(run, "fake", None) is not None and run.fake.proc.poll() is None:
             run.fake.stop()
     text, ok = run.report(command)
+    if args.samples:
+        run.write_samples(args.samples)
     sys.stdout.write(text)
     if args.out:
         with open(args.out, "w") as f:
