@@ -387,7 +387,7 @@ def main():
                     help="no certificate rotation (to tell what memory grows with)")
     ap.add_argument("--stable", type=int, default=200,
                     help="ServiceAccounts that never change")
-    ap.add_argument("--max-growth-kib", type=int, default=1024,
+    ap.add_argument("--max-growth-kib", type=int, default=128,
                     help="the most RSS may grow over the window, by least squares")
     ap.add_argument("--smoke", action="store_true",
                     help="print the numbers, judge only failed admissions")
