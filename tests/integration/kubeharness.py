@@ -248,8 +248,8 @@ class KubeTestCase(ServerTestCase):
         pair = harness.certs().default_rsa
         kw.setdefault("name", "kube%d" % (len(self._servers) + 1))
         extra = list(extra)
-        if "--sa-lookup-timeout" not in extra:   # 1s, stretched for valgrind/ASan
-            extra += ["--sa-lookup-timeout", "%dms" % min(30000, int(scaled(1.0) * 1000))]
+        if "--sa-lookup-timeout" not in extra:   # room for a busy machine: 5 s, stretched
+            extra += ["--sa-lookup-timeout", "%dms" % min(30000, int(scaled(5.0) * 1000))]
         server = KubeServer(self.tmp, pair.cert_path, pair.key_path,
                             kubeconfig or self.kubeconfig(api), extra=extra, **kw)
         self._servers.append(server)
