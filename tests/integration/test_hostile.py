@@ -662,25 +662,39 @@ class TlsAbuseTests(HostileTestCase):
                    "-CAfile", ca, "-servername", "localhost"]
             p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT)
+            out = bytearray()
+            reader = threading.Thread(target=lambda: [out.extend(c) for c in
+                                                      iter(lambda: p.stdout.read1(4096),
+                                                           b"")], daemon=True)
+            reader.start()
+
+            def seen(text, count=1):
+                # each step waits for s_client's output, not for a fixed time: a busy
+                # machine may take seconds to get there
+                return wait_until(lambda: bytes(out).count(text) >= count or
+                                  p.poll() is not None, scaled(PATIENCE), 0.02)
             try:
                 p.stdin.write(get)
                 p.stdin.flush()
-                time.sleep(0.3)
+                seen(b"HTTP/1.1 200 OK")
                 p.stdin.write(b"R\n")
                 p.stdin.flush()
-                time.sleep(0.3)
+                seen(b"RENEGOTIATING")
+                time.sleep(0.3)   # the renegotiation's outcome, if any, arrives meanwhile
                 p.stdin.write(get)
                 p.stdin.flush()
-                time.sleep(0.3)
+                seen(b"HTTP/1.1 200 OK", 2)
                 p.stdin.close()
             except BrokenPipeError:
                 pass
             try:
-                out = p.communicate(timeout=scaled(PATIENCE))[0]
+                p.wait(timeout=scaled(PATIENCE))
             except subprocess.TimeoutExpired:
                 p.kill()
-                out = p.communicate()[0] + b"\n(timeout)"
-            return out.decode("utf-8", "replace")
+                p.wait()
+                out.extend(b"\n(timeout)")
+            reader.join(scaled(PATIENCE))
+            return bytes(out).decode("utf-8", "replace")
         cmd = ["gnutls-cli", "--rehandshake", "--priority", "NORMAL:-VERS-TLS1.3",
                "--x509cafile", ca, "-p", str(port), HOST]
         try:
