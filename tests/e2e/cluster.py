@@ -167,8 +167,8 @@ class Cluster:
                     return b'"true"' in r.read()
             except OSError:
                 return False
-        if not wait_until(healthy, 30):
-            raise StartError("etcd not healthy after 30 s:\n" + etcd.tail())
+        if not wait_until(healthy, 120):   # waits, not bounds: a busy machine is slow
+            raise StartError("etcd not healthy after 120 s:\n" + etcd.tail())
 
     def _start_apiserver(self):
         port = free_port()
@@ -206,11 +206,11 @@ class Cluster:
                     return r.status == 200
             except OSError:
                 return False
-        if not wait_until(ready, 90, 0.25):
-            raise StartError("kube-apiserver not ready after 90 s:\n" + api.tail())
+        if not wait_until(ready, 300, 0.25):
+            raise StartError("kube-apiserver not ready after 300 s:\n" + api.tail())
         # The system namespaces are created by the API server itself, shortly after.
         if not wait_until(lambda: self.kubectl("get", "namespace", "default",
-                                               check=False).returncode == 0, 30):
+                                               check=False).returncode == 0, 120):
             raise StartError("namespace default never appeared")
 
     def kubectl(self, *args, stdin=None, check=True):

@@ -153,7 +153,7 @@ def start_webhook(c):
                 return r.status == 200
         except OSError:
             return False
-    if not wait_until(ready, 30):
+    if not wait_until(ready, 120):   # a wait, not a bound: a busy machine is slow
         raise cluster.StartError("the webhook never became ready:\n" + hook.tail())
     hook.url = "https://%s:%d/mutate" % (HOST, port)
     return hook
@@ -191,7 +191,7 @@ def wait_webhooks_active(c):
                           stdin=json.dumps(probe), check=False)
             return p.returncode == 0 and PROFILES_ANNOTATION in p.stdout and (
                 "e2e/sidecar" not in labels or '"sidecar"' in p.stdout)
-        if not wait_until(patched, 30, 0.25):
+        if not wait_until(patched, 120, 0.25):
             raise cluster.StartError("the webhooks never took effect for %r" % labels)
 
 

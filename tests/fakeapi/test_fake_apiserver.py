@@ -27,7 +27,7 @@ from fake_apiserver import FakeApiServer  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIST = "/api/v1/serviceaccounts"
-TIMEOUT = 5.0
+TIMEOUT = 30.0   # socket operations: patience for a busy machine, not a speed bound
 PKI = {}
 TMP = None
 
@@ -406,7 +406,7 @@ class WatchTest(ServerTestCase):
         self.assertEqual(event, {"type": "BOOKMARK", "object": {
             "kind": "ServiceAccount", "apiVersion": "v1",
             "metadata": {"resourceVersion": str(rv)}}})
-        self.assertLess(time.monotonic() - started, 1.0)
+        self.assertLess(time.monotonic() - started, 10.0)   # at once, not at an interval
         self.api.create_sa("default", "b")
         self.assertEqual(watch.next()["type"], "ADDED")
         self.assertEqual(watch.next()["object"]["metadata"]["resourceVersion"],
@@ -428,7 +428,7 @@ class WatchTest(ServerTestCase):
         self.assertFalse(abrupt)
         self.assertTrue(all(json.loads(c)["type"] == "BOOKMARK" for c in chunks))
         self.assertGreaterEqual(len(chunks), 3)
-        self.assertTrue(0.9 < elapsed < 3, elapsed)
+        self.assertTrue(0.9 < elapsed < 30, elapsed)   # ended by timeoutSeconds (1 s)
 
     def test_compacted_resource_version_gives_error_event(self):
         self.api.create_sa("default", "a")
@@ -503,7 +503,7 @@ class WatchTest(ServerTestCase):
         watch = Watch(self.api.api_port, "watch=1")
         self.assertTrue(self.api.wait(open_watches=1, timeout=TIMEOUT))
         watch.close()
-        self.wait_for(lambda: self.api.open_watches == 0, timeout=3)
+        self.wait_for(lambda: self.api.open_watches == 0)
 
 
 class AuthTest(ServerTestCase):
@@ -577,7 +577,7 @@ class FaultTest(ServerTestCase):
 
     def test_hang_until_cleared(self):
         self.api.fault_hang()
-        conn = http.client.HTTPSConnection("127.0.0.1", self.api.api_port, timeout=0.5,
+        conn = http.client.HTTPSConnection("127.0.0.1", self.api.api_port, timeout=3,
                                            context=client_context())
         self.addCleanup(conn.close)
         conn.request("GET", LIST)
@@ -589,7 +589,7 @@ class FaultTest(ServerTestCase):
 
     def test_hang_before_handshake(self):
         self.api.fault_hang(before="handshake")
-        sock = socket.create_connection(("127.0.0.1", self.api.api_port), timeout=0.5)
+        sock = socket.create_connection(("127.0.0.1", self.api.api_port), timeout=3)
         self.addCleanup(sock.close)
         with self.assertRaises(TimeoutError):
             client_context().wrap_socket(sock, server_hostname="localhost")
@@ -600,7 +600,7 @@ class FaultTest(ServerTestCase):
         self.api.fault_hang(kinds=["watch"])
         self.assertEqual(self.request(LIST).status, 200)
         with self.assertRaises(TimeoutError):
-            Watch(self.api.api_port, "watch=1", timeout=0.5)
+            Watch(self.api.api_port, "watch=1", timeout=3)
 
     def test_slow(self):
         self.api.fault_slow(300)
@@ -608,9 +608,9 @@ class FaultTest(ServerTestCase):
         self.assertEqual(self.request(LIST).status, 200)
         self.assertGreaterEqual(time.monotonic() - started, 0.3)
         self.api.clear_faults()
-        started = time.monotonic()
         self.request(LIST)
-        self.assertLess(time.monotonic() - started, 0.3)
+        # cleared: recorded without a fault (a busy machine may still be slow)
+        self.assertIsNone(self.api.requests()[-1]["fault"])
 
     def test_error_next_requests(self):
         self.api.fault_error(code=503, count=2, retry_after=1)

@@ -72,6 +72,27 @@ def scaled(seconds):
     return seconds * Config.factor
 
 
+# How late something the server does at a configured time (a cut connection, the end of
+# a drain) may come on a slow or busy machine before a test calls it missed. Generous on
+# purpose: the margin only bounds how long a failing test waits, a passing one never waits
+# for it. No test asserts how fast the server is (bench/ measures that).
+SLACK = 20.0
+
+
+def late(seconds):
+    """The latest acceptable moment for an event the server schedules `seconds` in: twice
+    that plus SLACK, stretched by the time factor."""
+    return scaled(2 * seconds + SLACK)
+
+
+# The --reload-interval every test server gets (seconds).
+RELOAD_INTERVAL = 0.2
+
+# How long to wait for an answer that should come at once: a read timeout, not a bound
+# on speed (a passing test never waits for it).
+PATIENCE = 30.0
+
+
 def under_valgrind():
     return any("valgrind" in w for w in Config.wrapper)
 
@@ -325,7 +346,7 @@ def peer_fingerprint(sock):
     return hashlib.sha256(der).hexdigest() if der else None
 
 
-def tls_connect(port, ctx=None, timeout=10.0):
+def tls_connect(port, ctx=None, timeout=PATIENCE):
     """A TLS connection to 127.0.0.1:port, handshake done (raises on refusal)."""
     raw = socket.create_connection((HOST, port), timeout=timeout)
     try:
@@ -335,7 +356,7 @@ def tls_connect(port, ctx=None, timeout=10.0):
         raise
 
 
-def read_response(sock, method="POST", timeout=10.0):
+def read_response(sock, method="POST", timeout=PATIENCE):
     """Reads one HTTP response from a (TLS) socket."""
     sock.settimeout(timeout)
     resp = http.client.HTTPResponse(sock, method=method)
@@ -371,13 +392,13 @@ def send_raw(port, head, body, chunk=65536):
                 s.sendall(body[i:i + chunk])
         except OSError as e:
             error = e
-        return read_response(s, timeout=scaled(10)), error
+        return read_response(s, timeout=scaled(PATIENCE)), error
 
 
 class Client:
     """A keep-alive HTTPS client; counts the TCP connections it had to open."""
 
-    def __init__(self, port, ctx=None, timeout=10.0):
+    def __init__(self, port, ctx=None, timeout=PATIENCE):
         self.conn = http.client.HTTPSConnection(HOST, port, context=ctx or client_context(),
                                                 timeout=timeout)
         self.connections = 0
@@ -436,7 +457,8 @@ class Server:
                                 "--tls-cert", self.cert, "--tls-key", self.key,
                                 "--profiles-dir", self.profiles_dir,
                                 "--service-accounts-dir", self.sa_dir,
-                                "--log-format", "json", "--reload-interval", "200ms"]
+                                "--log-format", "json", "--reload-interval",
+                                "%dms" % (RELOAD_INTERVAL * 1000)]
         return cmd + self.extra
 
     def start(self, wait_ready=True, attempts=3):
@@ -449,7 +471,7 @@ class Server:
             if not wait_ready:
                 return self
             try:
-                self.wait_ready(scaled(10))
+                self.wait_ready(scaled(PATIENCE))
                 return self
             except StartError:
                 if self.proc.poll() is None or attempt == attempts - 1 or \
@@ -463,7 +485,10 @@ class Server:
                 raise StartError("%s exited with status %d before /readyz said 200:\n%s"
                                  % (self.name, self.proc.returncode, self.log_text()))
             try:
-                return self.request("GET", "/readyz", timeout=2).status == 200
+                # one patient probe at a time: a short timeout abandons handshakes a
+                # slow server (valgrind on a busy machine) is still working on, and the
+                # next probe queues behind them
+                return self.request("GET", "/readyz", timeout=scaled(10)).status == 200
             except (OSError, http.client.HTTPException):
                 return False
         if not wait_until(ready, timeout, 0.02):
@@ -546,7 +571,7 @@ class Server:
 
     # ---- requests
 
-    def request(self, method, path, body=None, headers=None, ctx=None, timeout=10.0):
+    def request(self, method, path, body=None, headers=None, ctx=None, timeout=PATIENCE):
         """One request on a new TLS connection."""
         conn = http.client.HTTPSConnection(HOST, self.port, context=ctx or client_context(),
                                            timeout=timeout)
@@ -560,12 +585,12 @@ class Server:
             conn.close()
 
     def post_review(self, review, content_type="application/json", path="/mutate",
-                    timeout=10.0):
+                    timeout=PATIENCE):
         body = review if isinstance(review, bytes) else json.dumps(review).encode()
         return self.request("POST", path, body, {"Content-Type": content_type},
                             timeout=timeout)
 
-    def metrics_request(self, path="/metrics", timeout=10.0):
+    def metrics_request(self, path="/metrics", timeout=PATIENCE):
         conn = http.client.HTTPConnection(HOST, self.metrics_port, timeout=timeout)
         try:
             conn.request("GET", path)

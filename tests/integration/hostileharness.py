@@ -34,7 +34,7 @@ import threading
 import time
 
 import harness
-from harness import HOST, Client, client_context, env_of, pod, review, scaled
+from harness import HOST, PATIENCE, Client, client_context, env_of, pod, review, scaled
 
 # --------------------------------------------------------------------------------------
 # Statistics
@@ -105,7 +105,7 @@ class LegitThreads:
         # make_review and check must be module-level functions (LegitLoad pickles them)
         self.port = port
         self.interval = interval
-        self.timeout = timeout if timeout is not None else scaled(10)
+        self.timeout = timeout if timeout is not None else scaled(PATIENCE)
         self.make_review = make_review or (lambda: review(pod()))
         self.check = check or check_patched_review
         self.ctx = ctx

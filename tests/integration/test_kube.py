@@ -35,7 +35,7 @@ import time
 import unittest
 
 import harness
-from harness import Client, Config, certs, scaled, wait_until, write_atomic
+from harness import PATIENCE, Client, Config, certs, late, scaled, wait_until, write_atomic
 from kubeharness import (AWS_ARN, NAMESPACE, STACKIT_EMAIL, TOKEN, KubeTestCase, arn,
                          b64_file, fake_pki, hide_sa, other_pki, run_concurrently,
                          write_kubeconfig)
@@ -49,7 +49,7 @@ def aws(name):
 
 def slow_cap():
     """Just under the slow GET of LiveLookupTests.blocked_worker."""
-    return min(20.0, max(3.0, scaled(1.5))) - 1.0
+    return min(20.0, max(6.0, scaled(1.5))) - 1.0
 
 
 def projected_audience(pod_obj, volume="aws-iam-token"):
@@ -285,12 +285,13 @@ class ReadinessTests(KubeTestCase):
     retried with backoff."""
 
     def test_ready_only_after_slow_first_list(self):
-        """The first list answer is delayed 2 s: /readyz is 503 (and the source_ready
-        gauge 0) until it arrives, 200 right after; an admission meanwhile is answered
-        (a live GET finds the ServiceAccount)."""
+        """The first list answer is delayed 5 s (room for a busy machine to look
+        meanwhile): /readyz is 503 (and the source_ready gauge 0) until it arrives, 200
+        right after; an admission meanwhile is answered (a live GET finds the
+        ServiceAccount)."""
         api = self.start_fake()
         api.create_sa(NAMESPACE, "ledger", annotations=aws("ledger"))
-        delay = 2.0
+        delay = 5.0
         api.fault_slow(int(delay * 1000), kinds=["list"])
         started = time.monotonic()
         server = self.start_kube(api, wait_ready=False)
@@ -306,10 +307,10 @@ class ReadinessTests(KubeTestCase):
             gauges.append(gauge)
             not_ready += 1
             time.sleep(0.1)
-        self.assertGreaterEqual(not_ready, 3)
+        self.assertGreaterEqual(not_ready, 1)
         self.assertEqual(set(gauges), {0}, "source_ready before the first list")
-        self.assertTrue(wait_until(lambda: server.readyz() == 200, scaled(3), 0.02),
-                        "not ready within 3 s of the list answer")
+        self.assertTrue(wait_until(lambda: server.readyz() == 200, scaled(PATIENCE), 0.02),
+                        "not ready after the list answer")
         self.assertGreaterEqual(time.monotonic() - started, delay)
         self.wait_metric(server, "piw_service_account_source_ready", lambda v: v == 1,
                          scaled(2), "source_ready gauge", source="kubernetes")
@@ -320,14 +321,15 @@ class ReadinessTests(KubeTestCase):
         live GET for an existing ServiceAccount, 200 with a warning for a missing one."""
         api = self.start_fake()
         api.create_sa(NAMESPACE, "ledger", annotations=aws("ledger"))
-        api.fault_slow(int(scaled(3) * 1000), kinds=["list"])
+        # the list is held far longer than a busy machine needs for what follows
+        api.fault_slow(int(scaled(10) * 1000), kinds=["list"])
         server = self.start_kube(api, wait_ready=False)
         self.wait_requests(api, scaled(5), "the first list", list=1)
         self.assertEqual(server.readyz(), 503)
         self.assertArn(server, "ledger", arn("ledger"))
         self.assertTrue(self.admit(server, "ghost", allow=(200,)).not_found)
         self.assertEqual(len(self.gets(api)), 2)
-        self.assertTrue(wait_until(lambda: server.readyz() == 200, scaled(8), 0.05))
+        self.assertTrue(wait_until(lambda: server.readyz() == 200, scaled(PATIENCE), 0.05))
 
     def test_list_5xx_retried_with_backoff_then_ready(self):
         """Every list answered 503 for 3 s: the list is retried with growing, jittered
@@ -345,7 +347,8 @@ class ReadinessTests(KubeTestCase):
         gaps = [b["time"] - a["time"] for a, b in zip(attempts, attempts[1:])]
         caps = [0.2 * 2 ** (i + 1) for i in range(len(gaps))]   # full jitter: [0, cap]
         for gap, cap in zip(gaps, caps):
-            self.assertLessEqual(gap, min(cap, 30) + scaled(0.5), (gaps, caps))
+            # a busy machine may retry late, never early: the cap plus a wide margin
+            self.assertLessEqual(gap, min(cap, 30) + late(0), (gaps, caps))
         self.assertEqual(server.readyz(), 503)
         failures = self.metric(server, "piw_sa_lists_total", result="failure")
         self.assertIn(len(api.requests(kind="list")) - failures, (0, 1))   # one in flight
@@ -353,7 +356,7 @@ class ReadinessTests(KubeTestCase):
                   if r.get("event") == "service_accounts_list_failed"]
         self.assertTrue(logged and "503" in logged[0].get("error", ""), logged[:1])
         api.clear_faults()
-        self.assertTrue(wait_until(lambda: server.readyz() == 200, scaled(15), 0.05),
+        self.assertTrue(wait_until(lambda: server.readyz() == 200, scaled(PATIENCE), 0.05),
                         "not ready within 15 s of the API recovering")
         self.assertEqual(self.metric(server, "piw_sa_lists_total", result="success"), 1)
         self.assertArn(server, "ledger", arn("ledger"))
@@ -369,7 +372,7 @@ class ReadinessTests(KubeTestCase):
         api.fault_error(500, count=1, kinds=["list"])
         api.fault_garbage("json", count=1, kinds=["list"])
         server = self.start_kube(api, wait_ready=False)
-        self.assertTrue(wait_until(lambda: server.readyz() == 200, scaled(10), 0.05))
+        self.assertTrue(wait_until(lambda: server.readyz() == 200, scaled(PATIENCE), 0.05))
         self.assertEqual([r["fault"] for r in api.requests(kind="list")],
                          ["error", "garbage:json", None])
         self.assertEqual(self.metric(server, "piw_sa_lists_total", result="failure"), 2)
@@ -401,7 +404,7 @@ class ReadinessTests(KubeTestCase):
         self.assertEqual(server.readyz(), 503)
         self.assertGreaterEqual(self.lookups(server)["live-error"], 2)
         api.clear_faults()
-        self.assertTrue(wait_until(lambda: server.readyz() == 200, scaled(15), 0.05))
+        self.assertTrue(wait_until(lambda: server.readyz() == 200, scaled(PATIENCE), 0.05))
         self.assertArn(server, "ledger", arn("ledger"))
 
 
@@ -508,7 +511,8 @@ class WatchTests(KubeTestCase):
         api.delete_sa(NAMESPACE, "newcomer")
         started = time.monotonic()
         self.assertTrue(wait_until(lambda: self.admit(server, "newcomer", allow=(200,))
-                                   .not_found, scaled(1.0), 0.02), "DELETED not followed")
+                                   .not_found, scaled(PATIENCE), 0.02),
+                        "DELETED not followed")
         sys.stderr.write("[DELETED in %.0f ms] " % ((time.monotonic() - started) * 1000))
         self.assertEqual(len(self.gets(api, "newcomer")), 1, "one live GET (404) after it")
         self.wait_count(server, 1, scaled(1.5), "after DELETED")
@@ -669,19 +673,21 @@ class WatchTests(KubeTestCase):
                            lambda api: api.fault_error(500, count=2, kinds=["watch"]), 2)
 
     def test_silent_watch_reconnected(self):
-        """--sa-watch-idle-timeout 1s: with bookmarks every 0.3 s the watch stays; once
-        the API stops sending anything, the webhook gives up on the stream within about
-        the idle timeout (1 s, plus the last bookmark, the reconnect backoff and 1 s of
-        slack) and reconnects (restart "dropped"), and still follows changes."""
+        """--sa-watch-idle-timeout 3s: with bookmarks every 0.3 s the watch stays (2.7 s
+        of room for a busy machine); once the API stops sending anything, the webhook
+        gives up on the stream by harness.late() of the idle timeout plus the last
+        bookmark and the reconnect backoff, and reconnects (restart "dropped"), and still
+        follows changes."""
         api = self.start_fake(bookmark_interval=0.3)
         api.create_sa(NAMESPACE, "ledger", annotations=aws("ledger"))
-        server = self.start_kube(api, extra=["--sa-watch-idle-timeout", "1s"])
+        server = self.start_kube(api, extra=["--sa-watch-idle-timeout", "3s"])
         self.wait_watch(api)
-        time.sleep(2.5)
+        time.sleep(4.0)
         self.assertEqual(api.request_counts()["watch"], 1, "a live watch was abandoned")
         api.configure(bookmark_interval=600)
         silent_from = time.monotonic()
-        self.wait_requests(api, scaled(15), "reconnect of the silent watch", watch=2)
+        self.wait_requests(api, late(3.0 + 0.3 + 1.0), "reconnect of the silent watch",
+                           watch=2)
         took = time.monotonic() - silent_from
         sys.stderr.write("[silent watch reconnected after %.1f s] " % took)
         self.assertGreaterEqual(self.restarts(server)["dropped"], 1)
@@ -689,8 +695,11 @@ class WatchTests(KubeTestCase):
         self.wait_watch(api, scaled(10))
         api.update_sa(NAMESPACE, "ledger", annotations=aws("ledger-v2"))
         self.wait_arn(server, "ledger", arn("ledger-v2"), scaled(1.0), "after reconnect")
-        self.assertLess(took, scaled(3.0), "a watch silent for 1 s (--sa-watch-idle-timeout "
-                        "1s) was reconnected only after %.1f s" % took)
+        # by the idle timeout, not by anything slower (the relist is minutes away):
+        # harness.late() of 3 s plus the last bookmark and the reconnect backoff
+        self.assertLess(took, late(3.0 + 0.3 + 1.0), "a watch silent for 3 s "
+                        "(--sa-watch-idle-timeout 3s) was reconnected only after %.1f s"
+                        % took)
 
 
 # ======================================================================================
@@ -784,7 +793,7 @@ class LiveLookupTests(KubeTestCase):
         it got, the miss's Admission, how long the GET took)."""
         api = self.start_fake()
         api.create_sa(NAMESPACE, "ledger", annotations=aws("ledger"))
-        slow = min(20.0, max(3.0, scaled(1.5)))
+        slow = min(20.0, max(6.0, scaled(1.5)))   # far longer than a busy machine's delay
         server = self.start_kube(api, extra=[
             "--threads", "1", "--sa-lookup-timeout", "%dms" % int((slow + 5) * 1000),
             "--request-timeout", "%dms" % int(request_timeout * 1000)])
@@ -804,6 +813,7 @@ class LiveLookupTests(KubeTestCase):
                 hit = self.admit(server, "ledger", allow=(200,), client=client)
             except (OSError, ValueError, http.client.HTTPException) as e:
                 hit = e
+            self.miss_done_before_hit = "miss" in results
         finally:
             client.close()
             t.join(slow + scaled(10))
@@ -817,15 +827,15 @@ class LiveLookupTests(KubeTestCase):
         hit, miss, slow = self.blocked_worker(request_timeout=60)
         self.assertNotIsInstance(hit, BaseException)
         self.assertEqual(hit.arn, arn("ledger"), hit)
-        self.assertLess(hit.seconds, scaled(0.5), "a cache hit took %.2f s behind a live "
-                        "GET of %.1f s on another connection" % (hit.seconds, slow))
+        # order, not speed: answered while the slow GET (6 s or more) was still pending
+        self.assertFalse(self.miss_done_before_hit, "a cache hit (%.2f s) waited for a "
+                         "live GET of %.1f s on another connection" % (hit.seconds, slow))
 
     def test_queued_admission_answered_while_worker_blocked(self):
         """The same with --request-timeout shorter than the slow GET: the cached pod's
         admission, sent well within the timeout, must still be answered (not cut as an
         idle connection because its worker thread was busy elsewhere)."""
-        hit, miss, slow = self.blocked_worker(request_timeout=min(slow_cap(), 2.0 *
-                                                                  Config.factor))
+        hit, miss, slow = self.blocked_worker(request_timeout=slow_cap())
         self.assertNotIsInstance(hit, BaseException,
                                  "the cached pod's admission got no answer: %r" % (hit,))
         self.assertEqual(hit.arn, arn("ledger"), hit)
@@ -961,13 +971,16 @@ class LiveLookupTests(KubeTestCase):
         server = self.start_kube(api, extra=["--sa-lookup-timeout", "%dms" % (timeout * 1000),
                                              "--threads", "8"])
         self.assertTrue(self.admit(server, "warm-up", allow=(200,)).not_found)  # TLS session
-        api.fault_slow(int(max(2.0, timeout * 5) * 1000), kinds=["get"])
+        # the API's answer comes far later than a busy machine's slowness: a 500 before
+        # it is the lookup timeout's
+        slow_get = max(10.0, timeout * 30)
+        api.fault_slow(int(slow_get * 1000), kinds=["get"])
         a = self.admit(server, "ghost", allow=(500,))
         self.assertIn("cannot look up ServiceAccount payments/ghost", a.body)
         self.assertGreaterEqual(a.seconds, timeout * 0.8, a)
-        self.assertLess(a.seconds, timeout + scaled(1.0), a)
+        self.assertLess(a.seconds, slow_get - 1, a)
         b = self.assertArn(server, "ledger", arn("ledger"))
-        self.assertLess(b.seconds, scaled(1.0), b)
+        self.assertLess(b.seconds, slow_get - 1, b)
         self.assertEqual(self.lookups(server)["live-error"], 1)
         api.clear_faults()
         self.assertTrue(self.admit(server, "ghost", allow=(200,)).not_found)
@@ -1053,7 +1066,7 @@ class TokenTests(KubeTestCase):
         a = self.admit(server, "ledger", allow=(500,))
         self.assertIn("401", a.body)
         write_atomic(self.token_file, (TOKEN + "\n").encode())
-        self.assertTrue(wait_until(lambda: server.readyz() == 200, scaled(15), 0.05))
+        self.assertTrue(wait_until(lambda: server.readyz() == 200, scaled(PATIENCE), 0.05))
         self.assertArn(server, "ledger", arn("ledger"))
 
 
