@@ -118,27 +118,47 @@ static enum found find_service_account(const struct webhook *w,
 	return FAILED;
 }
 
-/* Decides with the current profiles and encodes the answer. */
-static void decide(const struct webhook *w, struct review *r,
+/*
+ * The profiles and identity map a request is decided with, held from the
+ * decision until its log line and metrics are done: the mutation borrows the
+ * applied profiles' names from the set, and a reload (SIGHUP) may replace the
+ * set meanwhile.
+ */
+struct held_policy {
+	struct review_policy policy;
+	void *profiles_handle, *map_handle;
+};
+
+static void hold_policy(const struct webhook *w, struct held_policy *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->policy.settings = w->settings;
+	h->policy.profiles =
+		profile_live_acquire(w->profiles, &h->profiles_handle);
+	if (w->identities)
+		h->policy.identities =
+			identity_file_acquire(w->identities, &h->map_handle);
+}
+
+static void release_policy(const struct webhook *w, struct held_policy *h)
+{
+	if (w->identities)
+		identity_file_release(w->identities, h->map_handle);
+	profile_live_release(w->profiles, h->profiles_handle);
+}
+
+/* Decides with the held profiles and encodes the answer. */
+static void decide(const struct review_policy *policy, struct review *r,
 		   const struct service_account *sa, struct http_reply *out)
 {
-	struct review_policy policy = { .settings = w->settings };
-	void *handle = NULL, *map_handle = NULL;
 	struct diag d;
 
 	diag_clear(&d);
-	policy.profiles = profile_live_acquire(w->profiles, &handle);
-	if (w->identities)
-		policy.identities =
-			identity_file_acquire(w->identities, &map_handle);
-	if (review_decide(r, &policy, sa, &d) != 0)
+	if (review_decide(r, policy, sa, &d) != 0)
 		reply_text(out, 500,
 			   "cannot decide on the pod: out of memory\n");
 	else
 		encode(r, out);
-	if (w->identities)
-		identity_file_release(w->identities, map_handle);
-	profile_live_release(w->profiles, handle);
 }
 
 static void count(const struct webhook *w, const struct review *r,
@@ -185,6 +205,7 @@ bool webhook_answer(const struct webhook *w, struct webhook_call *call,
 {
 	struct review *r = call->review;
 	struct service_account *sa = NULL;
+	struct held_policy held;
 	double seconds;
 
 	memset(out, 0, sizeof(*out));
@@ -200,13 +221,15 @@ bool webhook_answer(const struct webhook *w, struct webhook_call *call,
 			break;
 		}
 	}
-	decide(w, r, sa, out);
+	hold_policy(w, &held);
+	decide(&held.policy, r, sa, out);
 	seconds = now_seconds() - call->started;
 	if (out->status == 200 && r->pod_create)
 		log_pod_create(r, seconds);
 	else if (out->status == 200)
 		log_pass_through(r, seconds);
 	count(w, r, out, seconds);
+	release_policy(w, &held);
 	sa_free(sa);
 	webhook_call_free(call);
 	return true;
