@@ -13,7 +13,6 @@ The chart says kubeVersion >= 1.21 (policy/v1 PodDisruptionBudget); the API serv
 PodDisruptionBudget out (podDisruptionBudget.enabled=false). Nothing else is changed.
 """
 import base64
-import http.server
 import json
 import os
 import re
@@ -293,32 +292,17 @@ class ChartUpgradeTests(E2ETestCase):
             helm("uninstall", release, "-n", ns)
 
 
-class RecordingForwarder(http.server.BaseHTTPRequestHandler):
-    """Forwards each review to the harness's webhook and records the pod it was about
-    and whether the answer carried a patch."""
-    target = ca = None
+class RecordingForwarder(test_e2e.ForwardingHandler):
+    """Records the pod each forwarded review was about and whether the answer carried
+    a patch."""
     seen = []
 
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        ctx = ssl.create_default_context(cafile=RecordingForwarder.ca)
-        req = urllib.request.Request(RecordingForwarder.target, data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
-            status, answer = r.status, r.read()
+    def record(self, body, answer):
         review = json.loads(body)["request"]
         response = json.loads(answer)["response"]
         RecordingForwarder.seen.append((review["namespace"],
                                         review["object"]["metadata"].get("name"),
                                         "patch" in response))
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args):
-        pass
 
 
 class ChartScopeTests(E2ETestCase):

@@ -89,21 +89,22 @@ class SidecarHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class RecordingProxy(http.server.BaseHTTPRequestHandler):
-    """Forwards each review to our webhook unchanged and records its apiVersion and
-    our answer's: proof of which AdmissionReview version went through."""
+class ForwardingHandler(http.server.BaseHTTPRequestHandler):
+    """Forwards each review unchanged to the webhook at the class's `target` (trusting
+    `ca`), hands the request and answer bodies to record(), and answers as it did."""
     target = ca = None
-    seen = []
+
+    def record(self, body, answer):
+        raise NotImplementedError
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        ctx = ssl.create_default_context(cafile=RecordingProxy.ca)
-        req = urllib.request.Request(RecordingProxy.target, data=body, method="POST",
+        ctx = ssl.create_default_context(cafile=type(self).ca)
+        req = urllib.request.Request(type(self).target, data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
             status, answer = r.status, r.read()
-        RecordingProxy.seen.append((json.loads(body)["apiVersion"],
-                                    json.loads(answer)["apiVersion"]))
+        self.record(body, answer)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(answer)))
@@ -112,6 +113,16 @@ class RecordingProxy(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+class RecordingProxy(ForwardingHandler):
+    """Records each review's apiVersion and our answer's: proof of which AdmissionReview
+    version went through."""
+    seen = []
+
+    def record(self, body, answer):
+        RecordingProxy.seen.append((json.loads(body)["apiVersion"],
+                                    json.loads(answer)["apiVersion"]))
 
 
 def start_https(handler, cert, key):
