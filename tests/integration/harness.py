@@ -404,10 +404,13 @@ class Client:
         self.connections = 0
 
     def request(self, method, path, body=None, headers=None):
-        if self.conn.sock is None:
-            self.connections += 1
-            self.conn.connect()
         try:
+            if self.conn.sock is None:
+                # inside the try: a handshake that fails leaves http.client holding the
+                # detached plain socket (fd -1), and the next request on it would fail
+                # with EBADF instead of opening a new connection
+                self.connections += 1
+                self.conn.connect()
             self.conn.request(method, path, body=body, headers=headers or {})
             resp = self.conn.getresponse()
             data = resp.read()
