@@ -83,12 +83,6 @@ static inline struct kube_source *kube_from_base(struct sa_source *s)
 
 /* ---- kube_source.c ---- */
 
-/* CLOCK_MONOTONIC in seconds. */
-double kube_monotonic(void);
-
-/* The CLOCK_REALTIME instant ms from now, for pthread_cond_timedwait. */
-struct timespec kube_deadline_in(long ms);
-
 /* The annotation filter (arg: the profile set): keep what the profiles read. */
 bool kube_keep_annotation(const char *key, void *arg);
 

@@ -12,7 +12,6 @@
  */
 #include "kube_source_internal.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 #include <time.h>
 
 #include "bounds.h"
+#include "clock.h"
 #include "json.h"
 #include "mem.h"
 #include "sa_map.h"
@@ -51,7 +51,7 @@ static void count_lookup(struct kube_source *k, enum kube_lookup_result r)
  */
 static long reserve_token(struct kube_source *k, long max_wait_ms)
 {
-	double now = kube_monotonic(), rate = (double)k->opt.lookup_rate;
+	double now = clock_now_seconds(), rate = (double)k->opt.lookup_rate;
 	double burst = (double)k->opt.lookup_burst, wait;
 
 	k->tokens += (now - k->refilled) * rate;
@@ -63,25 +63,6 @@ static long reserve_token(struct kube_source *k, long max_wait_ms)
 		return -1;
 	k->tokens -= 1.0;
 	return (long)(wait * 1000.0 + 0.999);
-}
-
-/* Sleeps ms milliseconds (signals do not cut it short). */
-static void sleep_ms(long ms)
-{
-	struct timespec until;
-	int rc;
-
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	do
-		rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until,
-				     NULL);
-	while (rc == EINTR);
 }
 
 static enum sa_lookup live_get(struct kube_source *k, const char *ns,
@@ -236,8 +217,8 @@ static enum sa_lookup miss(struct kube_source *k, const char *ns,
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->refs = 1;
 	/* Joiners wait for the token, the GET and a margin for the bookkeeping. */
-	p->until = kube_deadline_in(wait_ms + (long)k->opt.lookup_timeout_ms +
-				    100);
+	p->until = clock_realtime_in(wait_ms + (long)k->opt.lookup_timeout_ms +
+				     100);
 	p->next = k->pending;
 	k->pending = p;
 	pthread_mutex_unlock(&k->lock);
@@ -245,7 +226,7 @@ static enum sa_lookup miss(struct kube_source *k, const char *ns,
 		atomic_fetch_add(&k->token_waits, 1);
 		atomic_fetch_add(&k->token_wait_us,
 				 (unsigned long long)wait_ms * 1000);
-		sleep_ms(wait_ms);
+		clock_sleep_ms(wait_ms);
 	}
 	resolve(k, p);
 	pthread_mutex_lock(&k->lock);

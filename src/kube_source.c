@@ -12,9 +12,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "mem.h"
 #include "profile_set.h"
 #include "sa_map.h"
@@ -42,14 +42,6 @@ struct kube_source_options kube_source_defaults(void)
 		.list_timeout_ms = 60000,
 		.backoff_max_ms = 30000,
 	};
-}
-
-double kube_monotonic(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 const char *kube_restart_name(enum kube_restart r)
@@ -98,21 +90,6 @@ int kube_http_failure(struct diag *d, const char *what, long status,
 			what, status, reason);
 	return diag_set(d, DIAG_EUNAVAIL, "%s: HTTP %ld %s", what, status,
 			reason);
-}
-
-/* The CLOCK_REALTIME instant ms from now, for pthread_cond_timedwait. */
-struct timespec kube_deadline_in(long ms)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
 }
 
 /* ---- the rest of the interface ---- */
@@ -236,7 +213,7 @@ int kube_source_new(struct kube_client *client, struct profile_live *profiles,
 	k->metrics = metrics;
 	k->opt = *opts;
 	k->tokens = (double)opts->lookup_burst;
-	k->refilled = kube_monotonic();
+	k->refilled = clock_now_seconds();
 	k->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^
 		 0x9e3779b97f4a7c15ULL;
 	pthread_mutex_init(&k->lock, NULL);
