@@ -23,6 +23,7 @@
 #include "json.h"
 #include "mem.h"
 #include "sa_map.h"
+#include "validate.h"
 
 #define GET_BODY_MAX (1024L * 1024)
 
@@ -237,18 +238,7 @@ static enum sa_lookup miss(struct kube_source *k, const char *ns,
  * (a pod's serviceAccountName is validated only after mutating admission). */
 static bool valid_name(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (n == 0 || n > BOUND_DNS_SUBDOMAIN || s[0] == '.' || s[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '.'))
-			return false;
-	}
-	return strstr(s, "..") == NULL;
+	return validate_dns_subdomain(s);
 }
 
 enum sa_lookup kube_lookup_cached(struct sa_source *s, const char *ns,

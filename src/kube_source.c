@@ -18,6 +18,7 @@
 #include "mem.h"
 #include "profile_set.h"
 #include "sa_map.h"
+#include "strutil.h"
 
 static const char *const restart_names[] = {
 #define KUBE_NAME(id, name) name,
@@ -64,9 +65,7 @@ int kube_query_escape(struct strbuf *out, const char *value)
 	for (const char *p = value; rc == 0 && *p; p++) {
 		unsigned char c = (unsigned char)*p;
 
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '~')
+		if (str_is_alnum((char)c) || strchr("-._~", c))
 			rc = strbuf_addc(out, (char)c);
 		else
 			rc = strbuf_add(

@@ -701,9 +701,7 @@ static void sanitize_sts_session_name(const char *in, char *out)
 
 	for (; in[n] != '\0' && n < STS_SESSION_NAME_MAX; n++) {
 		char ch = in[n];
-		bool ok = (ch >= 'a' && ch <= 'z') ||
-			  (ch >= 'A' && ch <= 'Z') ||
-			  (ch >= '0' && ch <= '9') || strchr("+=,.@_-", ch);
+		bool ok = str_is_alnum(ch) || strchr("+=,.@_-", ch);
 
 		out[n] = ok ? ch : '-';
 	}
