@@ -78,17 +78,13 @@ int kube_query_escape(struct strbuf *out, const char *value)
 int kube_http_failure(struct diag *d, const char *what, long status,
 		      struct strbuf *body)
 {
-	char reason[64];
+	bool forbidden = status == 401 || status == 403;
 
-	kube_status_code(strbuf_str(body), body->len, reason, sizeof(reason));
-	if (status == 401 || status == 403)
-		return diag_set(
-			d, DIAG_EUNAVAIL,
-			"%s: HTTP %ld %s (the webhook's ServiceAccount needs get, list "
-			"and watch on serviceaccounts)",
-			what, status, reason);
-	return diag_set(d, DIAG_EUNAVAIL, "%s: HTTP %ld %s", what, status,
-			reason);
+	return kube_status_failure(d, what, status, strbuf_str(body), body->len,
+				   forbidden ? "the webhook's ServiceAccount "
+					       "needs get, list and watch on "
+					       "serviceaccounts"
+					     : NULL);
 }
 
 /* ---- the rest of the interface ---- */
