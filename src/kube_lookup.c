@@ -234,53 +234,45 @@ static enum sa_lookup miss(struct kube_source *k, const char *ns,
 	return answer_pending(k, p, ret, d);
 }
 
-/* Names that are not DNS subdomains cannot exist; they never reach the API server
- * (a pod's serviceAccountName is validated only after mutating admission). */
-static bool valid_name(const char *s)
-{
-	return validate_dns_subdomain(s);
-}
-
-enum sa_lookup kube_lookup_cached(struct sa_source *s, const char *ns,
-				  const char *name,
-				  struct service_account **ret, struct diag *d)
+/*
+ * A cache hit is copied out; a miss is fetched live when `fetch` is set, else
+ * SA_LOOKUP_WOULD_BLOCK. Names that are not DNS subdomains cannot exist; they
+ * never reach the API server (a pod's serviceAccountName is validated only
+ * after mutating admission).
+ */
+static enum sa_lookup lookup(struct sa_source *s, const char *ns,
+			     const char *name, bool fetch,
+			     struct service_account **ret, struct diag *d)
 {
 	struct kube_source *k = kube_from_base(s);
 	const struct service_account *sa;
 	enum sa_lookup result = SA_LOOKUP_WOULD_BLOCK;
 
 	*ret = NULL;
-	if (!valid_name(ns) || !valid_name(name))
+	if (!validate_dns_subdomain(ns) || !validate_dns_subdomain(name))
 		return SA_LOOKUP_NOT_FOUND;
 	pthread_mutex_lock(&k->lock);
 	sa = sa_map_get(k->map, ns, name);
 	if (sa) {
 		result = kube_cache_copy(sa, ret, d);
 		count_lookup(k, KUBE_LK_HIT);
+	} else if (fetch) {
+		result = miss(k, ns, name, ret, d);
 	}
 	pthread_mutex_unlock(&k->lock);
 	return result;
+}
+
+enum sa_lookup kube_lookup_cached(struct sa_source *s, const char *ns,
+				  const char *name,
+				  struct service_account **ret, struct diag *d)
+{
+	return lookup(s, ns, name, false, ret, d);
 }
 
 enum sa_lookup kube_lookup(struct sa_source *s, const char *ns,
 			   const char *name, struct service_account **ret,
 			   struct diag *d)
 {
-	struct kube_source *k = kube_from_base(s);
-	const struct service_account *sa;
-	enum sa_lookup result;
-
-	*ret = NULL;
-	if (!valid_name(ns) || !valid_name(name))
-		return SA_LOOKUP_NOT_FOUND;
-	pthread_mutex_lock(&k->lock);
-	sa = sa_map_get(k->map, ns, name);
-	if (sa) {
-		result = kube_cache_copy(sa, ret, d);
-		count_lookup(k, KUBE_LK_HIT);
-	} else {
-		result = miss(k, ns, name, ret, d);
-	}
-	pthread_mutex_unlock(&k->lock);
-	return result;
+	return lookup(s, ns, name, true, ret, d);
 }
