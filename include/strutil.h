@@ -77,6 +77,20 @@ static inline bool str_is_hex(char c)
 	return str_hex_value(c) >= 0;
 }
 
+/* FNV-1a (64 bits): the offset basis to start from. */
+#define STR_FNV1A_BASIS 1469598103934665603ULL
+
+/*
+ * FNV-1a (64 bits) of s continued from h (STR_FNV1A_BASIS for a fresh hash),
+ * so several strings hash as their concatenation.
+ */
+static inline uint64_t str_fnv1a(uint64_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
 /* ASCII case-insensitive equality. */
 bool str_eq_ci(const char *a, const char *b);
 
