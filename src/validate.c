@@ -145,7 +145,7 @@ static bool valid_role_arn(const char *s)
 		return false;
 	p += 5;
 	for (n = 0; n < 12; n++) {
-		if (p[n] < '0' || p[n] > '9')
+		if (!str_is_digit(p[n]))
 			return false;
 	}
 	p += 12;
@@ -326,7 +326,7 @@ bool validate_dns_label(const char *s)
 
 bool validate_env_name(const char *s)
 {
-	if (s[0] == '\0' || (s[0] >= '0' && s[0] <= '9'))
+	if (s[0] == '\0' || str_is_digit(s[0]))
 		return false;
 	for (const char *p = s; *p; p++) {
 		if (!str_is_alnum(*p) && !strchr("-._", *p))
@@ -420,7 +420,7 @@ static size_t quantifier(const char **p)
 			upper = (size_t)-1;
 			continue;
 		}
-		if (*q < '0' || *q > '9') {
+		if (!str_is_digit(*q)) {
 			*p = q; /* past the '{': the caller's loop ends */
 			return PATTERN_MAX_SIZE + 1;
 		}
