@@ -98,7 +98,7 @@ static struct service_account *sa_with(const char *annotations)
 	return sa;
 }
 
-/* A pod of team/app; extra_labels and env are JSON members (may be ""). */
+/* A pod of team/app; labels and env are JSON members (may be ""). */
 static cJSON *bare_pod(const char *labels, const char *env)
 {
 	char text[2048];
