@@ -18,4 +18,17 @@
 #define PIW_ASSERT(cond) assert(cond)
 #endif
 
+/*
+ * PIW_ASSERT_CHECK(cond): the same for a condition that calls a checking
+ * function which exists only for the assertion. That function is defined under
+ * #ifndef NDEBUG, and the release build drops the condition unread (clang
+ * refuses a static function named only in an unevaluated sizeof). It must not
+ * allocate: the allocation-failure sweep counts allocations.
+ */
+#ifdef NDEBUG
+#define PIW_ASSERT_CHECK(cond) ((void)0)
+#else
+#define PIW_ASSERT_CHECK(cond) assert(cond)
+#endif
+
 #endif

@@ -62,4 +62,12 @@ int kube_list_parse(const char *body, size_t len, sa_keep_fn keep,
 int kube_status_code(const char *body, size_t len, char *reason,
 		     size_t reason_size);
 
+/*
+ * Sets d from a non-2xx answer (body: its Status, if any) and returns
+ * DIAG_EUNAVAIL: "<what>: HTTP <status> <reason>", then " (<hint>)" when hint
+ * is not NULL (what the operator can do about it).
+ */
+int kube_status_failure(struct diag *d, const char *what, long status,
+			const char *body, size_t len, const char *hint);
+
 #endif

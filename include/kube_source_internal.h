@@ -83,16 +83,10 @@ static inline struct kube_source *kube_from_base(struct sa_source *s)
 
 /* ---- kube_source.c ---- */
 
-/* CLOCK_MONOTONIC in seconds. */
-double kube_monotonic(void);
-
-/* The CLOCK_REALTIME instant ms from now, for pthread_cond_timedwait. */
-struct timespec kube_deadline_in(long ms);
-
 /* The annotation filter (arg: the profile set): keep what the profiles read. */
 bool kube_keep_annotation(const char *key, void *arg);
 
-/* Sets d from a non-2xx answer (body: the Status); returns DIAG_EUNAVAIL. */
+/* kube_status_failure() with the webhook's RBAC hint after a 401 or 403. */
 int kube_http_failure(struct diag *d, const char *what, long status,
 		      struct strbuf *body);
 

@@ -98,7 +98,7 @@ struct request {
 	size_t discarded; /* body bytes thrown away after a 413 */
 	struct tracked *tracked;
 	struct strbuf body;
-	struct timespec started;
+	int64_t started_ms; /* clock_now_ms() at the first callback */
 	/* A request whose answer needs network I/O (a live ServiceAccount lookup) is
 	 * suspended and answered by the offload pool; these carry it there and back. */
 	struct request *next_job;
@@ -111,9 +111,6 @@ struct request {
 };
 
 /* ---- server_request.c: the libmicrohttpd callbacks ---- */
-
-/* CLOCK_MONOTONIC milliseconds elapsed since `since`. */
-int64_t server_elapsed_ms(const struct timespec *since);
 
 enum MHD_Result server_on_request(void *cls, struct MHD_Connection *conn,
 				  const char *url, const char *method,
@@ -161,9 +158,6 @@ void server_offload_submit(struct server *s, struct request *r);
 void server_offload_stop(struct server *s);
 
 /* ---- server_reaper.c ---- */
-
-/* CLOCK_MONOTONIC in milliseconds. */
-int64_t server_now_ms(void);
 
 /* MHD_OPTION_NOTIFY_CONNECTION (cls: the listener): tracks the connection. */
 void server_on_connection(void *cls, struct MHD_Connection *conn,

@@ -27,6 +27,70 @@ int str_to_bool(const char *s, bool *ret);
  */
 int str_to_mode(const char *s, int *ret);
 
+/*
+ * ASCII character classes, the one copy every parser uses. Unlike <ctype.h>
+ * they ignore the locale and take any char (a negative one is no UB).
+ */
+/* ' ' or tab: the blanks around an INI value or a list item. */
+static inline bool str_is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* RFC 8259 whitespace (also what base64 skips): space, tab, LF, CR. */
+static inline bool str_is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static inline bool str_is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* [a-z0-9] */
+static inline bool str_is_lower_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || str_is_digit(c);
+}
+
+/* [A-Za-z0-9] */
+static inline bool str_is_alnum(char c)
+{
+	return str_is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
+}
+
+/* The value of a hex digit (either case), or -1 when c is none. */
+static inline int str_hex_value(char c)
+{
+	if (str_is_digit(c))
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static inline bool str_is_hex(char c)
+{
+	return str_hex_value(c) >= 0;
+}
+
+/* FNV-1a (64 bits): the offset basis to start from. */
+#define STR_FNV1A_BASIS 1469598103934665603ULL
+
+/*
+ * FNV-1a (64 bits) of s continued from h (STR_FNV1A_BASIS for a fresh hash),
+ * so several strings hash as their concatenation.
+ */
+static inline uint64_t str_fnv1a(uint64_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
 /* ASCII case-insensitive equality. */
 bool str_eq_ci(const char *a, const char *b);
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "diag.h"
+#include "strutil.h"
 
 static const char alphabet[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -59,11 +60,6 @@ static int sextet(char c)
 	return -1;
 }
 
-static bool is_space(char c)
-{
-	return c == ' ' || c == '\n' || c == '\r' || c == '\t';
-}
-
 int base64_decode_append(struct strbuf *out, const char *text, size_t len)
 {
 	size_t mark = out->len, n = 0, pad = 0;
@@ -73,7 +69,7 @@ int base64_decode_append(struct strbuf *out, const char *text, size_t len)
 	for (size_t i = 0; i < len && rc == 0; i++) {
 		int v = sextet(text[i]);
 
-		if (is_space(text[i]))
+		if (str_is_space(text[i]))
 			continue;
 		if (text[i] == '=' && (n % 4 == 2 || n % 4 == 3)) {
 			pad++;

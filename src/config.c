@@ -589,8 +589,7 @@ int config_split_address(const char *address, char *host, size_t host_size,
 	for (size_t i = 0; i < n; i++) {
 		char c = start[i];
 
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-		      (c >= 'A' && c <= 'F') || c == '.' || c == ':'))
+		if (!str_is_hex(c) && c != '.' && c != ':')
 			return DIAG_EINVAL;
 	}
 	memcpy(host, start, n);
@@ -609,7 +608,7 @@ int config_parse_duration(const char *text, int64_t *ret_ms)
 	size_t n = 0;
 	int64_t v;
 
-	while (text[n] >= '0' && text[n] <= '9')
+	while (str_is_digit(text[n]))
 		n++;
 	if (n == 0 || n >= sizeof(digits))
 		return DIAG_EPARSE;

@@ -124,14 +124,9 @@ static void append(cJSON *parent, cJSON *item)
 	first->prev = item;
 }
 
-static bool is_space(unsigned char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 static void skip_space(struct parser *ps)
 {
-	while (ps->pos < ps->len && is_space(ps->p[ps->pos]))
+	while (ps->pos < ps->len && str_is_space((char)ps->p[ps->pos]))
 		ps->pos++;
 }
 
@@ -142,17 +137,11 @@ static int hex4(const unsigned char *s, unsigned *out)
 	unsigned v = 0;
 
 	for (int i = 0; i < 4; i++) {
-		unsigned char c = s[i];
+		int digit = str_hex_value((char)s[i]);
 
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
+		if (digit < 0)
 			return -1;
+		v = v << 4 | (unsigned)digit;
 	}
 	*out = v;
 	return 0;
@@ -303,7 +292,7 @@ static int take_string(struct parser *ps, char **out)
 
 static size_t digits(const struct parser *ps, size_t i)
 {
-	while (i < ps->len && ps->p[i] >= '0' && ps->p[i] <= '9')
+	while (i < ps->len && str_is_digit((char)ps->p[i]))
 		i++;
 	return i;
 }
@@ -320,7 +309,7 @@ static size_t number_length(const struct parser *ps)
 	if (i < ps->len && ps->p[i] == '-')
 		i++;
 	if (i < ps->len && ps->p[i] == '0') {
-		if (++i < ps->len && ps->p[i] >= '0' && ps->p[i] <= '9')
+		if (++i < ps->len && str_is_digit((char)ps->p[i]))
 			return 0; /* a leading zero */
 	} else if ((j = digits(ps, i)) > i)
 		i = j;
@@ -577,9 +566,9 @@ static int take_value(struct parser *ps, struct how how, cJSON **out)
 		return take_array(ps, how, out);
 	if (c == '"')
 		return take_string_value(ps, out);
-	if (c == '-' || (c >= '0' && c <= '9'))
+	if (c == '-' || str_is_digit((char)c))
 		return take_number(ps, out);
-	if (c < 0x20 && !is_space(c))
+	if (c < 0x20 && !str_is_space((char)c))
 		return fail(ps, "control character");
 	if (c >= 0x80)
 		return str_utf8_sequence(ps->p + ps->pos, ps->len - ps->pos)

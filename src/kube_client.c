@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fileio.h"
 #include "mem.h"
 
@@ -277,14 +278,6 @@ struct transfer {
 	bool idle;		/* the stream went silent for idle_ms */
 };
 
-static long long monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static long http_status(CURL *easy)
 {
 	long status = 0;
@@ -324,7 +317,7 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
 	struct transfer *t = arg;
 	size_t n = size * nmemb;
 
-	t->last_byte_ms = monotonic_ms();
+	t->last_byte_ms = clock_now_ms();
 	if (t->on_line)
 		return stream_bytes(t, data, n);
 	if (strbuf_add(t->body, data, n) != 0) {
@@ -343,7 +336,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	(void)dlnow;
 	(void)ultotal;
 	(void)ulnow;
-	if (t->idle_ms > 0 && monotonic_ms() - t->last_byte_ms > t->idle_ms) {
+	if (t->idle_ms > 0 && clock_now_ms() - t->last_byte_ms > t->idle_ms) {
 		t->idle = true;
 		return 1;
 	}
@@ -503,7 +496,7 @@ int kube_stream(struct kube_client *c, const char *path, long idle_ms,
 		return failure_code(d);
 	/* A stream silent for idle_ms is presumed dead (checked in on_progress). */
 	t.idle_ms = idle_ms;
-	t.last_byte_ms = monotonic_ms();
+	t.last_byte_ms = clock_now_ms();
 	rc = perform(easy, &t, errbuf, status, d);
 	curl_easy_cleanup(easy);
 	curl_slist_free_all(hdrs);

@@ -179,3 +179,14 @@ int kube_status_code(const char *body, size_t len, char *reason,
 	cJSON_Delete(root);
 	return ev.error_code;
 }
+
+int kube_status_failure(struct diag *d, const char *what, long status,
+			const char *body, size_t len, const char *hint)
+{
+	char reason[64];
+
+	kube_status_code(body, len, reason, sizeof(reason));
+	return diag_set(d, DIAG_EUNAVAIL, "%s: HTTP %ld %s%s%s%s", what, status,
+			reason, hint ? " (" : "", hint ? hint : "",
+			hint ? ")" : "");
+}

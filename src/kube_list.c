@@ -37,24 +37,20 @@ static int page_path(const struct kube_list_request *req, const char *cont,
 static int http_failure(const struct kube_list_request *req, long status,
 			const struct strbuf *body, struct diag *d)
 {
-	char reason[64];
+	char what[64], hint[96];
+	const char *why = NULL;
 
-	kube_status_code(strbuf_str(body), body->len, reason, sizeof(reason));
-	if (status == 401 || status == 403)
-		return diag_set(
-			d, DIAG_EUNAVAIL,
-			"list %s: HTTP %ld %s (the caller needs list on "
-			"%s)",
-			req->what, status, reason, req->what);
-	if (status == 410)
-		return diag_set(
-			d, DIAG_EUNAVAIL,
-			"list %s: HTTP 410 %s (the list took longer than "
-			"the server keeps its snapshot: run again, or "
-			"narrow it with --namespace)",
-			req->what, reason);
-	return diag_set(d, DIAG_EUNAVAIL, "list %s: HTTP %ld %s", req->what,
-			status, reason);
+	snprintf(what, sizeof(what), "list %s", req->what);
+	if (status == 401 || status == 403) {
+		snprintf(hint, sizeof(hint), "the caller needs list on %s",
+			 req->what);
+		why = hint;
+	} else if (status == 410) {
+		why = "the list took longer than the server keeps its "
+		      "snapshot: run again, or narrow it with --namespace";
+	}
+	return kube_status_failure(d, what, status, strbuf_str(body), body->len,
+				   why);
 }
 
 static int read_list_meta(const cJSON *root, char *cont, size_t cont_size,

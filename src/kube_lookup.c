@@ -12,7 +12,6 @@
  */
 #include "kube_source_internal.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,9 +19,11 @@
 #include <time.h>
 
 #include "bounds.h"
+#include "clock.h"
 #include "json.h"
 #include "mem.h"
 #include "sa_map.h"
+#include "validate.h"
 
 #define GET_BODY_MAX (1024L * 1024)
 
@@ -51,7 +52,7 @@ static void count_lookup(struct kube_source *k, enum kube_lookup_result r)
  */
 static long reserve_token(struct kube_source *k, long max_wait_ms)
 {
-	double now = kube_monotonic(), rate = (double)k->opt.lookup_rate;
+	double now = clock_now_seconds(), rate = (double)k->opt.lookup_rate;
 	double burst = (double)k->opt.lookup_burst, wait;
 
 	k->tokens += (now - k->refilled) * rate;
@@ -63,25 +64,6 @@ static long reserve_token(struct kube_source *k, long max_wait_ms)
 		return -1;
 	k->tokens -= 1.0;
 	return (long)(wait * 1000.0 + 0.999);
-}
-
-/* Sleeps ms milliseconds (signals do not cut it short). */
-static void sleep_ms(long ms)
-{
-	struct timespec until;
-	int rc;
-
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	do
-		rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until,
-				     NULL);
-	while (rc == EINTR);
 }
 
 static enum sa_lookup live_get(struct kube_source *k, const char *ns,
@@ -236,8 +218,8 @@ static enum sa_lookup miss(struct kube_source *k, const char *ns,
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->refs = 1;
 	/* Joiners wait for the token, the GET and a margin for the bookkeeping. */
-	p->until = kube_deadline_in(wait_ms + (long)k->opt.lookup_timeout_ms +
-				    100);
+	p->until = clock_realtime_in(wait_ms + (long)k->opt.lookup_timeout_ms +
+				     100);
 	p->next = k->pending;
 	k->pending = p;
 	pthread_mutex_unlock(&k->lock);
@@ -245,71 +227,52 @@ static enum sa_lookup miss(struct kube_source *k, const char *ns,
 		atomic_fetch_add(&k->token_waits, 1);
 		atomic_fetch_add(&k->token_wait_us,
 				 (unsigned long long)wait_ms * 1000);
-		sleep_ms(wait_ms);
+		clock_sleep_ms(wait_ms);
 	}
 	resolve(k, p);
 	pthread_mutex_lock(&k->lock);
 	return answer_pending(k, p, ret, d);
 }
 
-/* Names that are not DNS subdomains cannot exist; they never reach the API server
- * (a pod's serviceAccountName is validated only after mutating admission). */
-static bool valid_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > BOUND_DNS_SUBDOMAIN || s[0] == '.' || s[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '.'))
-			return false;
-	}
-	return strstr(s, "..") == NULL;
-}
-
-enum sa_lookup kube_lookup_cached(struct sa_source *s, const char *ns,
-				  const char *name,
-				  struct service_account **ret, struct diag *d)
+/*
+ * A cache hit is copied out; a miss is fetched live when `fetch` is set, else
+ * SA_LOOKUP_WOULD_BLOCK. Names that are not DNS subdomains cannot exist; they
+ * never reach the API server (a pod's serviceAccountName is validated only
+ * after mutating admission).
+ */
+static enum sa_lookup lookup(struct sa_source *s, const char *ns,
+			     const char *name, bool fetch,
+			     struct service_account **ret, struct diag *d)
 {
 	struct kube_source *k = kube_from_base(s);
 	const struct service_account *sa;
 	enum sa_lookup result = SA_LOOKUP_WOULD_BLOCK;
 
 	*ret = NULL;
-	if (!valid_name(ns) || !valid_name(name))
+	if (!validate_dns_subdomain(ns) || !validate_dns_subdomain(name))
 		return SA_LOOKUP_NOT_FOUND;
 	pthread_mutex_lock(&k->lock);
 	sa = sa_map_get(k->map, ns, name);
 	if (sa) {
 		result = kube_cache_copy(sa, ret, d);
 		count_lookup(k, KUBE_LK_HIT);
+	} else if (fetch) {
+		result = miss(k, ns, name, ret, d);
 	}
 	pthread_mutex_unlock(&k->lock);
 	return result;
+}
+
+enum sa_lookup kube_lookup_cached(struct sa_source *s, const char *ns,
+				  const char *name,
+				  struct service_account **ret, struct diag *d)
+{
+	return lookup(s, ns, name, false, ret, d);
 }
 
 enum sa_lookup kube_lookup(struct sa_source *s, const char *ns,
 			   const char *name, struct service_account **ret,
 			   struct diag *d)
 {
-	struct kube_source *k = kube_from_base(s);
-	const struct service_account *sa;
-	enum sa_lookup result;
-
-	*ret = NULL;
-	if (!valid_name(ns) || !valid_name(name))
-		return SA_LOOKUP_NOT_FOUND;
-	pthread_mutex_lock(&k->lock);
-	sa = sa_map_get(k->map, ns, name);
-	if (sa) {
-		result = kube_cache_copy(sa, ret, d);
-		count_lookup(k, KUBE_LK_HIT);
-	} else {
-		result = miss(k, ns, name, ret, d);
-	}
-	pthread_mutex_unlock(&k->lock);
-	return result;
+	return lookup(s, ns, name, true, ret, d);
 }

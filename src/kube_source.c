@@ -12,12 +12,13 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "mem.h"
 #include "profile_set.h"
 #include "sa_map.h"
+#include "strutil.h"
 
 static const char *const restart_names[] = {
 #define KUBE_NAME(id, name) name,
@@ -44,14 +45,6 @@ struct kube_source_options kube_source_defaults(void)
 	};
 }
 
-double kube_monotonic(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 const char *kube_restart_name(enum kube_restart r)
 {
 	return restart_names[r];
@@ -72,9 +65,7 @@ int kube_query_escape(struct strbuf *out, const char *value)
 	for (const char *p = value; rc == 0 && *p; p++) {
 		unsigned char c = (unsigned char)*p;
 
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '~')
+		if (str_is_alnum((char)c) || strchr("-._~", c))
 			rc = strbuf_addc(out, (char)c);
 		else
 			rc = strbuf_add(
@@ -87,32 +78,13 @@ int kube_query_escape(struct strbuf *out, const char *value)
 int kube_http_failure(struct diag *d, const char *what, long status,
 		      struct strbuf *body)
 {
-	char reason[64];
+	bool forbidden = status == 401 || status == 403;
 
-	kube_status_code(strbuf_str(body), body->len, reason, sizeof(reason));
-	if (status == 401 || status == 403)
-		return diag_set(
-			d, DIAG_EUNAVAIL,
-			"%s: HTTP %ld %s (the webhook's ServiceAccount needs get, list "
-			"and watch on serviceaccounts)",
-			what, status, reason);
-	return diag_set(d, DIAG_EUNAVAIL, "%s: HTTP %ld %s", what, status,
-			reason);
-}
-
-/* The CLOCK_REALTIME instant ms from now, for pthread_cond_timedwait. */
-struct timespec kube_deadline_in(long ms)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
+	return kube_status_failure(d, what, status, strbuf_str(body), body->len,
+				   forbidden ? "the webhook's ServiceAccount "
+					       "needs get, list and watch on "
+					       "serviceaccounts"
+					     : NULL);
 }
 
 /* ---- the rest of the interface ---- */
@@ -236,7 +208,7 @@ int kube_source_new(struct kube_client *client, struct profile_live *profiles,
 	k->metrics = metrics;
 	k->opt = *opts;
 	k->tokens = (double)opts->lookup_burst;
-	k->refilled = kube_monotonic();
+	k->refilled = clock_now_seconds();
 	k->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^
 		 0x9e3779b97f4a7c15ULL;
 	pthread_mutex_init(&k->lock, NULL);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
 #include "kube_event.h"
 #include "log.h"
 #include "profile_set.h"
@@ -80,7 +81,8 @@ static void log_listed(struct kube_source *k, double started)
 	char count[24], ms[24];
 
 	snprintf(count, sizeof(count), "%zu", atomic_load(&k->count));
-	snprintf(ms, sizeof(ms), "%.0f", (kube_monotonic() - started) * 1000);
+	snprintf(ms, sizeof(ms), "%.0f",
+		 (clock_now_seconds() - started) * 1000);
 	log_event(LOG_INFO, "service_accounts_listed", "count", count,
 		  "duration_ms", ms, "resource_version", k->rv, NULL);
 }
@@ -90,7 +92,7 @@ static int relist(struct kube_source *k, struct diag *d)
 	char rv[KUBE_RV_MAX] = "", cont[KUBE_CONTINUE_MAX] = "";
 	size_t hint = atomic_load(&k->count);
 	struct sa_map *fresh = NULL;
-	double started = kube_monotonic();
+	double started = clock_now_seconds();
 	void *handle = NULL;
 	const struct profile_set *set =
 		profile_live_acquire(k->profiles, &handle);
@@ -231,7 +233,7 @@ static void back_off(struct kube_source *k, int failures)
 				    1));
 	struct timespec until;
 
-	until = kube_deadline_in(ms);
+	until = clock_realtime_in(ms);
 	pthread_mutex_lock(&k->lock);
 	while (!atomic_load(&k->stop) &&
 	       pthread_cond_timedwait(&k->changed, &k->lock, &until) == 0)
@@ -271,18 +273,18 @@ void *kube_watch_main(void *arg)
 			}
 			need_list = false;
 		}
-		started = kube_monotonic();
+		started = clock_now_seconds();
 		need_list = watch_once(k, &restart, &d);
 		if (restart >= 0) {
 			atomic_fetch_add(&k->restarts[restart], 1);
 			log_failure("service_accounts_watch_restarted", restart,
 				    &d);
 		}
-		if ((kube_monotonic() - started) * 1000 > HEALTHY_WATCH_MS)
+		if ((clock_now_seconds() - started) * 1000 > HEALTHY_WATCH_MS)
 			failures = 0;
 		/* A watch that ends at once, even cleanly, must not spin. */
 		if ((restart >= 0 && restart != KUBE_RESTART_GONE) ||
-		    (restart < 0 && kube_monotonic() - started < 1.0))
+		    (restart < 0 && clock_now_seconds() - started < 1.0))
 			back_off(k, ++failures);
 	}
 	return NULL;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "invariant.h"
 #include "json.h"
 #include "mem.h"
 #include "profile.h"
@@ -701,9 +702,7 @@ static void sanitize_sts_session_name(const char *in, char *out)
 
 	for (; in[n] != '\0' && n < STS_SESSION_NAME_MAX; n++) {
 		char ch = in[n];
-		bool ok = (ch >= 'a' && ch <= 'z') ||
-			  (ch >= 'A' && ch <= 'Z') ||
-			  (ch >= '0' && ch <= '9') || strchr("+=,.@_-", ch);
+		bool ok = str_is_alnum(ch) || strchr("+=,.@_-", ch);
 
 		out[n] = ok ? ch : '-';
 	}
@@ -1233,6 +1232,51 @@ static int render_file_volume(struct ctx *c, const struct profile_file *f)
 	return rc;
 }
 
+#ifndef NDEBUG
+/* Whether profile p declares a volume called name (its token's or a file's). */
+static bool profile_has_volume(const struct profile *p, const char *name)
+{
+	if (strcmp(p->volume_name, name) == 0)
+		return true;
+	for (size_t f = 0; f < p->n_files; f++) {
+		if (strcmp(p->files[f].volume_name, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A volume the plan adds has a name no other volume of the patched pod has:
+ * not one of the pod's (check_volume and check_file_volumes found ours there
+ * and skip them), not another of this profile's, not an earlier applied
+ * profile's (the profile set refuses shared names).
+ */
+static bool volume_name_free(const struct ctx *c, int file)
+{
+	const struct profile *p = c->plan->p, *q;
+	const char *name =
+		file < 0 ? p->volume_name : p->files[file].volume_name;
+	const cJSON *volume;
+
+	cJSON_ArrayForEach(volume, c->v.volumes) {
+		if (strcmp(json_string(volume, "name"), name) == 0)
+			return false;
+	}
+	for (int f = -1; f < (int)p->n_files; f++) {
+		if (f != file &&
+		    strcmp(f < 0 ? p->volume_name : p->files[f].volume_name,
+			   name) == 0)
+			return false;
+	}
+	for (size_t i = 0; i < c->m->n_applied; i++) {
+		q = profile_set_find(c->set, c->m->applied[i]);
+		if (q && profile_has_volume(q, name))
+			return false;
+	}
+	return true;
+}
+#endif
+
 /* file < 0: the token's projected volume; else that generated file's. */
 static int emit_volume(struct ctx *c, int file)
 {
@@ -1242,6 +1286,7 @@ static int emit_volume(struct ctx *c, int file)
 	if (file < 0 ? c->plan->volume_exists
 		     : c->plan->file_volume_exists[file])
 		return 0;
+	PIW_ASSERT_CHECK(volume_name_free(c, file));
 	strbuf_reset(&c->value);
 	rc = create ? strbuf_addc(&c->value, '[') : 0;
 	if (rc == 0)
@@ -1608,6 +1653,41 @@ static size_t select_containers(struct ctx *c, int *rc)
 	return selected;
 }
 
+#ifndef NDEBUG
+/* Whether two applied profiles, both of them in the bit set `applied`, inject a
+ * variable of the same name. */
+static bool shares_variable(const struct ctx *c, uint32_t applied)
+{
+	for (size_t a = 0; a < c->n_injected; a++) {
+		const struct injected *x = &c->injected[a];
+
+		for (size_t b = a + 1; b < c->n_injected; b++) {
+			const struct injected *y = &c->injected[b];
+
+			if (x->applied != y->applied &&
+			    (applied >> x->applied & 1) &&
+			    (applied >> y->applied & 1) &&
+			    strcmp(x->name, y->name) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Rule 1 over the whole mutation: no container holds a variable that two
+ * applied profiles inject (select_containers left such a container out).
+ */
+static bool one_owner_per_variable(const struct ctx *c)
+{
+	for (size_t i = 0; i < c->v.n_containers; i++) {
+		if (shares_variable(c, c->v.containers[i].applied))
+			return false;
+	}
+	return true;
+}
+#endif
+
 static int record_applied(struct ctx *c)
 {
 	struct plan *pl = c->plan;
@@ -1632,14 +1712,18 @@ static int record_applied(struct ctx *c)
 		return DIAG_ENOMEM;
 	c->n_mount_dirs++;
 	c->m->applied[c->m->n_applied++] = pl->p->name;
+	PIW_ASSERT_CHECK(one_owner_per_variable(c));
 	return 0;
 }
 
+/* Every mount and variable planned for a container goes to a selected one,
+ * which no earlier profile gave any of the plan's variables (rule 1). */
 static int emit_container(struct ctx *c, struct container_ref *ref)
 {
 	const struct profile *p = c->plan->p;
 	int rc = 0;
 
+	PIW_ASSERT(ref->selected && unit_conflict(c, ref) == NULL);
 	if (!ref->has_our_mount)
 		rc = emit_mount(c, ref, p->volume_name, c->plan->mount_dir);
 	for (size_t f = 0; rc == 0 && f < p->n_files; f++) {

@@ -24,6 +24,32 @@
 			 : (p)->text.len > 2 && (p)->text.buf[0] == '[' && \
 				   (p)->text.buf[(p)->text.len - 1] == '}')
 
+#ifndef NDEBUG
+/*
+ * What patch_add_op is given (debug builds check it; the callers build it, so
+ * a failure is our bug): an RFC 6902 operation we write, with a value exactly
+ * where one is due, and a path that is an RFC 6901 pointer whose '~' only
+ * starts "~0" or "~1" (the tokens went through patch_pointer_append).
+ */
+static bool op_well_formed(const char *op, const char *path,
+			   const char *value_json)
+{
+	bool valued = strcmp(op, "add") == 0 || strcmp(op, "replace") == 0 ||
+		      strcmp(op, "test") == 0;
+
+	if (valued ? value_json == NULL || value_json[0] == '\0'
+		   : strcmp(op, "remove") != 0 || value_json != NULL)
+		return false;
+	if (path[0] != '\0' && path[0] != '/')
+		return false;
+	for (; *path; path++) {
+		if (*path == '~' && path[1] != '0' && path[1] != '1')
+			return false;
+	}
+	return true;
+}
+#endif
+
 void patch_init(struct patch *p)
 {
 	strbuf_init(&p->text, BOUND_PATCH_BYTES);
@@ -37,6 +63,7 @@ int patch_add_op(struct patch *p, const char *op, const char *path,
 	int rc;
 
 	PIW_ASSERT(PATCH_VALID(p));
+	PIW_ASSERT_CHECK(op_well_formed(op, path, value_json));
 	rc = strbuf_adds(&p->text,
 			 p->n_ops == 0 ? "[{\"op\":\"" : ",{\"op\":\"");
 	if (rc == 0)

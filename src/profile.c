@@ -197,11 +197,6 @@ static int out_of_memory(struct parse_ctx *c)
 
 /* ---- the line reader handed to inih ---- */
 
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
 /* Records a "[name]" header seen on the current line. */
 static void note_section(struct parse_ctx *c, const char *line, size_t len)
 {
@@ -242,7 +237,7 @@ static void inspect_line(struct parse_ctx *c, const char *line, size_t len)
 {
 	size_t i = 0;
 
-	while (i < len && is_blank(line[i]))
+	while (i < len && str_is_blank(line[i]))
 		i++;
 	if (i == len || line[i] == ';' || line[i] == '#')
 		return;

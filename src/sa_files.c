@@ -21,6 +21,7 @@
 #include "log.h"
 #include "mem.h"
 #include "sa_map.h"
+#include "strutil.h"
 
 #define MAX_FILES 4096
 
@@ -56,12 +57,11 @@ static int dir_signature(const char *dir, uint64_t *ret, struct diag *d)
 	if (dh == NULL)
 		return diag_set_at(d, DIAG_EIO, dir, 0, "%s", strerror(errno));
 	while ((e = readdir(dh)) != NULL) {
-		uint64_t h = 1469598103934665603ULL;
+		uint64_t h;
 
 		if (!is_manifest(dir, e->d_name, &st))
 			continue;
-		for (const char *p = e->d_name; *p; p++)
-			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+		h = str_fnv1a(STR_FNV1A_BASIS, e->d_name);
 		h ^= (uint64_t)st.st_ino * 31 + (uint64_t)st.st_size * 131 +
 		     (uint64_t)st.st_mtim.tv_sec * 1000003 +
 		     (uint64_t)st.st_mtim.tv_nsec;

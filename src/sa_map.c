@@ -10,6 +10,7 @@
 
 #include "diag.h"
 #include "mem.h"
+#include "strutil.h"
 
 #define TOMBSTONE ((struct service_account *)(uintptr_t)1)
 
@@ -23,13 +24,9 @@ struct sa_map {
 
 static uint64_t hash_key(const char *namespace, const char *name)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	uint64_t h = str_fnv1a(STR_FNV1A_BASIS, namespace);
 
-	for (const char *p = namespace; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	h = (h ^ '/') * 1099511628211ULL;
-	for (const char *p = name; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h = str_fnv1a(str_fnv1a(h, "/"), name);
 	return h ^ (h >> 29);
 }
 

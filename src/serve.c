@@ -15,6 +15,7 @@
 
 #include "bounds.h"
 #include "cli.h"
+#include "clock.h"
 #include "fileio.h"
 #include "identity_file.h"
 #include "kube_client.h"
@@ -197,18 +198,11 @@ static void tick(struct serve *s)
 			  s->sa->count(s->sa));
 }
 
-static struct timespec duration(int64_t ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-	return ts;
-}
-
 /* Waits for SIGTERM/SIGINT, handling SIGHUP and the reload tick meanwhile. */
 static void run_until_stopped(struct serve *s)
 {
 	for (;;) {
-		struct timespec wait = duration(s->cfg->reload_interval_ms);
+		struct timespec wait = clock_span(s->cfg->reload_interval_ms);
 		int sig = sigtimedwait(&s->signals, NULL, &wait);
 
 		if (sig == SIGTERM || sig == SIGINT)
@@ -224,20 +218,15 @@ static void run_until_stopped(struct serve *s)
 /* Keeps serving (not ready) for --shutdown-delay; a second signal cuts it short. */
 static void delay_shutdown(struct serve *s)
 {
-	struct timespec start, now;
-	int64_t left = s->cfg->shutdown_delay_ms;
+	int64_t start = clock_now_ms(), left = s->cfg->shutdown_delay_ms;
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
 	while (left > 0) {
-		struct timespec wait = duration(left);
+		struct timespec wait = clock_span(left);
 		int sig = sigtimedwait(&s->signals, NULL, &wait);
 
 		if (sig == SIGTERM || sig == SIGINT)
 			return;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = s->cfg->shutdown_delay_ms -
-		       ((now.tv_sec - start.tv_sec) * 1000 +
-			(now.tv_nsec - start.tv_nsec) / 1000000);
+		left = s->cfg->shutdown_delay_ms - (clock_now_ms() - start);
 	}
 }
 

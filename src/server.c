@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fileio.h"
 #include "log.h"
 #include "mem.h"
@@ -219,13 +220,12 @@ long server_inflight(const struct server *s)
 
 bool server_drain(struct server *s, int64_t timeout_ms)
 {
-	struct timespec start, pause = { 0, 10 * 1000 * 1000 };
+	int64_t start = clock_now_ms();
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
 	while (atomic_load(&s->inflight) > 0) {
-		if (server_elapsed_ms(&start) >= timeout_ms)
+		if (clock_now_ms() - start >= timeout_ms)
 			return false;
-		nanosleep(&pause, NULL);
+		clock_sleep_ms(10);
 	}
 	return true;
 }

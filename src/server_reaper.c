@@ -6,16 +6,9 @@
  */
 #include <sys/socket.h>
 
+#include "clock.h"
 #include "mem.h"
 #include "server_internal.h"
-
-int64_t server_now_ms(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 void server_on_connection(void *cls, struct MHD_Connection *conn,
 			  void **socket_context,
@@ -35,7 +28,7 @@ void server_on_connection(void *cls, struct MHD_Connection *conn,
 			return; /* untracked: still bounded by the idle timeout */
 		}
 		t->fd = info->connect_fd;
-		atomic_store(&t->idle_since_ms, server_now_ms());
+		atomic_store(&t->idle_since_ms, clock_now_ms());
 		pthread_mutex_lock(&l->lock);
 		t->next = l->tracked;
 		if (l->tracked)
@@ -71,7 +64,7 @@ struct tracked *server_tracked_of(struct MHD_Connection *conn)
 
 static void reap(struct listener *l, int64_t limit_ms)
 {
-	int64_t now = server_now_ms();
+	int64_t now = clock_now_ms();
 
 	if (l->daemon == NULL)
 		return;
@@ -91,10 +84,9 @@ static void reap(struct listener *l, int64_t limit_ms)
 void *server_reaper_main(void *arg)
 {
 	struct server *s = arg;
-	struct timespec tick = { 0, 250 * 1000 * 1000 };
 
 	while (!atomic_load(&s->stopping)) {
-		nanosleep(&tick, NULL);
+		clock_sleep_ms(250);
 		reap(&s->https, s->request_timeout_ms);
 		reap(&s->plain, s->request_timeout_ms);
 	}

@@ -5,19 +5,11 @@
  * the final callback (server_routes.c); the state is freed in the completion
  * callback, which also ends the request's "in flight" count that the drain waits on.
  */
+#include "clock.h"
 #include "log.h"
 #include "mem.h"
 #include "server_internal.h"
 #include "strutil.h"
-
-int64_t server_elapsed_ms(const struct timespec *since)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)(now.tv_sec - since->tv_sec) * 1000 +
-	       (now.tv_nsec - since->tv_nsec) / 1000000;
-}
 
 static struct request *begin(struct listener *l, struct MHD_Connection *conn,
 			     const char *url, const char *method)
@@ -30,7 +22,7 @@ static struct request *begin(struct listener *l, struct MHD_Connection *conn,
 	r->early_status =
 		server_early_status(l->server, conn, r->route, method);
 	strbuf_init(&r->body, (size_t)l->server->max_body);
-	clock_gettime(CLOCK_MONOTONIC, &r->started);
+	r->started_ms = clock_now_ms();
 	r->tracked = server_tracked_of(conn);
 	if (r->tracked)
 		atomic_store(&r->tracked->busy, true);
@@ -62,7 +54,7 @@ static bool take_chunk(struct listener *l, struct request *r, const char *data,
 {
 	struct server *s = l->server;
 
-	if (server_elapsed_ms(&r->started) > s->request_timeout_ms) {
+	if (clock_now_ms() - r->started_ms > s->request_timeout_ms) {
 		log_event(LOG_DEBUG, "request_cut", "reason", "request timeout",
 			  NULL);
 		return false;
@@ -130,7 +122,7 @@ void server_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	webhook_call_free(&r->call);
 	strbuf_free(&r->body);
 	if (r->tracked) {
-		atomic_store(&r->tracked->idle_since_ms, server_now_ms());
+		atomic_store(&r->tracked->idle_since_ms, clock_now_ms());
 		atomic_store(&r->tracked->busy, false);
 	}
 	mem_free(r);

@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include "clock.h"
 #include "log.h"
 #include "server_internal.h"
 
@@ -128,7 +129,7 @@ static void push(int fd)
 static bool wait_writable(int fd, int64_t deadline_ms)
 {
 	struct pollfd p = { .fd = fd, .events = POLLOUT };
-	int64_t left = deadline_ms - server_now_ms();
+	int64_t left = deadline_ms - clock_now_ms();
 
 	if (fd < 0 || left <= 0)
 		return false;
@@ -153,7 +154,7 @@ void server_tls_uncork(const struct listener *l, struct MHD_Connection *conn)
 	/* The buffer was checked to have room, so only memory pressure gets here:
 	 * the response is owed, and libmicrohttpd believes it sent. */
 	fd = fd_of(conn);
-	deadline = server_now_ms() + l->server->request_timeout_ms;
+	deadline = clock_now_ms() + l->server->request_timeout_ms;
 	while (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
 		if (!wait_writable(fd, deadline)) {
 			log_event(LOG_DEBUG, "request_cut", "reason",

@@ -34,18 +34,20 @@ int settings_new(struct settings **ret)
 	return *ret ? 0 : DIAG_ENOMEM;
 }
 
+static void free_pairs(struct setting_pair *pairs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		mem_free(pairs[i].name);
+		mem_free(pairs[i].value);
+	}
+}
+
 void settings_free(struct settings *s)
 {
 	if (s == NULL)
 		return;
-	for (size_t i = 0; i < s->n; i++) {
-		mem_free(s->items[i].name);
-		mem_free(s->items[i].value);
-	}
-	for (size_t i = 0; i < s->n_flags; i++) {
-		mem_free(s->flags[i].name);
-		mem_free(s->flags[i].value);
-	}
+	free_pairs(s->items, s->n);
+	free_pairs(s->flags, s->n_flags);
 	for (size_t i = 0; i < s->n_disabled; i++)
 		mem_free(s->disabled[i]);
 	mem_free(s);

@@ -12,11 +12,6 @@
 
 #include "diag.h"
 
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
 int str_to_i64(const char *s, int64_t min, int64_t max, int64_t *ret)
 {
 	const char *p = s;
@@ -25,9 +20,9 @@ int str_to_i64(const char *s, int64_t min, int64_t max, int64_t *ret)
 
 	if (*p == '-')
 		p++;
-	if (!is_digit(*p))
+	if (!str_is_digit(*p))
 		return DIAG_EPARSE;
-	while (is_digit(*p))
+	while (str_is_digit(*p))
 		p++;
 	if (*p != '\0')
 		return DIAG_EPARSE;
@@ -101,11 +96,6 @@ bool str_has_prefix(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
 bool str_list_next(const char **cursor, const char *seps, const char **item,
 		   size_t *item_len)
 {
@@ -114,7 +104,7 @@ bool str_list_next(const char **cursor, const char *seps, const char **item,
 	for (;;) {
 		const char *start, *end;
 
-		while (*p && (is_blank(*p) || strchr(seps, *p)))
+		while (*p && (str_is_blank(*p) || strchr(seps, *p)))
 			p++;
 		if (*p == '\0') {
 			*cursor = p;
@@ -124,7 +114,7 @@ bool str_list_next(const char **cursor, const char *seps, const char **item,
 		while (*p && !strchr(seps, *p))
 			p++;
 		end = p;
-		while (end > start && is_blank(end[-1]))
+		while (end > start && str_is_blank(end[-1]))
 			end--;
 		if (end > start) {
 			*item = start;

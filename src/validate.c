@@ -54,23 +54,6 @@ const char *validate_format_expectation(enum value_format format)
 	return formats[format].expectation;
 }
 
-static bool is_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9');
-}
-
-static bool is_lower_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-static bool is_hex(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-	       (c >= 'A' && c <= 'F');
-}
-
 static bool all_printable(const char *s)
 {
 	for (; *s; s++) {
@@ -99,7 +82,7 @@ static bool valid_host(const char *s, size_t len, bool need_dot)
 			dots++;
 			continue;
 		}
-		if (!is_alnum(c) && c != '-')
+		if (!str_is_alnum(c) && c != '-')
 			return false;
 		if (c == '-' && label == 0)
 			return false;
@@ -122,7 +105,7 @@ static bool valid_email(const char *s)
 	if (local_len == 0 || local_len > 64 || s[0] == '.' || at[-1] == '.')
 		return false;
 	for (const char *p = s; p < at; p++) {
-		if (!is_alnum(*p) && !strchr("._%+-", *p))
+		if (!str_is_alnum(*p) && !strchr("._%+-", *p))
 			return false;
 		if (*p == '.' && p[1] == '.')
 			return false;
@@ -162,7 +145,7 @@ static bool valid_role_arn(const char *s)
 		return false;
 	p += 5;
 	for (n = 0; n < 12; n++) {
-		if (p[n] < '0' || p[n] > '9')
+		if (!str_is_digit(p[n]))
 			return false;
 	}
 	p += 12;
@@ -173,7 +156,7 @@ static bool valid_role_arn(const char *s)
 	if (n == 0 || n > 512 || name[n - 1] == '/')
 		return false;
 	for (const char *q = name; *q; q++) {
-		if (!is_alnum(*q) && !strchr("+=,.@_/-", *q))
+		if (!str_is_alnum(*q) && !strchr("+=,.@_/-", *q))
 			return false;
 	}
 	return true;
@@ -186,7 +169,7 @@ static bool valid_uuid(const char *s)
 	if (strlen(s) != sizeof(layout) - 1)
 		return false;
 	for (size_t i = 0; layout[i]; i++) {
-		if (layout[i] == '-' ? s[i] != '-' : !is_hex(s[i]))
+		if (layout[i] == '-' ? s[i] != '-' : !str_is_hex(s[i]))
 			return false;
 	}
 	return true;
@@ -235,7 +218,7 @@ static bool valid_region(const char *s)
 	if (n == 0 || n > 32)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		if (!is_lower_alnum(s[i]) && s[i] != '-')
+		if (!str_is_lower_alnum(s[i]) && s[i] != '-')
 			return false;
 	}
 	return true;
@@ -277,22 +260,36 @@ static bool valid_qualified_part(const char *s, size_t len)
 {
 	if (len == 0 || len > BOUND_DNS_LABEL)
 		return false;
-	if (!is_alnum(s[0]) || !is_alnum(s[len - 1]))
+	if (!str_is_alnum(s[0]) || !str_is_alnum(s[len - 1]))
 		return false;
 	for (size_t i = 0; i < len; i++) {
-		if (!is_alnum(s[i]) && !strchr("-_.", s[i]))
+		if (!str_is_alnum(s[i]) && !strchr("-_.", s[i]))
 			return false;
 	}
 	return true;
 }
 
+/*
+ * Kubernetes' DNS-1123 subdomain: labels of [a-z0-9-], alphanumeric at both
+ * ends, joined by single dots, 1-253 in all. Unlike a host name's, a label may
+ * be longer than 63 (the API server accepts such object names).
+ */
 static bool valid_lower_subdomain(const char *s, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] >= 'A' && s[i] <= 'Z')
+	if (len == 0 || len > BOUND_DNS_SUBDOMAIN ||
+	    !str_is_lower_alnum(s[0]) || !str_is_lower_alnum(s[len - 1]))
+		return false;
+	for (size_t i = 1; i + 1 < len; i++) {
+		if (s[i] == '.') {
+			/* between alphanumerics: no "..", ".-" or "-." */
+			if (!str_is_lower_alnum(s[i - 1]) ||
+			    !str_is_lower_alnum(s[i + 1]))
+				return false;
+		} else if (s[i] != '-' && !str_is_lower_alnum(s[i])) {
 			return false;
+		}
 	}
-	return valid_host(s, len, false);
+	return true;
 }
 
 bool validate_qualified_name(const char *key)
@@ -309,9 +306,7 @@ bool validate_qualified_name(const char *key)
 
 bool validate_dns_subdomain(const char *s)
 {
-	size_t n = strlen(s);
-
-	return n > 0 && n <= BOUND_DNS_SUBDOMAIN && valid_lower_subdomain(s, n);
+	return valid_lower_subdomain(s, strlen(s));
 }
 
 bool validate_dns_label(const char *s)
@@ -320,10 +315,10 @@ bool validate_dns_label(const char *s)
 
 	if (n == 0 || n > BOUND_DNS_LABEL)
 		return false;
-	if (!is_lower_alnum(s[0]) || !is_lower_alnum(s[n - 1]))
+	if (!str_is_lower_alnum(s[0]) || !str_is_lower_alnum(s[n - 1]))
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		if (!is_lower_alnum(s[i]) && s[i] != '-')
+		if (!str_is_lower_alnum(s[i]) && s[i] != '-')
 			return false;
 	}
 	return true;
@@ -331,10 +326,10 @@ bool validate_dns_label(const char *s)
 
 bool validate_env_name(const char *s)
 {
-	if (s[0] == '\0' || (s[0] >= '0' && s[0] <= '9'))
+	if (s[0] == '\0' || str_is_digit(s[0]))
 		return false;
 	for (const char *p = s; *p; p++) {
-		if (!is_alnum(*p) && !strchr("-._", *p))
+		if (!str_is_alnum(*p) && !strchr("-._", *p))
 			return false;
 	}
 	return strlen(s) <= 128;
@@ -425,7 +420,7 @@ static size_t quantifier(const char **p)
 			upper = (size_t)-1;
 			continue;
 		}
-		if (*q < '0' || *q > '9') {
+		if (!str_is_digit(*q)) {
 			*p = q; /* past the '{': the caller's loop ends */
 			return PATTERN_MAX_SIZE + 1;
 		}
@@ -630,7 +625,7 @@ bool validate_simple_name(const char *s, unsigned max)
 	if (n == 0 || n > max)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		if (!is_lower_alnum(s[i]) && s[i] != '-')
+		if (!str_is_lower_alnum(s[i]) && s[i] != '-')
 			return false;
 	}
 	return true;

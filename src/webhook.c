@@ -8,20 +8,12 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "bounds.h"
+#include "clock.h"
 #include "log.h"
 #include "mem.h"
 #include "mutate.h"
-
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void reply_text(struct http_reply *out, int status, const char *text)
 {
@@ -185,7 +177,7 @@ bool webhook_begin(const struct webhook *w, const char *body, size_t len,
 
 	(void)w;
 	memset(out, 0, sizeof(*out));
-	call->started = now_seconds();
+	call->started = clock_now_seconds();
 	diag_clear(&d);
 	if (review_decode(body, len, &call->review, &d) == 0)
 		return true;
@@ -214,7 +206,7 @@ bool webhook_answer(const struct webhook *w, struct webhook_call *call,
 		case NEEDS_IO:
 			return false;
 		case FAILED:
-			count(w, r, out, now_seconds() - call->started);
+			count(w, r, out, clock_now_seconds() - call->started);
 			webhook_call_free(call);
 			return true;
 		case FOUND:
@@ -223,7 +215,7 @@ bool webhook_answer(const struct webhook *w, struct webhook_call *call,
 	}
 	hold_policy(w, &held);
 	decide(&held.policy, r, sa, out);
-	seconds = now_seconds() - call->started;
+	seconds = clock_now_seconds() - call->started;
 	if (out->status == 200 && r->pod_create)
 		log_pod_create(r, seconds);
 	else if (out->status == 200)

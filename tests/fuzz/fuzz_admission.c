@@ -22,24 +22,18 @@
 #include "service_account.h"
 #include "settings.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
+#include "fuzz_shipped.h"
 
 static struct profile_set *profiles;
 static struct settings *settings;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void fuzz_fixture(void)
 {
-	(void)argc;
-	(void)argv;
-	mem_install_json_hooks();
-	if (profile_dir_load(PIW_SOURCE_DIR "/profiles", &profiles, NULL) !=
-		    0 ||
-	    settings_new(&settings) != 0 ||
-	    settings_set_pair(settings, "role-session-name=true", NULL) != 0 ||
-	    settings_set_pair(settings, "region=eu-central-1", NULL) != 0)
-		abort();
-	return 0;
+	static const char *const pairs[] = { "role-session-name=true",
+					     "region=eu-central-1", NULL };
+
+	fuzz_shipped_profiles(&profiles, &settings, pairs);
 }
 
 static struct service_account *read_sa(const char *text, size_t len)

@@ -22,8 +22,8 @@
 #include "settings.h"
 #include "strbuf.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
+#include "fuzz_shipped.h"
 
 #define N_SAS 4
 
@@ -44,16 +44,11 @@ static const char *const sa_json[N_SAS] = {
 	"{\"metadata\":{\"name\":\"plain\",\"namespace\":\"ns\"}}",
 };
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void fuzz_fixture(void)
 {
-	(void)argc;
-	(void)argv;
-	mem_install_json_hooks();
-	if (profile_dir_load(PIW_SOURCE_DIR "/profiles", &profiles, NULL) !=
-		    0 ||
-	    settings_new(&settings) != 0 ||
-	    settings_set_pair(settings, "region=eu-central-1", NULL) != 0)
-		abort();
+	static const char *const pairs[] = { "region=eu-central-1", NULL };
+
+	fuzz_shipped_profiles(&profiles, &settings, pairs);
 	policy.profiles = profiles;
 	policy.settings = settings;
 	for (size_t i = 0; i < N_SAS; i++) {
@@ -65,7 +60,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 			abort();
 		cJSON_Delete(root);
 	}
-	return 0;
 }
 
 static const struct service_account *find_sa(const char *name)

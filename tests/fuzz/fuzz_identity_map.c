@@ -14,8 +14,7 @@
 #include "profile_set.h"
 #include "service_account.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 /* A profile that maps the JSON form's members, as profiles/aws.ini does. */
 static const char profile_text[] =
@@ -29,19 +28,15 @@ static const char profile_text[] =
 
 static struct profile_set *profiles; /* built once: the target's fixture */
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void fuzz_fixture(void)
 {
 	struct profile *p = NULL;
 
-	(void)argc;
-	(void)argv;
-	mem_install_json_hooks();
 	if (profile_parse(profile_text, sizeof(profile_text) - 1, "demo.ini",
 			  &p, NULL) != 0 ||
 	    profile_set_new(&profiles) != 0 ||
 	    profile_set_add(profiles, p, NULL) != 0)
 		abort();
-	return 0;
 }
 
 static void apply_one(const struct identity_map *map, const char *ns,

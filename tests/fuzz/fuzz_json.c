@@ -18,8 +18,7 @@
 #include "mem.h"
 #include "mutate.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 static const struct json_keep nested[] = {
 	{ "k", NULL, false },
@@ -39,12 +38,9 @@ static const struct json_keep review[] = {
 	{ NULL, NULL, false },
 };
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void fuzz_fixture(void)
 {
-	(void)argc;
-	(void)argv;
-	mem_install_json_hooks();
-	return 0;
+	/* none: each input is read on its own */
 }
 
 static bool same_string(const char *a, const char *b)

@@ -4,15 +4,11 @@
 #include "kubeconfig.h"
 #include "mem.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void fuzz_fixture(void)
 {
-	(void)argc;
-	(void)argv;
-	mem_install_json_hooks();
-	return 0;
+	/* none: each input is read on its own */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

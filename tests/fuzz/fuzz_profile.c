@@ -19,6 +19,8 @@
 #include "service_account.h"
 #include "settings.h"
 
+#include "fuzz.h"
+
 #define HOSTILE "a@b.iam.gserviceaccount.com\"\\${x}$$\u00e9}"
 
 /*
@@ -128,15 +130,9 @@ out:
 	cJSON_Delete(pod);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void fuzz_fixture(void)
 {
-	(void)argc;
-	(void)argv;
-	mem_install_json_hooks();
-	return 0;
+	/* none: each input is read on its own */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -25,6 +25,8 @@
 #include "settings.h"
 #include "strbuf.h"
 
+#include "unit_json.h"
+
 #define ROLE_A "0f8fad5b-d9cb-469f-a165-70867728950e"
 #define ROLE_B "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 
@@ -77,17 +79,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static cJSON *parse(const char *text)
-{
-	cJSON *root = NULL;
-	struct diag d;
-
-	diag_clear(&d);
-	if (json_parse(text, strlen(text), &root, &d) != 0)
-		fail_msg("bad test JSON: %s", d.text);
-	return root;
-}
-
 /* A ServiceAccount team/app with the given annotations (JSON members). */
 static struct service_account *sa_with(const char *annotations)
 {
@@ -107,7 +98,7 @@ static struct service_account *sa_with(const char *annotations)
 	return sa;
 }
 
-/* A pod of team/app; extra_labels and env are JSON members (may be ""). */
+/* A pod of team/app; labels and env are JSON members (may be ""). */
 static cJSON *bare_pod(const char *labels, const char *env)
 {
 	char text[2048];

@@ -20,6 +20,8 @@
 #include "service_account.h"
 #include "settings.h"
 
+#include "unit_json.h"
+
 struct fixture {
 	struct profile_set *set;
 	struct settings *settings;
@@ -54,17 +56,6 @@ static int teardown(void **state)
 	profile_set_free(f->set);
 	mem_free(f);
 	return 0;
-}
-
-static cJSON *parse(const char *text)
-{
-	cJSON *root = NULL;
-	struct diag d;
-
-	diag_clear(&d);
-	if (json_parse(text, strlen(text), &root, &d) != 0)
-		fail_msg("bad test JSON: %s", d.text);
-	return root;
 }
 
 static void use_sa(struct fixture *f, const char *annotations)

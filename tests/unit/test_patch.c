@@ -17,13 +17,7 @@
 #include "mem.h"
 #include "patch.h"
 
-static cJSON *parse(const char *text)
-{
-	cJSON *root = NULL;
-
-	assert_int_equal(json_parse(text, strlen(text), &root, NULL), 0);
-	return root;
-}
+#include "unit_json.h"
 
 static void expect_applied(const char *doc, const char *ops, const char *want)
 {

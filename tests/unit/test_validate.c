@@ -80,6 +80,19 @@ static void test_names(void **state)
 	assert_false(validate_qualified_name("x.io/"));
 	assert_true(validate_dns_label("aws-iam-token"));
 	assert_false(validate_dns_label("aws_iam"));
+	/* Kubernetes' DNS-1123 subdomain: no per-label limit, unlike a host */
+	assert_true(validate_dns_subdomain("a.b-c.d1"));
+	assert_true(validate_dns_subdomain(
+		"a234567890123456789012345678901234567890123456789012345678901234"
+		"567890.x"));
+	assert_false(validate_dns_subdomain("a-"));
+	assert_false(validate_dns_subdomain("a.-b"));
+	assert_false(validate_dns_subdomain("a-.b"));
+	assert_false(validate_dns_subdomain("a..b"));
+	assert_false(validate_dns_subdomain(".a"));
+	assert_false(validate_dns_subdomain("a."));
+	assert_false(validate_dns_subdomain("A.b"));
+	assert_false(validate_dns_subdomain(""));
 	assert_true(validate_abs_path("/var/run/x"));
 	assert_false(validate_abs_path("/"));
 	assert_false(validate_abs_path("/var//x"));
