@@ -63,7 +63,8 @@ struct metrics_family {
 	void *arg; /* for value and samples; also the owner (metrics_unregister) */
 };
 
-/* Creates the registry with the webhook's own families. 0 or DIAG_ENOMEM.
+/* Creates the registry with the webhook's own families. 0, DIAG_ENOMEM, or
+ * DIAG_EINVAL if its own table were wrong (the unit test would fail first).
  * `version` goes into piw_build_info. */
 int metrics_new(const char *version, struct metrics **ret);
 void metrics_free(struct metrics *m);
