@@ -68,8 +68,8 @@ struct kube_source {
 	atomic_bool ready;
 	atomic_size_t count, bytes;
 	atomic_llong last_sync;
-	atomic_ullong restarts[KUBE_N_RESTART], lookups[KUBE_N_LK], lists[2],
-		events;
+	atomic_ullong restarts[KUBE_N_RESTART], lookups[KUBE_N_LK],
+		lists[METRICS_N_RESULTS], events;
 	atomic_ullong token_waits,
 		token_wait_us; /* misses that waited, and how long */
 	char rv[KUBE_RV_MAX];  /* the watch thread's */

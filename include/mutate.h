@@ -24,16 +24,48 @@ struct settings;
 /* The annotation that records which profiles were applied to a pod. */
 #define MUTATE_PROFILES_ANNOTATION "pod-identity-webhook/profiles"
 
-enum mutate_outcome {
-	MUTATE_PATCHED,	  /* allowed with a non-empty patch */
-	MUTATE_UNCHANGED, /* profiles apply but the pod already has everything */
-	MUTATE_NO_MATCH,  /* no profile's trigger is on the ServiceAccount */
-	MUTATE_SKIPPED, /* every matching profile was skipped by label/annotation */
-	MUTATE_DENIED, /* configuration error or reserved-name conflict */
-	MUTATE_NOT_UNDERSTOOD, /* the pod has a shape we cannot read: admitted as is */
-	MUTATE_SA_NOT_FOUND, /* admitted as is, with a warning */
-	MUTATE_NOT_POD_CREATE, /* not a Pod CREATE: admitted untouched (set by callers) */
+/*
+ * How an admission ended: one list, giving enum mutate_outcome, its stable name
+ * (mutate_outcome_name, the log line and the piw_admissions_total label) and
+ * whether it counts as a skip (piw_skips_total: admitted untouched).
+ */
+#define MUTATE_OUTCOMES(X)                                           \
+	/* allowed with a non-empty patch */                         \
+	X(MUTATE_PATCHED, "patched", 0)                              \
+	/* profiles apply but the pod already has everything */      \
+	X(MUTATE_UNCHANGED, "unchanged", 0)                          \
+	/* no profile's trigger is on the ServiceAccount */          \
+	X(MUTATE_NO_MATCH, "no-match", 1)                            \
+	/* every matching profile was skipped by label/annotation */ \
+	X(MUTATE_SKIPPED, "skipped", 1)                              \
+	/* configuration error or reserved-name conflict */          \
+	X(MUTATE_DENIED, "denied", 0)                                \
+	/* the pod has a shape we cannot read: admitted as is */     \
+	X(MUTATE_NOT_UNDERSTOOD, "not-understood", 1)                \
+	/* admitted as is, with a warning */                         \
+	X(MUTATE_SA_NOT_FOUND, "sa-not-found", 1)                    \
+	/* not a Pod CREATE: admitted untouched (set by callers) */  \
+	X(MUTATE_NOT_POD_CREATE, "not-pod-create", 1)
+
+#define MUTATE_OUTCOME_ENUM(id, name, skip) id,
+enum mutate_outcome { MUTATE_OUTCOMES(MUTATE_OUTCOME_ENUM) MUTATE_N_OUTCOMES };
+#undef MUTATE_OUTCOME_ENUM
+
+/*
+ * The class of a pod's first denial: one list, giving enum mutate_deny and its
+ * stable name (mutate_deny_name, the piw_denials_total label).
+ */
+#define MUTATE_DENY_REASONS(X)                            \
+	X(MUTATE_DENY_INVALID_VALUE, "invalid-value")     \
+	X(MUTATE_DENY_VOLUME_CONFLICT, "volume-conflict") \
+	X(MUTATE_DENY_MOUNT_CONFLICT, "mount-conflict")
+
+#define MUTATE_DENY_ENUM(id, name) id,
+enum mutate_deny {
+	MUTATE_DENY_NONE = -1, /* not denied */
+	MUTATE_DENY_REASONS(MUTATE_DENY_ENUM) MUTATE_N_DENY
 };
+#undef MUTATE_DENY_ENUM
 
 struct mutate_input {
 	const cJSON *pod;      /* the Pod object (borrowed) */
@@ -46,8 +78,7 @@ struct mutation {
 	bool allowed;
 	enum mutate_outcome outcome;
 	struct strbuf message; /* deny message (or the not-understood reason) */
-	const char *deny_reason; /* first denial's class: "invalid-value",
-				    "volume-conflict" or "mount-conflict" */
+	enum mutate_deny deny_reason; /* the first denial's class, or NONE */
 	char *warnings[BOUND_WARNINGS + 1];
 	size_t n_warnings;
 	const char *
@@ -104,6 +135,9 @@ int mutate_check_pod(const cJSON *pod, struct diag *d);
 
 /* A stable lower-case name for an outcome ("patched", "denied", ...). */
 const char *mutate_outcome_name(enum mutate_outcome outcome);
+
+/* The stable name of a denial class ("invalid-value", ...); NULL for NONE. */
+const char *mutate_deny_name(enum mutate_deny reason);
 
 /* Adds a warning (copied, shortened to BOUND_WARNING_BYTES) past BOUND_WARNINGS it
  * counts in a final "... more" line. 0 or DIAG_ENOMEM. */

@@ -24,17 +24,10 @@
 #include "diag.h"
 #include "metrics.h"
 #include "server.h"
+#include "server_route.h"
 #include "strbuf.h"
 #include "tls_store.h"
 #include "webhook.h"
-
-enum route {
-	ROUTE_MUTATE,
-	ROUTE_HEALTHZ,
-	ROUTE_READYZ,
-	ROUTE_METRICS,
-	ROUTE_OTHER
-};
 
 /*
  * A connection as the reaper sees it. libmicrohttpd resets its idle timer on every
@@ -92,7 +85,7 @@ struct server {
 };
 
 struct request {
-	enum route route;
+	enum server_route route;
 	int early_status; /* non-zero: answered without (all of) the body */
 	bool answered;	  /* the early answer is queued */
 	size_t discarded; /* body bytes thrown away after a 413 */
@@ -122,11 +115,11 @@ void server_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 /* ---- server_routes.c ---- */
 
 /* The route of a URL on a listener (ROUTE_OTHER when it serves none). */
-enum route server_find_route(const struct listener *l, const char *url);
+enum server_route server_find_route(const struct listener *l, const char *url);
 
 /* The status to answer before reading any body, or 0 to go on. */
 int server_early_status(struct server *s, struct MHD_Connection *conn,
-			enum route route, const char *method);
+			enum server_route route, const char *method);
 
 /* Queues the answer for r->early_status. */
 enum MHD_Result server_send_early(struct MHD_Connection *conn,

@@ -81,7 +81,7 @@ static const struct option options[] = {
 	{ "--identity-map", "PIW_IDENTITY_MAP", OPT_STRING, OFF(identity_map),
 	  NULL, NULL, 0, 0, CMD_SERVE | CMD_MUTATE | CMD_AUDIT, "FILE",
 	  "annotations for ServiceAccounts by namespace/name, applied as if on "
-	  "the ServiceAccount (our format or the AWS webhook's ConfigMap JSON; "
+	  "the ServiceAccount (our format or a peer webhook's ConfigMap JSON; "
 	  "serve reloads it on change)" },
 
 	/* audit */

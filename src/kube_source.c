@@ -107,58 +107,64 @@ static void kube_profiles_changed(struct sa_source *s)
 	atomic_store(&k->interrupt, true);
 }
 
-static int render_metrics(void *arg, struct strbuf *out)
+static double last_sync(void *arg, size_t i)
 {
-	struct kube_source *k = arg;
-	int rc = strbuf_adds(
-		out, "# HELP piw_sa_watch_restarts_total ServiceAccount watch "
-		     "restarts, by reason.\n# TYPE piw_sa_watch_restarts_total "
-		     "counter\n");
+	(void)i;
+	return (double)atomic_load(&((struct kube_source *)arg)->last_sync);
+}
 
-	for (int i = 0; rc == 0 && i < KUBE_N_RESTART; i++)
-		rc = strbuf_addf(
-			out,
-			"piw_sa_watch_restarts_total{reason=\"%s\"} %llu\n",
-			restart_names[i], atomic_load(&k->restarts[i]));
-	if (rc == 0)
-		rc = strbuf_adds(
-			out,
-			"# HELP piw_sa_lookups_total ServiceAccount lookups, by "
-			"result.\n# TYPE piw_sa_lookups_total counter\n");
-	for (int i = 0; rc == 0 && i < KUBE_N_LK; i++)
-		rc = strbuf_addf(out,
-				 "piw_sa_lookups_total{result=\"%s\"} %llu\n",
-				 lookup_names[i], atomic_load(&k->lookups[i]));
-	if (rc == 0)
-		rc = strbuf_addf(
-			out,
-			"# HELP piw_sa_lists_total Full ServiceAccount lists.\n"
-			"# TYPE piw_sa_lists_total counter\n"
-			"piw_sa_lists_total{result=\"success\"} %llu\n"
-			"piw_sa_lists_total{result=\"failure\"} %llu\n"
-			"# HELP piw_sa_watch_events_total Watch events applied.\n"
-			"# TYPE piw_sa_watch_events_total counter\npiw_sa_watch_events_total %llu\n"
-			"# HELP piw_sa_last_sync_timestamp_seconds Last list or watch event.\n"
-			"# TYPE piw_sa_last_sync_timestamp_seconds gauge\n"
-			"piw_sa_last_sync_timestamp_seconds %lld\n"
-			"# HELP piw_sa_cache_bytes Memory held by the ServiceAccount cache.\n"
-			"# TYPE piw_sa_cache_bytes gauge\npiw_sa_cache_bytes %zu\n",
-			atomic_load(&k->lists[1]), atomic_load(&k->lists[0]),
-			atomic_load(&k->events), atomic_load(&k->last_sync),
-			atomic_load(&k->bytes));
-	if (rc == 0)
-		rc = strbuf_addf(
-			out,
-			"# HELP piw_sa_lookup_rate_waits_total Cache misses that "
-			"waited for a rate-limiter token.\n"
-			"# TYPE piw_sa_lookup_rate_waits_total counter\n"
-			"piw_sa_lookup_rate_waits_total %llu\n"
-			"# HELP piw_sa_lookup_rate_wait_seconds_total Time cache "
-			"misses spent waiting for a rate-limiter token.\n"
-			"# TYPE piw_sa_lookup_rate_wait_seconds_total counter\n"
-			"piw_sa_lookup_rate_wait_seconds_total %.3f\n",
-			atomic_load(&k->token_waits),
-			(double)atomic_load(&k->token_wait_us) / 1e6);
+static double cache_bytes(void *arg, size_t i)
+{
+	(void)i;
+	return (double)atomic_load(&((struct kube_source *)arg)->bytes);
+}
+
+static double token_wait_seconds(void *arg, size_t i)
+{
+	(void)i;
+	return (double)atomic_load(
+		       &((struct kube_source *)arg)->token_wait_us) /
+	       1e6;
+}
+
+/* The watch, the cache and the lookups, labelled from the lists above. */
+static int register_metrics(struct kube_source *k, struct metrics *m)
+{
+	const struct metrics_family families[] = {
+		{ "piw_sa_watch_restarts_total",
+		  "ServiceAccount watch restarts, by reason.", METRICS_COUNTER,
+		  "reason", restart_names, KUBE_N_RESTART, k->restarts,
+		  .arg = k },
+		{ "piw_sa_lookups_total", "ServiceAccount lookups, by result.",
+		  METRICS_COUNTER, "result", lookup_names, KUBE_N_LK,
+		  k->lookups, .arg = k },
+		{ "piw_sa_lists_total", "Full ServiceAccount lists.",
+		  METRICS_COUNTER, "result", metrics_result_names(),
+		  METRICS_N_RESULTS, k->lists, .arg = k },
+		{ "piw_sa_watch_events_total", "Watch events applied.",
+		  METRICS_COUNTER, .n = 1, .counters = &k->events, .arg = k },
+		{ "piw_sa_last_sync_timestamp_seconds",
+		  "Last list or watch event.", METRICS_GAUGE, .n = 1,
+		  .value = last_sync, .arg = k },
+		{ "piw_sa_cache_bytes",
+		  "Memory held by the ServiceAccount cache.", METRICS_GAUGE,
+		  .n = 1, .value = cache_bytes, .arg = k },
+		{ "piw_sa_lookup_rate_waits_total",
+		  "Cache misses that waited for a rate-limiter token.",
+		  METRICS_COUNTER, .n = 1, .counters = &k->token_waits,
+		  .arg = k },
+		{ "piw_sa_lookup_rate_wait_seconds_total",
+		  "Time cache misses spent waiting for a rate-limiter token.",
+		  METRICS_COUNTER, .n = 1, .value = token_wait_seconds,
+		  .arg = k },
+	};
+	int rc = 0;
+
+	for (size_t i = 0;
+	     rc == 0 && i < sizeof(families) / sizeof(families[0]); i++)
+		rc = metrics_register(m, &families[i]);
+	if (rc != 0)
+		metrics_unregister(m, k);
 	return rc;
 }
 
@@ -174,7 +180,7 @@ static void kube_free(struct sa_source *s)
 	if (k->thread_started)
 		pthread_join(k->thread, NULL);
 	if (k->metrics)
-		metrics_set_extra(k->metrics, NULL, NULL);
+		metrics_unregister(k->metrics, k);
 	kube_client_free(k->client);
 	sa_map_free(k->map);
 	pthread_cond_destroy(&k->changed);
@@ -219,8 +225,13 @@ int kube_source_new(struct kube_client *client, struct profile_live *profiles,
 				"cannot start the watch thread");
 	}
 	k->thread_started = true;
-	if (metrics)
-		metrics_set_extra(metrics, render_metrics, k);
+	if (metrics && register_metrics(k, metrics) != 0) {
+		k->metrics = NULL;
+		kube_free(&k->base);
+		return diag_set(d, DIAG_ECONFIG,
+				"cannot register the ServiceAccount metrics "
+				"(registered twice?)");
+	}
 	*ret = &k->base;
 	return 0;
 }

@@ -104,7 +104,7 @@ static int relist(struct kube_source *k, struct diag *d)
 			rc = list_page(k, fresh, set, rv, cont, d);
 	} while (rc == 0 && cont[0] && !atomic_load(&k->stop));
 	profile_live_release(k->profiles, handle);
-	atomic_fetch_add(&k->lists[rc == 0], 1);
+	atomic_fetch_add(&k->lists[metrics_result_of(rc == 0)], 1);
 	if (rc != 0 || atomic_load(&k->stop)) {
 		sa_map_free(fresh);
 		return rc ? rc : diag_set(d, DIAG_EUNAVAIL, "stopped");

@@ -1,13 +1,15 @@
 /*
- * metrics: fixed arrays of atomic counters, indexed by small label sets known in
- * advance (listener, path, code, outcome, reason). Only per-profile counters have
- * open-ended labels: they live in a bounded table filled under a mutex and read
- * without one.
+ * metrics: the registry (a bounded table of families, rendered in registration
+ * order by one writer that owns the HELP/TYPE lines and label escaping) and the
+ * webhook's own families: fixed arrays of atomic counters indexed by the label
+ * sets known in advance (listener, route, code, outcome, reason), all named by
+ * their owners' X-macro lists. Only per-profile counters have open-ended labels:
+ * they live in a bounded table filled under a mutex and read without one.
  */
 #include "metrics.h"
 
+#include <math.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -17,31 +19,21 @@
 #include "diag.h"
 #include "fileio.h"
 #include "mem.h"
-#include "strutil.h"
 
-static const char *const paths[] = { "/mutate", "/healthz", "/readyz",
-				     "/metrics", "other" };
-#define N_PATHS (sizeof(paths) / sizeof(paths[0]))
+/* HTTP status codes with their own label; the last one (0) is "other". */
 static const int codes[] = { 200, 400, 404, 405, 408, 413, 415, 500, 503, 0 };
 #define N_CODES (sizeof(codes) / sizeof(codes[0]))
-static const char *const outcomes[] = {
-	"patched",	  "unchanged",	  "no-match",	    "skipped", "denied",
-	"not-understood", "sa-not-found", "not-pod-create", "error"
-};
-#define N_OUTCOMES (sizeof(outcomes) / sizeof(outcomes[0]))
-static const char *const deny_reasons[] = { "invalid-value", "volume-conflict",
-					    "mount-conflict" };
-#define N_DENY (sizeof(deny_reasons) / sizeof(deny_reasons[0]))
-/* Skips are the admitted-untouched outcomes. */
-static const char *const skip_reasons[] = { "no-match", "skipped",
-					    "sa-not-found", "not-understood",
-					    "not-pod-create" };
-#define N_SKIP (sizeof(skip_reasons) / sizeof(skip_reasons[0]))
+
+/* piw_admissions_total: every mutate outcome, then "error" (not answered 200). */
+#define OUTCOME_ERROR MUTATE_N_OUTCOMES
+#define N_OUTCOMES    (MUTATE_N_OUTCOMES + 1)
+
 static const double buckets[] = { 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
 				  0.0025,  0.005,  0.01,    0.025,  0.05,
 				  0.1,	   0.25,   0.5,	    1,	    2.5 };
 #define N_BUCKETS	   (sizeof(buckets) / sizeof(buckets[0]))
 #define MAX_PROFILE_LABELS (BOUND_PROFILES * 2)
+#define MAX_FAMILIES	   48
 
 struct profile_counter {
 	char name[BOUND_PROFILE_NAME + 1];
@@ -49,12 +41,20 @@ struct profile_counter {
 };
 
 struct metrics {
+	struct metrics_family families[MAX_FAMILIES];
+	size_t n_families;
 	char version[32];
+	const char *version_label[1]; /* version, as a label value list */
 	double start_time;
-	atomic_ullong http[2][N_PATHS][N_CODES];
+	atomic_ullong http[SERVER_N_LISTENERS][SERVER_N_ROUTES][N_CODES];
 	atomic_llong inflight;
+	const char *outcome_names[N_OUTCOMES];
 	atomic_ullong outcomes[N_OUTCOMES];
-	atomic_ullong denials[N_DENY];
+	const char *deny_names[MUTATE_N_DENY];
+	atomic_ullong denials[MUTATE_N_DENY];
+	/* the skip outcomes, in outcome order: names and indexes in outcomes[] */
+	const char *skip_names[MUTATE_N_OUTCOMES];
+	size_t skip_outcome[MUTATE_N_OUTCOMES], n_skips;
 	atomic_ullong hist[N_BUCKETS + 1];
 	atomic_ullong hist_sum_ns;
 	pthread_mutex_t lock; /* guards adding profile labels */
@@ -62,62 +62,185 @@ struct metrics {
 	atomic_size_t n_profiles;
 	atomic_int cert_loaded;
 	atomic_llong cert_not_after;
-	atomic_ullong cert_reloads[2]; /* failure, success */
+	atomic_ullong cert_reloads[METRICS_N_RESULTS];
 	atomic_size_t profiles_loaded;
-	atomic_ullong profile_reloads[2];
+	atomic_ullong profile_reloads[METRICS_N_RESULTS];
 	atomic_int sa_ready;
 	atomic_size_t sa_count;
-	atomic_ullong sa_reloads[2];
-	const char *sa_source; /* a string literal, set before serving */
-	metrics_extra_fn extra;
-	void *extra_arg;
+	atomic_ullong sa_reloads[METRICS_N_RESULTS];
+	const char *sa_source[1]; /* a string literal, set before serving */
 };
 
-int metrics_new(const char *version, struct metrics **ret)
+const char *const *metrics_result_names(void)
 {
-	struct metrics *m = mem_calloc(1, sizeof(*m));
-	struct timespec ts;
+	static const char *const names[] = {
+#define METRICS_RESULT_NAME(id, name) [id] = name,
+		METRICS_RESULTS(METRICS_RESULT_NAME)
+#undef METRICS_RESULT_NAME
+	};
 
-	*ret = NULL;
-	if (m == NULL)
-		return DIAG_ENOMEM;
-	if (pthread_mutex_init(&m->lock, NULL) != 0) {
-		mem_free(m);
-		return DIAG_ENOMEM;
+	return names;
+}
+
+/* ---- the registry ---- */
+
+static bool valid_name(const char *s)
+{
+	if (s == NULL || *s == '\0' || (*s >= '0' && *s <= '9'))
+		return false;
+	for (; *s; s++) {
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == ':'))
+			return false;
 	}
-	snprintf(m->version, sizeof(m->version), "%s", version);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	m->start_time = (double)ts.tv_sec + ts.tv_nsec / 1e9;
-	m->sa_source = "none";
-	*ret = m;
+	return true;
+}
+
+static bool valid_values(const struct metrics_family *f)
+{
+	if (f->label == NULL)
+		return f->values == NULL && f->n == 1;
+	if (!valid_name(f->label) || f->values == NULL || f->n == 0)
+		return false;
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->values[i] == NULL)
+			return false;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(f->values[i], f->values[j]) == 0)
+				return false;
+	}
+	return true;
+}
+
+int metrics_register(struct metrics *m, const struct metrics_family *f)
+{
+	int sources = (f->counters != NULL) + (f->value != NULL) +
+		      (f->samples != NULL);
+
+	if (!valid_name(f->name) || f->help == NULL || sources != 1 ||
+	    (f->samples == NULL && !valid_values(f)))
+		return DIAG_EINVAL;
+	for (size_t i = 0; i < m->n_families; i++)
+		if (strcmp(m->families[i].name, f->name) == 0)
+			return DIAG_EINVAL;
+	if (m->n_families == MAX_FAMILIES)
+		return DIAG_ELIMIT;
+	m->families[m->n_families++] = *f;
 	return 0;
 }
 
-void metrics_free(struct metrics *m)
+void metrics_unregister(struct metrics *m, const void *owner)
 {
-	if (m == NULL)
-		return;
-	pthread_mutex_destroy(&m->lock);
-	mem_free(m);
+	size_t kept = 0;
+
+	for (size_t i = 0; i < m->n_families; i++)
+		if (m->families[i].arg != owner)
+			m->families[kept++] = m->families[i];
+	m->n_families = kept;
 }
 
-static size_t index_of(const char *const *names, size_t n, const char *name)
+/* Appends s with the characters the text format escapes (quote only in labels). */
+static int add_escaped(struct strbuf *out, const char *s, bool label)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (name && strcmp(names[i], name) == 0)
-			return i;
+	int rc = 0;
+
+	for (; rc == 0 && *s; s++) {
+		if (*s == '\\')
+			rc = strbuf_adds(out, "\\\\");
+		else if (*s == '\n')
+			rc = strbuf_adds(out, "\\n");
+		else if (*s == '"' && label)
+			rc = strbuf_adds(out, "\\\"");
+		else
+			rc = strbuf_addc(out, *s);
 	}
-	return n;
+	return rc;
 }
+
+static int sample_line(struct strbuf *out, const char *name, const char *suffix,
+		       const char *const *labels, size_t n_labels,
+		       const char *value)
+{
+	int rc = strbuf_addf(out, "%s%s", name, suffix);
+
+	for (size_t i = 0; rc == 0 && i < n_labels; i++) {
+		rc = strbuf_addf(out, "%s%s=\"", i ? "," : "{", labels[2 * i]);
+		if (rc == 0)
+			rc = add_escaped(out, labels[2 * i + 1], true);
+		if (rc == 0)
+			rc = strbuf_adds(out, i + 1 < n_labels ? "\"" : "\"}");
+	}
+	if (rc == 0)
+		rc = strbuf_addf(out, " %s\n", value);
+	return rc;
+}
+
+int metrics_sample(struct strbuf *out, const char *name, const char *suffix,
+		   const char *const *labels, size_t n_labels, double value)
+{
+	char text[40];
+
+	if (isnan(value))
+		snprintf(text, sizeof(text), "NaN");
+	else if (isinf(value))
+		snprintf(text, sizeof(text), "%sInf", value > 0 ? "+" : "-");
+	else
+		snprintf(text, sizeof(text), "%.15g", value);
+	return sample_line(out, name, suffix, labels, n_labels, text);
+}
+
+static int render_family(const struct metrics_family *f, struct strbuf *out)
+{
+	static const char *const types[] = { [METRICS_COUNTER] = "counter",
+					     [METRICS_GAUGE] = "gauge",
+					     [METRICS_HISTOGRAM] =
+						     "histogram" };
+	int rc = strbuf_addf(out, "# HELP %s ", f->name);
+
+	if (rc == 0)
+		rc = add_escaped(out, f->help, false);
+	if (rc == 0)
+		rc = strbuf_addf(out, "\n# TYPE %s %s\n", f->name,
+				 types[f->type]);
+	if (rc == 0 && f->samples)
+		return f->samples(f->arg, out);
+	for (size_t i = 0; rc == 0 && i < f->n; i++) {
+		const char *label[2] = { f->label,
+					 f->label ? f->values[i] : "" };
+		size_t n_labels = f->label ? 1 : 0;
+		char text[24];
+
+		if (f->value) {
+			rc = metrics_sample(out, f->name, "", label, n_labels,
+					    f->value(f->arg, i));
+			continue;
+		}
+		snprintf(text, sizeof(text), "%llu",
+			 atomic_load(&f->counters[i]));
+		rc = sample_line(out, f->name, "", label, n_labels, text);
+	}
+	return rc;
+}
+
+int metrics_render(struct metrics *m, struct strbuf *out)
+{
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < m->n_families; i++)
+		rc = render_family(&m->families[i], out);
+	return rc;
+}
+
+/* ---- updates ---- */
 
 void metrics_http(struct metrics *m, enum metrics_listener listener,
-		  const char *path, int code)
+		  enum server_route route, int code)
 {
-	size_t p = index_of(paths, N_PATHS - 1, path), c = 0;
+	size_t c = 0;
 
 	while (c < N_CODES - 1 && codes[c] != code)
 		c++;
-	atomic_fetch_add_explicit(&m->http[listener][p][c], 1,
+	atomic_fetch_add_explicit(&m->http[listener][route][c], 1,
 				  memory_order_relaxed);
 }
 
@@ -151,15 +274,14 @@ static struct profile_counter *profile_counter(struct metrics *m,
 	return found;
 }
 
-void metrics_admission(struct metrics *m, const char *outcome, double seconds,
-		       const char *const *profiles, size_t n_profiles,
-		       const char *deny_reason)
+void metrics_admission(struct metrics *m, enum mutate_outcome outcome,
+		       bool error, double seconds, const char *const *profiles,
+		       size_t n_profiles, enum mutate_deny deny)
 {
-	size_t o = index_of(outcomes, N_OUTCOMES, outcome), b = 0;
+	size_t b = 0;
 
-	if (o < N_OUTCOMES)
-		atomic_fetch_add_explicit(&m->outcomes[o], 1,
-					  memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->outcomes[error ? OUTCOME_ERROR : outcome],
+				  1, memory_order_relaxed);
 	while (b < N_BUCKETS && seconds > buckets[b])
 		b++;
 	atomic_fetch_add_explicit(&m->hist[b], 1, memory_order_relaxed);
@@ -173,13 +295,9 @@ void metrics_admission(struct metrics *m, const char *outcome, double seconds,
 			atomic_fetch_add_explicit(&pc->count, 1,
 						  memory_order_relaxed);
 	}
-	if (deny_reason) {
-		size_t r = index_of(deny_reasons, N_DENY, deny_reason);
-
-		if (r < N_DENY)
-			atomic_fetch_add_explicit(&m->denials[r], 1,
-						  memory_order_relaxed);
-	}
+	if (!error && deny != MUTATE_DENY_NONE)
+		atomic_fetch_add_explicit(&m->denials[deny], 1,
+					  memory_order_relaxed);
 }
 
 void metrics_certificate(struct metrics *m, bool loaded, int64_t not_after)
@@ -190,7 +308,7 @@ void metrics_certificate(struct metrics *m, bool loaded, int64_t not_after)
 
 void metrics_certificate_reload(struct metrics *m, bool ok)
 {
-	atomic_fetch_add(&m->cert_reloads[ok], 1);
+	atomic_fetch_add(&m->cert_reloads[metrics_result_of(ok)], 1);
 }
 
 void metrics_profiles(struct metrics *m, size_t loaded)
@@ -200,228 +318,276 @@ void metrics_profiles(struct metrics *m, size_t loaded)
 
 void metrics_profile_reload(struct metrics *m, bool ok)
 {
-	atomic_fetch_add(&m->profile_reloads[ok], 1);
+	atomic_fetch_add(&m->profile_reloads[metrics_result_of(ok)], 1);
 }
 
 void metrics_sa_source(struct metrics *m, const char *source, bool ready,
 		       size_t count)
 {
-	m->sa_source = source;
+	m->sa_source[0] = source;
 	atomic_store(&m->sa_ready, ready);
 	atomic_store(&m->sa_count, count);
 }
 
 void metrics_sa_reload(struct metrics *m, bool ok)
 {
-	atomic_fetch_add(&m->sa_reloads[ok], 1);
+	atomic_fetch_add(&m->sa_reloads[metrics_result_of(ok)], 1);
 }
 
-void metrics_set_extra(struct metrics *m, metrics_extra_fn fn, void *arg)
+/* ---- the webhook's own families ---- */
+
+static int render_http(void *arg, struct strbuf *out)
 {
-	m->extra = fn;
-	m->extra_arg = arg;
-}
+	struct metrics *m = arg;
+	int rc = 0;
 
-/* ---- rendering ---- */
-
-static int head(struct strbuf *out, const char *name, const char *type,
-		const char *help)
-{
-	return strbuf_addf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help,
-			   name, type);
-}
-
-static int render_http(struct metrics *m, struct strbuf *out)
-{
-	static const char *const listeners[] = { "https", "metrics" };
-	int rc = head(out, "piw_http_requests_total", "counter",
-		      "HTTP requests answered.");
-
-	for (size_t l = 0; l < 2; l++)
-		for (size_t p = 0; p < N_PATHS; p++)
+	for (size_t l = 0; l < SERVER_N_LISTENERS; l++)
+		for (size_t p = 0; p < SERVER_N_ROUTES; p++)
 			for (size_t c = 0; rc == 0 && c < N_CODES; c++) {
 				unsigned long long v =
 					atomic_load(&m->http[l][p][c]);
 				char code[8];
+				const char *labels[] = {
+					"listener", server_listener_name(l),
+					"path",	    server_route_path(p),
+					"code",	    code
+				};
 
 				if (v == 0)
 					continue;
 				snprintf(code, sizeof(code), "%d", codes[c]);
-				rc = strbuf_addf(
-					out,
-					"piw_http_requests_total{listener=\"%s\","
-					"path=\"%s\",code=\"%s\"} %llu\n",
-					listeners[l], paths[p],
-					codes[c] ? code : "other", v);
+				if (codes[c] == 0)
+					snprintf(code, sizeof(code), "other");
+				rc = metrics_sample(out,
+						    "piw_http_requests_total",
+						    "", labels, 3, (double)v);
 			}
 	return rc;
 }
 
-static int render_histogram(struct metrics *m, struct strbuf *out)
+static int render_histogram(void *arg, struct strbuf *out)
 {
+	static const char name[] = "piw_admission_duration_seconds";
+	struct metrics *m = arg;
 	unsigned long long cumulative = 0;
-	int rc = head(out, "piw_admission_duration_seconds", "histogram",
-		      "Time from a complete /mutate body to its answer.");
+	int rc = 0;
 
 	for (size_t b = 0; rc == 0 && b <= N_BUCKETS; b++) {
+		char le[24];
+		const char *labels[] = { "le", le };
+
 		cumulative += atomic_load(&m->hist[b]);
 		if (b < N_BUCKETS)
-			rc = strbuf_addf(
-				out,
-				"piw_admission_duration_seconds_bucket{le=\"%g\"} %llu\n",
-				buckets[b], cumulative);
+			snprintf(le, sizeof(le), "%g", buckets[b]);
 		else
-			rc = strbuf_addf(
-				out,
-				"piw_admission_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
-				"piw_admission_duration_seconds_sum %.9f\n"
-				"piw_admission_duration_seconds_count %llu\n",
-				cumulative, atomic_load(&m->hist_sum_ns) / 1e9,
-				cumulative);
+			snprintf(le, sizeof(le), "+Inf");
+		rc = metrics_sample(out, name, "_bucket", labels, 1,
+				    (double)cumulative);
+	}
+	if (rc == 0)
+		rc = metrics_sample(out, name, "_sum", NULL, 0,
+				    atomic_load(&m->hist_sum_ns) / 1e9);
+	if (rc == 0)
+		rc = metrics_sample(out, name, "_count", NULL, 0,
+				    (double)cumulative);
+	return rc;
+}
+
+static int render_mutations(void *arg, struct strbuf *out)
+{
+	struct metrics *m = arg;
+	size_t n = atomic_load(&m->n_profiles);
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const char *labels[] = { "profile", m->profiles[i].name };
+
+		rc = metrics_sample(out, "piw_mutations_total", "", labels, 1,
+				    (double)atomic_load(&m->profiles[i].count));
 	}
 	return rc;
 }
 
-static int render_labelled(struct strbuf *out, const char *name,
-			   const char *label, const char *const *values,
-			   atomic_ullong *counts, size_t n)
+static double skips(void *arg, size_t i)
 {
-	int rc = 0;
+	struct metrics *m = arg;
 
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = strbuf_addf(out, "%s{%s=\"%s\"} %llu\n", name, label,
-				 values[i], atomic_load(&counts[i]));
-	return rc;
+	return (double)atomic_load(&m->outcomes[m->skip_outcome[i]]);
 }
 
-static int render_admissions(struct metrics *m, struct strbuf *out)
+static double inflight(void *arg, size_t i)
 {
-	atomic_ullong skips[N_SKIP];
-	size_t n = atomic_load(&m->n_profiles);
-	int rc;
-
-	for (size_t i = 0; i < N_SKIP; i++)
-		atomic_init(&skips[i],
-			    atomic_load(&m->outcomes[index_of(
-				    outcomes, N_OUTCOMES, skip_reasons[i])]));
-	rc = head(out, "piw_admissions_total", "counter",
-		  "Admission decisions by outcome.");
-	if (rc == 0)
-		rc = render_labelled(out, "piw_admissions_total", "outcome",
-				     outcomes, m->outcomes, N_OUTCOMES);
-	if (rc == 0)
-		rc = head(out, "piw_mutations_total", "counter",
-			  "Pods patched, per profile.");
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = strbuf_addf(out,
-				 "piw_mutations_total{profile=\"%s\"} %llu\n",
-				 m->profiles[i].name,
-				 atomic_load(&m->profiles[i].count));
-	if (rc == 0)
-		rc = head(out, "piw_denials_total", "counter",
-			  "Denials by reason.");
-	if (rc == 0)
-		rc = render_labelled(out, "piw_denials_total", "reason",
-				     deny_reasons, m->denials, N_DENY);
-	if (rc == 0)
-		rc = head(out, "piw_skips_total", "counter",
-			  "Pods admitted untouched, by reason.");
-	if (rc == 0)
-		rc = render_labelled(out, "piw_skips_total", "reason",
-				     skip_reasons, skips, N_SKIP);
-	return rc;
+	(void)i;
+	return (double)atomic_load(&((struct metrics *)arg)->inflight);
 }
 
-static int render_results(struct strbuf *out, const char *name,
-			  const char *help, atomic_ullong *results)
+static double cert_loaded(void *arg, size_t i)
 {
-	int rc = head(out, name, "counter", help);
-
-	if (rc == 0)
-		rc = strbuf_addf(
-			out,
-			"%s{result=\"success\"} %llu\n%s{result=\"failure\"} %llu\n",
-			name, atomic_load(&results[1]), name,
-			atomic_load(&results[0]));
-	return rc;
+	(void)i;
+	return atomic_load(&((struct metrics *)arg)->cert_loaded);
 }
 
-/* Resident pages from /proc/self/statm ("size resident shared ..."). */
-static long resident_bytes(void)
+static double cert_not_after(void *arg, size_t i)
 {
-	int64_t statm[2]; /* size, resident (pages) */
+	(void)i;
+	return (double)atomic_load(&((struct metrics *)arg)->cert_not_after);
+}
 
+static double profiles_loaded(void *arg, size_t i)
+{
+	(void)i;
+	return (double)atomic_load(&((struct metrics *)arg)->profiles_loaded);
+}
+
+static double sa_ready(void *arg, size_t i)
+{
+	(void)i;
+	return atomic_load(&((struct metrics *)arg)->sa_ready);
+}
+
+static double sa_count(void *arg, size_t i)
+{
+	(void)i;
+	return (double)atomic_load(&((struct metrics *)arg)->sa_count);
+}
+
+static double one(void *arg, size_t i)
+{
+	(void)arg;
+	(void)i;
+	return 1;
+}
+
+static double resident(void *arg, size_t i)
+{
+	int64_t statm[2]; /* size, resident (pages), from /proc/self/statm */
+
+	(void)arg;
+	(void)i;
 	if (file_read_numbers("/proc/self/statm", statm, 2) != 2)
 		return 0;
-	return (long)statm[1] * sysconf(_SC_PAGESIZE);
+	return (double)statm[1] * (double)sysconf(_SC_PAGESIZE);
 }
 
-static int render_state(struct metrics *m, struct strbuf *out)
+static double start_time(void *arg, size_t i)
 {
-	int rc = strbuf_addf(
-		out,
-		"# HELP piw_inflight_requests Requests being processed.\n"
-		"# TYPE piw_inflight_requests gauge\npiw_inflight_requests %lld\n"
-		"# HELP piw_certificate_loaded 1 once a valid serving certificate is loaded.\n"
-		"# TYPE piw_certificate_loaded gauge\npiw_certificate_loaded %d\n"
-		"# HELP piw_certificate_expiry_timestamp_seconds notAfter of the serving "
-		"certificate.\n# TYPE piw_certificate_expiry_timestamp_seconds gauge\n"
-		"piw_certificate_expiry_timestamp_seconds %lld\n"
-		"# HELP piw_profiles_loaded Profiles in the running set.\n"
-		"# TYPE piw_profiles_loaded gauge\npiw_profiles_loaded %zu\n"
-		"# HELP piw_service_account_source_ready 1 once the ServiceAccount source is "
-		"synced.\n# TYPE piw_service_account_source_ready gauge\n"
-		"piw_service_account_source_ready{source=\"%s\"} %d\n"
-		"# HELP piw_service_accounts ServiceAccounts known to the source.\n"
-		"# TYPE piw_service_accounts gauge\npiw_service_accounts %zu\n",
-		(long long)atomic_load(&m->inflight),
-		atomic_load(&m->cert_loaded),
-		(long long)atomic_load(&m->cert_not_after),
-		atomic_load(&m->profiles_loaded), m->sa_source,
-		atomic_load(&m->sa_ready), atomic_load(&m->sa_count));
+	(void)i;
+	return ((struct metrics *)arg)->start_time;
+}
 
-	if (rc == 0)
-		rc = render_results(out, "piw_certificate_reloads_total",
-				    "Certificate reloads.", m->cert_reloads);
-	if (rc == 0)
-		rc = render_results(out, "piw_profile_reloads_total",
-				    "Profile reloads (SIGHUP).",
-				    m->profile_reloads);
-	if (rc == 0)
-		rc = render_results(out, "piw_service_account_reloads_total",
-				    "Reloads of the ServiceAccount files.",
-				    m->sa_reloads);
+/* Fills the label value lists from the owners' X-macro lists. */
+static void name_lists(struct metrics *m)
+{
+	static const bool skip[] = {
+#define METRICS_SKIP_FLAG(id, name, is_skip) [id] = is_skip,
+		MUTATE_OUTCOMES(METRICS_SKIP_FLAG)
+#undef METRICS_SKIP_FLAG
+	};
+
+	for (size_t o = 0; o < MUTATE_N_OUTCOMES; o++) {
+		m->outcome_names[o] = mutate_outcome_name(o);
+		if (skip[o]) {
+			m->skip_names[m->n_skips] = m->outcome_names[o];
+			m->skip_outcome[m->n_skips++] = o;
+		}
+	}
+	m->outcome_names[OUTCOME_ERROR] = "error";
+	for (size_t r = 0; r < MUTATE_N_DENY; r++)
+		m->deny_names[r] = mutate_deny_name(r);
+	m->version_label[0] = m->version;
+	m->sa_source[0] = "none";
+}
+
+/* The webhook's own families, in the order /metrics has always listed them. */
+static int register_own(struct metrics *m)
+{
+	const char *const *results = metrics_result_names();
+	const struct metrics_family own[] = {
+		{ "piw_http_requests_total", "HTTP requests answered.",
+		  METRICS_COUNTER, .samples = render_http, .arg = m },
+		{ "piw_admission_duration_seconds",
+		  "Time from a complete /mutate body to its answer.",
+		  METRICS_HISTOGRAM, .samples = render_histogram, .arg = m },
+		{ "piw_admissions_total", "Admission decisions by outcome.",
+		  METRICS_COUNTER, "outcome", m->outcome_names, N_OUTCOMES,
+		  m->outcomes, .arg = m },
+		{ "piw_mutations_total", "Pods patched, per profile.",
+		  METRICS_COUNTER, .samples = render_mutations, .arg = m },
+		{ "piw_denials_total", "Denials by reason.", METRICS_COUNTER,
+		  "reason", m->deny_names, MUTATE_N_DENY, m->denials,
+		  .arg = m },
+		{ "piw_skips_total", "Pods admitted untouched, by reason.",
+		  METRICS_COUNTER, "reason", m->skip_names, m->n_skips,
+		  .value = skips, .arg = m },
+		{ "piw_inflight_requests", "Requests being processed.",
+		  METRICS_GAUGE, .n = 1, .value = inflight, .arg = m },
+		{ "piw_certificate_loaded",
+		  "1 once a valid serving certificate is loaded.",
+		  METRICS_GAUGE, .n = 1, .value = cert_loaded, .arg = m },
+		{ "piw_certificate_expiry_timestamp_seconds",
+		  "notAfter of the serving certificate.", METRICS_GAUGE, .n = 1,
+		  .value = cert_not_after, .arg = m },
+		{ "piw_profiles_loaded", "Profiles in the running set.",
+		  METRICS_GAUGE, .n = 1, .value = profiles_loaded, .arg = m },
+		{ "piw_service_account_source_ready",
+		  "1 once the ServiceAccount source is synced.", METRICS_GAUGE,
+		  "source", m->sa_source, 1, .value = sa_ready, .arg = m },
+		{ "piw_service_accounts",
+		  "ServiceAccounts known to the source.", METRICS_GAUGE, .n = 1,
+		  .value = sa_count, .arg = m },
+		{ "piw_certificate_reloads_total", "Certificate reloads.",
+		  METRICS_COUNTER, "result", results, METRICS_N_RESULTS,
+		  m->cert_reloads, .arg = m },
+		{ "piw_profile_reloads_total", "Profile reloads (SIGHUP).",
+		  METRICS_COUNTER, "result", results, METRICS_N_RESULTS,
+		  m->profile_reloads, .arg = m },
+		{ "piw_service_account_reloads_total",
+		  "Reloads of the ServiceAccount files.", METRICS_COUNTER,
+		  "result", results, METRICS_N_RESULTS, m->sa_reloads,
+		  .arg = m },
+		{ "piw_build_info", "Build information.", METRICS_GAUGE,
+		  "version", m->version_label, 1, .value = one, .arg = m },
+		{ "process_resident_memory_bytes", "Resident set size.",
+		  METRICS_GAUGE, .n = 1, .value = resident, .arg = m },
+		{ "process_start_time_seconds", "Start time since the epoch.",
+		  METRICS_GAUGE, .n = 1, .value = start_time, .arg = m },
+	};
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < sizeof(own) / sizeof(own[0]); i++)
+		rc = metrics_register(m, &own[i]);
 	return rc;
 }
 
-static int render_process(struct metrics *m, struct strbuf *out)
+int metrics_new(const char *version, struct metrics **ret)
 {
-	return strbuf_addf(
-		out,
-		"# HELP piw_build_info Build information.\n"
-		"# TYPE piw_build_info gauge\npiw_build_info{version=\"%s\"} 1\n"
-		"# HELP process_resident_memory_bytes Resident set size.\n"
-		"# TYPE process_resident_memory_bytes gauge\n"
-		"process_resident_memory_bytes %ld\n"
-		"# HELP process_start_time_seconds Start time since the epoch.\n"
-		"# TYPE process_start_time_seconds gauge\n"
-		"process_start_time_seconds %.3f\n",
-		m->version, resident_bytes(), m->start_time);
+	struct metrics *m = mem_calloc(1, sizeof(*m));
+	struct timespec ts;
+
+	*ret = NULL;
+	if (m == NULL)
+		return DIAG_ENOMEM;
+	if (pthread_mutex_init(&m->lock, NULL) != 0) {
+		mem_free(m);
+		return DIAG_ENOMEM;
+	}
+	snprintf(m->version, sizeof(m->version), "%s", version);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	m->start_time = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	name_lists(m);
+	if (register_own(m) != 0) {
+		/* Only a mistake in the table above: the unit test registers it. */
+		metrics_free(m);
+		return DIAG_EINVAL;
+	}
+	*ret = m;
+	return 0;
 }
 
-int metrics_render(struct metrics *m, struct strbuf *out)
+void metrics_free(struct metrics *m)
 {
-	int rc = render_http(m, out);
-
-	if (rc == 0)
-		rc = render_histogram(m, out);
-	if (rc == 0)
-		rc = render_admissions(m, out);
-	if (rc == 0)
-		rc = render_state(m, out);
-	if (rc == 0)
-		rc = render_process(m, out);
-	if (rc == 0 && m->extra)
-		rc = m->extra(m->extra_arg, out);
-	return rc;
+	if (m == NULL)
+		return;
+	pthread_mutex_destroy(&m->lock);
+	mem_free(m);
 }

@@ -116,6 +116,7 @@ void mutation_init(struct mutation *m)
 	memset(m, 0, sizeof(*m));
 	m->allowed = true;
 	m->outcome = MUTATE_NO_MATCH;
+	m->deny_reason = MUTATE_DENY_NONE;
 	strbuf_init(&m->message, BOUND_MESSAGE_BYTES);
 	patch_init(&m->patch);
 }
@@ -151,26 +152,32 @@ int mutation_warn(struct mutation *m, const char *fmt, ...)
 const char *mutate_outcome_name(enum mutate_outcome outcome)
 {
 	static const char *const names[] = {
-		[MUTATE_PATCHED] = "patched",
-		[MUTATE_UNCHANGED] = "unchanged",
-		[MUTATE_NO_MATCH] = "no-match",
-		[MUTATE_SKIPPED] = "skipped",
-		[MUTATE_DENIED] = "denied",
-		[MUTATE_NOT_UNDERSTOOD] = "not-understood",
-		[MUTATE_SA_NOT_FOUND] = "sa-not-found",
-		[MUTATE_NOT_POD_CREATE] = "not-pod-create",
+#define MUTATE_OUTCOME_NAME(id, name, skip) [id] = name,
+		MUTATE_OUTCOMES(MUTATE_OUTCOME_NAME)
+#undef MUTATE_OUTCOME_NAME
 	};
 
 	return names[outcome];
 }
 
+const char *mutate_deny_name(enum mutate_deny reason)
+{
+	static const char *const names[] = {
+#define MUTATE_DENY_NAME(id, name) [id] = name,
+		MUTATE_DENY_REASONS(MUTATE_DENY_NAME)
+#undef MUTATE_DENY_NAME
+	};
+
+	return reason == MUTATE_DENY_NONE ? NULL : names[reason];
+}
+
 /*
  * Appends a denial sentence; the first ones are kept when the message is full.
  */
-static int deny(struct ctx *c, const char *reason, const char *fmt, ...)
+static int deny(struct ctx *c, enum mutate_deny reason, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static int deny(struct ctx *c, const char *reason, const char *fmt, ...)
+static int deny(struct ctx *c, enum mutate_deny reason, const char *fmt, ...)
 {
 	char text[600];
 	struct strbuf *msg = &c->m->message;
@@ -182,7 +189,7 @@ static int deny(struct ctx *c, const char *reason, const char *fmt, ...)
 	va_end(ap);
 	c->denied = true;
 	c->plan->denied = true;
-	if (c->m->deny_reason == NULL)
+	if (c->m->deny_reason == MUTATE_DENY_NONE)
 		c->m->deny_reason = reason;
 	/* Two checks of one value (a trigger that an env also reads) say it once. */
 	if (msg->len > 0 && strstr(msg->buf, text) != NULL)
@@ -577,8 +584,8 @@ static int deny_value(struct ctx *c, const struct profile_source *origin,
 
 	describe_source(c, origin, what, sizeof(what));
 	str_shorten(value, BOUND_VALUE_SHOWN, shown, sizeof(shown));
-	return deny(c, "invalid-value", "%s: \"%s\" is not %s", what, shown,
-		    expectation);
+	return deny(c, MUTATE_DENY_INVALID_VALUE, "%s: \"%s\" is not %s", what,
+		    shown, expectation);
 }
 
 static int plan_expiration(struct ctx *c)
@@ -799,7 +806,7 @@ static int plan_one_env(struct ctx *c, const struct profile_env *e,
 			      : validate_format_expectation(e->format);
 
 		if (origin == NULL)
-			return deny(c, "invalid-value",
+			return deny(c, MUTATE_DENY_INVALID_VALUE,
 				    "%s: the value for %s is not %s",
 				    pl->p->name, e->name, expectation);
 		return deny_value(c, origin, value, expectation);
@@ -827,7 +834,7 @@ static int render_template(struct ctx *c, const struct profile_template *t,
 		if (value == NULL)
 			value = source_value(c, &part->source);
 		if (value == NULL || value[0] == '\0')
-			return deny(c, "invalid-value",
+			return deny(c, MUTATE_DENY_INVALID_VALUE,
 				    "%s: file %s needs a value for ${%s%s%s}, "
 				    "which has none for Pod \"%s/%s\"",
 				    c->plan->p->name, file,
@@ -923,7 +930,7 @@ static int plan_file(struct ctx *c, size_t i)
 		strbuf_free(&text);
 	}
 	if (rc == DIAG_ELIMIT)
-		return deny(c, "invalid-value",
+		return deny(c, MUTATE_DENY_INVALID_VALUE,
 			    "%s: file %s would be larger than %ld bytes",
 			    pl->p->name, f->name, BOUND_FILE_BYTES);
 	if (rc != 0 || pl->denied) {
@@ -984,7 +991,7 @@ static int check_mount_dir(struct ctx *c)
 	for (size_t i = 0; i < c->n_mount_dirs; i++) {
 		if (same_path(c->mount_dirs[i], pl->mount_dir))
 			return deny(
-				c, "mount-conflict",
+				c, MUTATE_DENY_MOUNT_CONFLICT,
 				"Pod \"%s/%s\": profiles %s and %s would both mount their "
 				"token at \"%s\"",
 				c->v.namespace, c->v.name, c->m->applied[i],
@@ -1028,7 +1035,7 @@ static int check_volume(struct ctx *c)
 			continue;
 		if (!is_our_volume(pl, volume))
 			return deny(
-				c, "volume-conflict",
+				c, MUTATE_DENY_VOLUME_CONFLICT,
 				"Pod \"%s/%s\": volume \"%s\" already exists and is not "
 				"the token %s projects (serviceAccountToken audience \"%s\", "
 				"path \"%s\", expirationSeconds %lld); rename it",
@@ -1084,7 +1091,7 @@ static int check_file_volumes(struct ctx *c)
 				continue;
 			if (!is_our_file_volume(f, volume))
 				return deny(
-					c, "volume-conflict",
+					c, MUTATE_DENY_VOLUME_CONFLICT,
 					"Pod \"%s/%s\": volume \"%s\" already "
 					"exists and is not the downwardAPI file "
 					"%s of profile %s; rename it",
@@ -1136,7 +1143,7 @@ static int check_mount(struct ctx *c, const struct container_ref *ref,
 		}
 		if (ours || same_path(path, dir))
 			return deny(
-				c, "mount-conflict",
+				c, MUTATE_DENY_MOUNT_CONFLICT,
 				"Pod \"%s/%s\": container \"%s\" mounts volume \"%s\" at "
 				"\"%s\", but profile %s mounts volume \"%s\" at \"%s\"",
 				c->v.namespace, c->v.name, ref->name, name,
@@ -1824,7 +1831,7 @@ static int check_annotation(struct ctx *c, const char *key,
 	char expectation[BOUND_PROFILE_LINE + 32];
 
 	if (!has_value(value))
-		return deny(c, "invalid-value",
+		return deny(c, MUTATE_DENY_INVALID_VALUE,
 			    "ServiceAccount \"%s/%s\" annotation \"%s\" is "
 			    "missing: profile %s requires it",
 			    c->in->sa->namespace, c->in->sa->name, key,

@@ -234,7 +234,8 @@ static void files_poll(struct sa_source *s)
 		  count, NULL);
 	if (f->metrics) {
 		metrics_sa_reload(f->metrics, true);
-		metrics_sa_source(f->metrics, "files", true, sa_map_count(map));
+		metrics_sa_source(f->metrics, f->base.name, true,
+				  sa_map_count(map));
 	}
 }
 
@@ -277,7 +278,8 @@ int sa_files_new(const char *dir, struct metrics *metrics,
 	}
 	atomic_store(&f->count, sa_map_count(f->map));
 	if (metrics)
-		metrics_sa_source(metrics, "files", true, sa_map_count(f->map));
+		metrics_sa_source(metrics, f->base.name, true,
+				  sa_map_count(f->map));
 	*ret = &f->base;
 	return 0;
 }

@@ -13,9 +13,6 @@
 #include "server_internal.h"
 #include "strutil.h"
 
-static const char *const route_paths[] = { "/mutate", "/healthz", "/readyz",
-					   "/metrics", "other" };
-
 /* What a reply carries besides its status and body. */
 struct reply_extra {
 	const char *allow; /* the Allow header, or NULL */
@@ -29,7 +26,7 @@ struct reply_extra {
 #define EARLY_EXTRA ((struct reply_extra){ NULL, false, true })
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn,
-				  struct listener *l, enum route route,
+				  struct listener *l, enum server_route route,
 				  int status, const char *type, char *body,
 				  size_t len, struct reply_extra extra)
 {
@@ -55,12 +52,12 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
 		server_tls_cork(l, conn, len);
 	ret = MHD_queue_response(conn, (unsigned int)status, resp);
 	MHD_destroy_response(resp);
-	metrics_http(l->server->metrics, l->which, route_paths[route], status);
+	metrics_http(l->server->metrics, l->which, route, status);
 	return ret;
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *conn,
-				 struct listener *l, enum route route,
+				 struct listener *l, enum server_route route,
 				 int status, const char *text,
 				 struct reply_extra extra)
 {
@@ -74,16 +71,17 @@ static enum MHD_Result send_text(struct MHD_Connection *conn,
 
 /* ---- routing and early checks ---- */
 
-enum route server_find_route(const struct listener *l, const char *url)
+enum server_route server_find_route(const struct listener *l, const char *url)
 {
-	if (strcmp(url, "/healthz") == 0)
+	if (strcmp(url, server_route_path(ROUTE_HEALTHZ)) == 0)
 		return ROUTE_HEALTHZ;
-	if (strcmp(url, "/readyz") == 0)
+	if (strcmp(url, server_route_path(ROUTE_READYZ)) == 0)
 		return ROUTE_READYZ;
-	if (l->which == METRICS_LISTENER_HTTPS && strcmp(url, "/mutate") == 0)
+	if (l->which == METRICS_LISTENER_HTTPS &&
+	    strcmp(url, server_route_path(ROUTE_MUTATE)) == 0)
 		return ROUTE_MUTATE;
 	if (l->which == METRICS_LISTENER_METRICS &&
-	    strcmp(url, "/metrics") == 0)
+	    strcmp(url, server_route_path(ROUTE_METRICS)) == 0)
 		return ROUTE_METRICS;
 	return ROUTE_OTHER;
 }
@@ -132,7 +130,7 @@ static bool ambiguous_framing(struct MHD_Connection *conn)
 }
 
 int server_early_status(struct server *s, struct MHD_Connection *conn,
-			enum route route, const char *method)
+			enum server_route route, const char *method)
 {
 	const char *type, *length;
 	int64_t declared;

@@ -57,7 +57,8 @@ static void log_pass_through(const struct review *r, double seconds)
 		  r->req.namespace ? r->req.namespace : "", "pod", r->pod_name,
 		  "service_account", r->req.object ? r->sa_name : "", "kind",
 		  r->req.kind, "operation", r->req.operation, "decision",
-		  "allowed", "outcome", "not-pod-create", "duration_ms", ms,
+		  "allowed", "outcome",
+		  mutate_outcome_name(MUTATE_NOT_POD_CREATE), "duration_ms", ms,
 		  NULL);
 }
 
@@ -161,12 +162,9 @@ static void count(const struct webhook *w, const struct review *r,
 
 	if (w->metrics == NULL)
 		return;
-	metrics_admission(w->metrics,
-			  out->status == 200 ? mutate_outcome_name(m->outcome)
-					     : "error",
-			  seconds, patched ? m->applied : NULL,
-			  patched ? m->n_applied : 0,
-			  out->status == 200 ? m->deny_reason : NULL);
+	metrics_admission(w->metrics, m->outcome, out->status != 200, seconds,
+			  patched ? m->applied : NULL,
+			  patched ? m->n_applied : 0, m->deny_reason);
 }
 
 bool webhook_begin(const struct webhook *w, const char *body, size_t len,
