@@ -6,11 +6,39 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "diag.h"
 
 static const char alphabet[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* The character of sextet x, as a constant expression (for the table below). */
+#define B64(x)                            \
+	(char)((x) < 26	   ? 'A' + (x)    \
+	       : (x) < 52  ? 'a' + (x)-26 \
+	       : (x) < 62  ? '0' + (x)-52 \
+	       : (x) == 62 ? '+'          \
+			   : '/')
+#define PAIR(i)                            \
+	{                                  \
+		B64((i) >> 6), B64((i)&63) \
+	}
+#define PAIR4(i)  PAIR(i), PAIR((i) + 1), PAIR((i) + 2), PAIR((i) + 3)
+#define PAIR16(i) PAIR4(i), PAIR4((i) + 4), PAIR4((i) + 8), PAIR4((i) + 12)
+#define PAIR64(i) \
+	PAIR16(i), PAIR16((i) + 16), PAIR16((i) + 32), PAIR16((i) + 48)
+#define PAIR256(i) \
+	PAIR64(i), PAIR64((i) + 64), PAIR64((i) + 128), PAIR64((i) + 192)
+#define PAIR1024(i) \
+	PAIR256(i), PAIR256((i) + 256), PAIR256((i) + 512), PAIR256((i) + 768)
+
+/*
+ * The two characters of every 12-bit value: two lookups per 3 input bytes instead
+ * of four (the patch of every patched admission goes through here, ~5 KB).
+ */
+static const char pairs[4096][2] = { PAIR1024(0), PAIR1024(1024),
+				     PAIR1024(2048), PAIR1024(3072) };
 
 int base64_append(struct strbuf *out, const unsigned char *data, size_t len)
 {
@@ -25,10 +53,9 @@ int base64_append(struct strbuf *out, const unsigned char *data, size_t len)
 		uint32_t v = (uint32_t)data[i] << 16 |
 			     (uint32_t)data[i + 1] << 8 | data[i + 2];
 
-		*w++ = alphabet[v >> 18];
-		*w++ = alphabet[(v >> 12) & 63];
-		*w++ = alphabet[(v >> 6) & 63];
-		*w++ = alphabet[v & 63];
+		memcpy(w, pairs[v >> 12], 2);
+		memcpy(w + 2, pairs[v & 0xfff], 2);
+		w += 4;
 	}
 	if (i < len) {
 		uint32_t v = (uint32_t)data[i] << 16 |
