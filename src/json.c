@@ -275,11 +275,15 @@ static char *decode(struct parser *ps, size_t start, size_t end)
 		return NULL;
 	while (i < end) {
 		uint32_t cp = 0; /* set by escape(): the string was validated */
+		const unsigned char *bs = memchr(p + i, '\\', end - i);
+		size_t run = bs ? (size_t)(bs - p) - i : end - i;
 
-		if (p[i] != '\\') {
-			out[n++] = (char)p[i++];
-			continue;
-		}
+		/* the runs between escapes are copied whole */
+		memcpy(out + n, p + i, run);
+		n += run;
+		i += run;
+		if (i == end)
+			break;
 		i += escape(p, i, end + 1, &cp);
 		n += put_utf8(out + n, cp);
 	}
@@ -683,6 +687,35 @@ const char *json_string(const cJSON *obj, const char *key)
 	return item->valuestring;
 }
 
+/*
+ * Whether s[0..len) holds a byte that JSON output must escape: '"', '\\' or a
+ * control character; 8 bytes at a time on little-endian machines (as in
+ * json_scan_plain, but bytes >= 0x80 pass: the output is UTF-8).
+ */
+static bool needs_escape(const char *s, size_t len)
+{
+	size_t i = 0;
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, s + i, 8);
+		if (((w - ONES * 0x20) & ~w & HIGHS) |
+		    has_zero_byte(w ^ (ONES * '"')) |
+		    has_zero_byte(w ^ (ONES * '\\')))
+			return true;
+	}
+#endif
+	for (; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == '"' || c == '\\')
+			return true;
+	}
+	return false;
+}
+
 /* Appends s[0..len) escaped; the slow path, for strings that need escapes. */
 static int append_escaped(struct strbuf *sb, const char *s, size_t len)
 {
@@ -707,16 +740,10 @@ static int append_escaped(struct strbuf *sb, const char *s, size_t len)
 
 int json_append_string(struct strbuf *sb, const char *s)
 {
-	size_t len = 0;
-	bool clean = true;
+	size_t len = strlen(s);
+	bool clean = !needs_escape(s, len);
 	int rc;
 
-	for (; s[len]; len++) {
-		unsigned char c = (unsigned char)s[len];
-
-		if (c < 0x20 || c == '"' || c == '\\')
-			clean = false;
-	}
 	rc = strbuf_reserve(sb, len + 2);
 	if (rc != 0)
 		return rc;
