@@ -408,10 +408,40 @@ static void test_pruned_review_is_the_mutators_view(void **state)
 	mem_free(body);
 }
 
+/*
+ * json_scan_plain against a byte-at-a-time reference: every byte value at every
+ * offset of a 40-byte run (past the 16- and 8-byte steps and their tails), from
+ * every start.
+ */
+static void test_scan_plain_every_byte(void **state)
+{
+	unsigned char buf[40];
+
+	(void)state;
+	for (unsigned b = 0; b < 256; b++) {
+		for (size_t at = 0; at < sizeof(buf); at++) {
+			memset(buf, 'a', sizeof(buf));
+			buf[at] = (unsigned char)b;
+			for (size_t from = 0; from <= sizeof(buf); from++) {
+				size_t want = from;
+
+				while (want < sizeof(buf) &&
+				       buf[want] >= 0x20 && buf[want] < 0x80 &&
+				       buf[want] != '"' && buf[want] != '\\')
+					want++;
+				assert_int_equal(
+					json_scan_plain(buf, from, sizeof(buf)),
+					want);
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strings_across_word_boundaries),
+		cmocka_unit_test(test_scan_plain_every_byte),
 		cmocka_unit_test(test_structure_inside_strings_is_text),
 		cmocka_unit_test(test_nul_escape_refused),
 		cmocka_unit_test(test_depth_limit_exact),
