@@ -443,7 +443,8 @@ static struct how member_how(struct how how, const char *key)
 	if (how.members == NULL)
 		return (struct how){ FULL, NULL, false };
 	for (const struct json_keep *k = how.members; k->key; k++) {
-		if (strcmp(k->key, key) == 0)
+		/* the first byte rules out most of the schema without a call */
+		if (k->key[0] == key[0] && strcmp(k->key, key) == 0)
 			return (struct how){ k->members ? PRUNE : FULL,
 					     k->members, k->each };
 	}
