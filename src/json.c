@@ -237,11 +237,13 @@ static const char *escape_error(const unsigned char *p, size_t i, size_t len)
 }
 
 /* Validates the string whose opening quote is at ps->pos; sets *end (the closing
- * quote) and advances past it. */
-static int scan_string(struct parser *ps, size_t *end)
+ * quote) and *escaped (whether it holds an escape), and advances past it. */
+static int scan_string(struct parser *ps, size_t *end, bool *escaped)
 {
 	size_t i = ps->pos + 1, n;
 	uint32_t cp;
+
+	*escaped = false;
 
 	for (;;) {
 		i = json_scan_plain(ps->p, i, ps->len);
@@ -256,6 +258,8 @@ static int scan_string(struct parser *ps, size_t *end)
 			n = str_utf8_sequence(ps->p + i, ps->len - i);
 		else if ((n = escape(ps->p, i, ps->len, &cp)) == 0)
 			return fail(ps, escape_error(ps->p, i, ps->len));
+		else
+			*escaped = true;
 		if (n == 0)
 			return fail(ps, "invalid UTF-8");
 		i += n;
@@ -317,15 +321,32 @@ static char *decode(struct parser *ps, size_t start, size_t end)
 	return out;
 }
 
+/* The validated string (start, end) as a new C string: copied whole without
+ * escapes (most strings), decoded with. */
+static char *text_of(struct parser *ps, size_t start, size_t end, bool escaped)
+{
+	char *out;
+
+	if (escaped)
+		return decode(ps, start, end);
+	out = alloc(ps, end - start + 1);
+	if (out) {
+		memcpy(out, ps->p + start, end - start);
+		out[end - start] = '\0';
+	}
+	return out;
+}
+
 /* Reads a string; *out gets it decoded when out is not NULL. */
 static int take_string(struct parser *ps, char **out)
 {
 	size_t start = ps->pos + 1, end = start;
-	int rc = scan_string(ps, &end);
+	bool escaped;
+	int rc = scan_string(ps, &end, &escaped);
 
 	if (rc != 0 || out == NULL)
 		return rc;
-	*out = decode(ps, start, end);
+	*out = text_of(ps, start, end, escaped);
 	return *out ? 0 : out_of_memory(ps);
 }
 
@@ -451,6 +472,25 @@ static struct how member_how(struct how how, const char *key)
 	return (struct how){ SKIP, NULL, false };
 }
 
+/* member_how() of a key without escapes, as written in the document (key, len). */
+static struct how member_how_raw(struct how how, const unsigned char *key,
+				 size_t len)
+{
+	if (how.take != PRUNE)
+		return how;
+	if (how.members == NULL)
+		return (struct how){ FULL, NULL, false };
+	for (const struct json_keep *k = how.members; k->key; k++) {
+		/* strncmp stops at the schema key's end; key holds no NUL */
+		if (len > 0 && k->key[0] == (char)key[0] &&
+		    strncmp(k->key, (const char *)key, len) == 0 &&
+		    k->key[len] == '\0')
+			return (struct how){ k->members ? PRUNE : FULL,
+					     k->members, k->each };
+	}
+	return (struct how){ SKIP, NULL, false };
+}
+
 static int enter(struct parser *ps)
 {
 	if (++ps->depth > BOUND_JSON_DEPTH)
@@ -484,18 +524,33 @@ static int take_member(struct parser *ps, struct how how, cJSON *obj)
 {
 	char *key = NULL;
 	cJSON *child = NULL;
-	bool want_key = how.take != SKIP;
-	struct how child_how;
+	struct how child_how = how;
+	size_t start, end = 0;
+	bool escaped = false;
 	int rc;
 
 	skip_space(ps);
 	if (ps->pos >= ps->len || ps->p[ps->pos] != '"')
 		return fail(ps, "not valid JSON");
-	rc = take_string(ps, want_key ? &key : NULL);
+	start = ps->pos + 1;
+	rc = scan_string(ps, &end, &escaped);
 	skip_space(ps);
 	if (rc == 0 && (ps->pos >= ps->len || ps->p[ps->pos++] != ':'))
 		rc = fail(ps, "not valid JSON");
-	child_how = rc == 0 && want_key ? member_how(how, key) : how;
+	if (rc == 0 && how.take != SKIP) {
+		/* A key without escapes is looked up as written: only the keys of
+		 * members that are kept get copied. */
+		if (!escaped)
+			child_how =
+				member_how_raw(how, ps->p + start, end - start);
+		if (escaped || child_how.take != SKIP) {
+			key = text_of(ps, start, end, escaped);
+			if (key == NULL)
+				rc = out_of_memory(ps);
+			else if (escaped)
+				child_how = member_how(how, key);
+		}
+	}
 	if (rc == 0)
 		rc = take_value(ps, child_how,
 				child_how.take == SKIP ? NULL : &child);

@@ -409,6 +409,19 @@ static void test_pruned_review_is_the_mutators_view(void **state)
 }
 
 /*
+ * Keys are matched against the schema as written when they hold no escape, decoded
+ * when they do: "k" kept either way; "kk", "", a prefix or an escaped other key not.
+ */
+static void test_schema_keys_as_written_and_escaped(void **state)
+{
+	(void)state;
+	expect_ok("{\"k\":1}");
+	expect_ok("{\"\\u006b\":[1,{\"k\":2}]}");
+	expect_ok("{\"kk\":1,\"\":2,\"k\":3,\"\\u006bk\":4}");
+	expect_ok("{\"K\":1,\"\\n\":2,\"k\\/\":3,\"x\":{\"k\":4}}");
+}
+
+/*
  * json_scan_plain against a byte-at-a-time reference: every byte value at every
  * offset of a 40-byte run (past the 16- and 8-byte steps and their tails), from
  * every start.
@@ -442,6 +455,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strings_across_word_boundaries),
 		cmocka_unit_test(test_scan_plain_every_byte),
+		cmocka_unit_test(test_schema_keys_as_written_and_escaped),
 		cmocka_unit_test(test_structure_inside_strings_is_text),
 		cmocka_unit_test(test_nul_escape_refused),
 		cmocka_unit_test(test_depth_limit_exact),
