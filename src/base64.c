@@ -40,6 +40,74 @@ static const char alphabet[] =
 static const char pairs[4096][2] = { PAIR1024(0), PAIR1024(1024),
 				     PAIR1024(2048), PAIR1024(3072) };
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/*
+ * 12 input bytes to 16 characters per step with SSSE3 (the method of Muła and
+ * Lemire, "Faster Base64 Encoding and Decoding using AVX2 Instructions", 2018):
+ * a byte shuffle puts each 3-byte group in a 32-bit lane, two multiplies move its
+ * four sextets into bytes, and a 16-entry shuffle table turns each sextet into
+ * its character by adding the offset of its range. Reads 16 bytes per step, so
+ * it stops 4 bytes short of the end; returns how many input bytes it encoded.
+ */
+__attribute__((target("ssse3"))) static size_t
+encode_ssse3(const unsigned char *data, size_t len, char *w)
+{
+	const __m128i shuffle = _mm_setr_epi8(1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8,
+					      7, 10, 9, 11, 10);
+	const __m128i offsets =
+		_mm_setr_epi8('a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+			      '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+			      '0' - 52, '+' - 62, '/' - 63, 'A', 0, 0);
+	size_t i = 0;
+
+	for (; i + 16 <= len; i += 12, w += 16) {
+		__m128i in = _mm_shuffle_epi8(
+			_mm_loadu_si128(
+				(const __m128i *)(const void *)(data + i)),
+			shuffle);
+		__m128i hi = _mm_mulhi_epu16(
+			_mm_and_si128(in, _mm_set1_epi32(0x0fc0fc00)),
+			_mm_set1_epi32(0x04000040));
+		__m128i lo = _mm_mullo_epi16(
+			_mm_and_si128(in, _mm_set1_epi32(0x003f03f0)),
+			_mm_set1_epi32(0x01000010));
+		__m128i sextets = _mm_or_si128(hi, lo);
+		/* 0..25 -> 13 ('A' range), 26..51 -> 0, 52..63 -> 1..12 */
+		__m128i range = _mm_subs_epu8(sextets, _mm_set1_epi8(51));
+		__m128i upper = _mm_cmpgt_epi8(_mm_set1_epi8(26), sextets);
+
+		range = _mm_or_si128(range,
+				     _mm_and_si128(upper, _mm_set1_epi8(13)));
+		_mm_storeu_si128((__m128i *)(void *)w,
+				 _mm_add_epi8(_mm_shuffle_epi8(offsets, range),
+					      sextets));
+	}
+	return i;
+}
+
+/* Whether this CPU has SSSE3 (every x86-64 CPU since 2006, but not the
+ * baseline the compiler may assume). */
+static bool have_ssse3(void)
+{
+	return __builtin_cpu_supports("ssse3");
+}
+#else
+static size_t encode_ssse3(const unsigned char *data, size_t len, char *w)
+{
+	(void)data;
+	(void)len;
+	(void)w;
+	return 0;
+}
+
+static bool have_ssse3(void)
+{
+	return false;
+}
+#endif
+
 int base64_append(struct strbuf *out, const unsigned char *data, size_t len)
 {
 	size_t i = 0;
@@ -49,6 +117,10 @@ int base64_append(struct strbuf *out, const unsigned char *data, size_t len)
 	if (rc != 0)
 		return rc;
 	w = out->buf + out->len;
+	if (len >= 16 && have_ssse3()) {
+		i = encode_ssse3(data, len, w);
+		w += i / 3 * 4;
+	}
 	for (; i + 2 < len; i += 3) {
 		uint32_t v = (uint32_t)data[i] << 16 |
 			     (uint32_t)data[i + 1] << 8 | data[i + 2];

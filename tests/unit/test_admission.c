@@ -206,6 +206,21 @@ static void test_base64_every_pair(void **state)
 	assert_int_equal(base64_decode_append(&dec, enc.buf, enc.len), 0);
 	assert_int_equal(dec.len, sizeof(in));
 	assert_memory_equal(dec.buf, in, sizeof(in));
+	/* every length up to 64 from every start: the 12-byte steps and the tails */
+	for (size_t from = 0; from < 12; from++) {
+		for (size_t len = 0; len <= 64; len++) {
+			strbuf_reset(&enc);
+			strbuf_reset(&dec);
+			assert_int_equal(
+				base64_append(&enc, in + 3000 + from, len), 0);
+			assert_int_equal(enc.len, (len + 2) / 3 * 4);
+			assert_int_equal(
+				base64_decode_append(&dec, enc.buf, enc.len),
+				0);
+			assert_int_equal(dec.len, len);
+			assert_memory_equal(dec.buf, in + 3000 + from, len);
+		}
+	}
 	strbuf_free(&enc);
 	strbuf_free(&dec);
 }
