@@ -778,6 +778,25 @@ static bool needs_escape(const char *s, size_t len)
 {
 	size_t i = 0;
 
+#if defined(__SSE2__)
+	const __m128i quote = _mm_set1_epi8('"'),
+		      backslash = _mm_set1_epi8('\\');
+	const __m128i space = _mm_set1_epi8(0x20), minus1 = _mm_set1_epi8(-1);
+
+	for (; i + 16 <= len; i += 16) {
+		__m128i v =
+			_mm_loadu_si128((const __m128i *)(const void *)(s + i));
+		/* control: below 0x20 as a signed byte, but not >= 0x80 */
+		__m128i control = _mm_and_si128(_mm_cmplt_epi8(v, space),
+						_mm_cmpgt_epi8(v, minus1));
+
+		if (_mm_movemask_epi8(_mm_or_si128(
+			    control,
+			    _mm_or_si128(_mm_cmpeq_epi8(v, quote),
+					 _mm_cmpeq_epi8(v, backslash)))))
+			return true;
+	}
+#endif
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	for (; i + 8 <= len; i += 8) {
 		uint64_t w;
