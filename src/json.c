@@ -15,6 +15,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "bounds.h"
 #include "mem.h"
@@ -41,6 +44,26 @@ static bool plain_in_string(unsigned char c)
  */
 size_t json_scan_plain(const unsigned char *p, size_t i, size_t len)
 {
+#if defined(__SSE2__)
+	/* 16 at a time: a signed compare with 0x20 flags the control characters
+	 * and, being signed, every byte >= 0x80 as well */
+	const __m128i quote = _mm_set1_epi8('"'),
+		      backslash = _mm_set1_epi8('\\');
+	const __m128i space = _mm_set1_epi8(0x20);
+
+	while (i + 16 <= len) {
+		__m128i v =
+			_mm_loadu_si128((const __m128i *)(const void *)(p + i));
+		unsigned hits = (unsigned)_mm_movemask_epi8(
+			_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
+						  _mm_cmpeq_epi8(v, backslash)),
+				     _mm_cmplt_epi8(v, space)));
+
+		if (hits)
+			return i + (size_t)__builtin_ctz(hits);
+		i += 16;
+	}
+#endif
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	while (i + 8 <= len) {
 		uint64_t w, hits;
@@ -126,6 +149,9 @@ static void append(cJSON *parent, cJSON *item)
 
 static void skip_space(struct parser *ps)
 {
+	/* compact JSON has none: one test in the common case */
+	if (ps->pos < ps->len && ps->p[ps->pos] > ' ')
+		return;
 	while (ps->pos < ps->len && str_is_space((char)ps->p[ps->pos]))
 		ps->pos++;
 }
@@ -200,11 +226,13 @@ static const char *escape_error(const unsigned char *p, size_t i, size_t len)
 }
 
 /* Validates the string whose opening quote is at ps->pos; sets *end (the closing
- * quote) and advances past it. */
-static int scan_string(struct parser *ps, size_t *end)
+ * quote) and *escaped (whether it holds an escape), and advances past it. */
+static int scan_string(struct parser *ps, size_t *end, bool *escaped)
 {
 	size_t i = ps->pos + 1, n;
 	uint32_t cp;
+
+	*escaped = false;
 
 	for (;;) {
 		i = json_scan_plain(ps->p, i, ps->len);
@@ -219,6 +247,8 @@ static int scan_string(struct parser *ps, size_t *end)
 			n = str_utf8_sequence(ps->p + i, ps->len - i);
 		else if ((n = escape(ps->p, i, ps->len, &cp)) == 0)
 			return fail(ps, escape_error(ps->p, i, ps->len));
+		else
+			*escaped = true;
 		if (n == 0)
 			return fail(ps, "invalid UTF-8");
 		i += n;
@@ -264,11 +294,15 @@ static char *decode(struct parser *ps, size_t start, size_t end)
 		return NULL;
 	while (i < end) {
 		uint32_t cp = 0; /* set by escape(): the string was validated */
+		const unsigned char *bs = memchr(p + i, '\\', end - i);
+		size_t run = bs ? (size_t)(bs - p) - i : end - i;
 
-		if (p[i] != '\\') {
-			out[n++] = (char)p[i++];
-			continue;
-		}
+		/* the runs between escapes are copied whole */
+		memcpy(out + n, p + i, run);
+		n += run;
+		i += run;
+		if (i == end)
+			break;
 		i += escape(p, i, end + 1, &cp);
 		n += put_utf8(out + n, cp);
 	}
@@ -276,15 +310,32 @@ static char *decode(struct parser *ps, size_t start, size_t end)
 	return out;
 }
 
+/* The validated string (start, end) as a new C string: copied whole without
+ * escapes (most strings), decoded with. */
+static char *text_of(struct parser *ps, size_t start, size_t end, bool escaped)
+{
+	char *out;
+
+	if (escaped)
+		return decode(ps, start, end);
+	out = alloc(ps, end - start + 1);
+	if (out) {
+		memcpy(out, ps->p + start, end - start);
+		out[end - start] = '\0';
+	}
+	return out;
+}
+
 /* Reads a string; *out gets it decoded when out is not NULL. */
 static int take_string(struct parser *ps, char **out)
 {
 	size_t start = ps->pos + 1, end = start;
-	int rc = scan_string(ps, &end);
+	bool escaped;
+	int rc = scan_string(ps, &end, &escaped);
 
 	if (rc != 0 || out == NULL)
 		return rc;
-	*out = decode(ps, start, end);
+	*out = text_of(ps, start, end, escaped);
 	return *out ? 0 : out_of_memory(ps);
 }
 
@@ -402,7 +453,27 @@ static struct how member_how(struct how how, const char *key)
 	if (how.members == NULL)
 		return (struct how){ FULL, NULL, false };
 	for (const struct json_keep *k = how.members; k->key; k++) {
-		if (strcmp(k->key, key) == 0)
+		/* the first byte rules out most of the schema without a call */
+		if (k->key[0] == key[0] && strcmp(k->key, key) == 0)
+			return (struct how){ k->members ? PRUNE : FULL,
+					     k->members, k->each };
+	}
+	return (struct how){ SKIP, NULL, false };
+}
+
+/* member_how() of a key without escapes, as written in the document (key, len). */
+static struct how member_how_raw(struct how how, const unsigned char *key,
+				 size_t len)
+{
+	if (how.take != PRUNE)
+		return how;
+	if (how.members == NULL)
+		return (struct how){ FULL, NULL, false };
+	for (const struct json_keep *k = how.members; k->key; k++) {
+		/* strncmp stops at the schema key's end; key holds no NUL */
+		if (len > 0 && k->key[0] == (char)key[0] &&
+		    strncmp(k->key, (const char *)key, len) == 0 &&
+		    k->key[len] == '\0')
 			return (struct how){ k->members ? PRUNE : FULL,
 					     k->members, k->each };
 	}
@@ -442,18 +513,33 @@ static int take_member(struct parser *ps, struct how how, cJSON *obj)
 {
 	char *key = NULL;
 	cJSON *child = NULL;
-	bool want_key = how.take != SKIP;
-	struct how child_how;
+	struct how child_how = how;
+	size_t start, end = 0;
+	bool escaped = false;
 	int rc;
 
 	skip_space(ps);
 	if (ps->pos >= ps->len || ps->p[ps->pos] != '"')
 		return fail(ps, "not valid JSON");
-	rc = take_string(ps, want_key ? &key : NULL);
+	start = ps->pos + 1;
+	rc = scan_string(ps, &end, &escaped);
 	skip_space(ps);
 	if (rc == 0 && (ps->pos >= ps->len || ps->p[ps->pos++] != ':'))
 		rc = fail(ps, "not valid JSON");
-	child_how = rc == 0 && want_key ? member_how(how, key) : how;
+	if (rc == 0 && how.take != SKIP) {
+		/* A key without escapes is looked up as written: only the keys of
+		 * members that are kept get copied. */
+		if (!escaped)
+			child_how =
+				member_how_raw(how, ps->p + start, end - start);
+		if (escaped || child_how.take != SKIP) {
+			key = text_of(ps, start, end, escaped);
+			if (key == NULL)
+				rc = out_of_memory(ps);
+			else if (escaped)
+				child_how = member_how(how, key);
+		}
+	}
 	if (rc == 0)
 		rc = take_value(ps, child_how,
 				child_how.take == SKIP ? NULL : &child);
@@ -672,6 +758,54 @@ const char *json_string(const cJSON *obj, const char *key)
 	return item->valuestring;
 }
 
+/*
+ * Whether s[0..len) holds a byte that JSON output must escape: '"', '\\' or a
+ * control character; 8 bytes at a time on little-endian machines (as in
+ * json_scan_plain, but bytes >= 0x80 pass: the output is UTF-8).
+ */
+static bool needs_escape(const char *s, size_t len)
+{
+	size_t i = 0;
+
+#if defined(__SSE2__)
+	const __m128i quote = _mm_set1_epi8('"'),
+		      backslash = _mm_set1_epi8('\\');
+	const __m128i space = _mm_set1_epi8(0x20), minus1 = _mm_set1_epi8(-1);
+
+	for (; i + 16 <= len; i += 16) {
+		__m128i v =
+			_mm_loadu_si128((const __m128i *)(const void *)(s + i));
+		/* control: below 0x20 as a signed byte, but not >= 0x80 */
+		__m128i control = _mm_and_si128(_mm_cmplt_epi8(v, space),
+						_mm_cmpgt_epi8(v, minus1));
+
+		if (_mm_movemask_epi8(_mm_or_si128(
+			    control,
+			    _mm_or_si128(_mm_cmpeq_epi8(v, quote),
+					 _mm_cmpeq_epi8(v, backslash)))))
+			return true;
+	}
+#endif
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, s + i, 8);
+		if (((w - ONES * 0x20) & ~w & HIGHS) |
+		    has_zero_byte(w ^ (ONES * '"')) |
+		    has_zero_byte(w ^ (ONES * '\\')))
+			return true;
+	}
+#endif
+	for (; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == '"' || c == '\\')
+			return true;
+	}
+	return false;
+}
+
 /* Appends s[0..len) escaped; the slow path, for strings that need escapes. */
 static int append_escaped(struct strbuf *sb, const char *s, size_t len)
 {
@@ -696,16 +830,10 @@ static int append_escaped(struct strbuf *sb, const char *s, size_t len)
 
 int json_append_string(struct strbuf *sb, const char *s)
 {
-	size_t len = 0;
-	bool clean = true;
+	size_t len = strlen(s);
+	bool clean = !needs_escape(s, len);
 	int rc;
 
-	for (; s[len]; len++) {
-		unsigned char c = (unsigned char)s[len];
-
-		if (c < 0x20 || c == '"' || c == '\\')
-			clean = false;
-	}
 	rc = strbuf_reserve(sb, len + 2);
 	if (rc != 0)
 		return rc;

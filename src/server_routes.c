@@ -17,13 +17,9 @@
 struct reply_extra {
 	const char *allow; /* the Allow header, or NULL */
 	bool close;	   /* close the connection after this reply */
-	bool early; /* a refusal before the body: the connection closes, the
-		     * client may still be sending, and the reply is not corked
-		     * (sent at once, it reaches the client before the close) */
 };
 
-#define NO_EXTRA    ((struct reply_extra){ NULL, false, false })
-#define EARLY_EXTRA ((struct reply_extra){ NULL, false, true })
+#define NO_EXTRA ((struct reply_extra){ NULL, false })
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn,
 				  struct listener *l, enum server_route route,
@@ -48,8 +44,10 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
 	if (extra.close || atomic_load(&l->server->draining))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 					"close");
-	if (!extra.early)
-		server_tls_cork(l, conn, len);
+	/* Every reply, refusals before the body included, leaves in one TLS record:
+	 * server_on_completed uncorks it, before libmicrohttpd closes a connection
+	 * it will not keep (TlsRecordTests checks both kinds). */
+	server_tls_cork(l, conn, len);
 	ret = MHD_queue_response(conn, (unsigned int)status, resp);
 	MHD_destroy_response(resp);
 	metrics_http(l->server->metrics, l->which, route, status);
@@ -163,24 +161,24 @@ enum MHD_Result server_send_early(struct MHD_Connection *conn,
 	switch (r->early_status) {
 	case 404:
 		return send_text(conn, l, r->route, 404, "not found\n",
-				 EARLY_EXTRA);
+				 NO_EXTRA);
 	case 405:
 		return send_text(conn, l, r->route, 405, "method not allowed\n",
-				 (struct reply_extra){ allow, false, true });
+				 (struct reply_extra){ allow, false });
 	case 415:
 		return send_text(
 			conn, l, r->route, 415,
 			"unsupported media type: send application/json\n",
-			EARLY_EXTRA);
+			NO_EXTRA);
 	case 400:
 		return send_text(conn, l, r->route, 400,
 				 "bad request: ambiguous body length (more "
 				 "than one Content-Length, or Content-Length "
 				 "with Transfer-Encoding)\n",
-				 (struct reply_extra){ NULL, true, true });
+				 (struct reply_extra){ NULL, true });
 	default:
 		return send_text(conn, l, r->route, 413,
-				 "request body too large\n", EARLY_EXTRA);
+				 "request body too large\n", NO_EXTRA);
 	}
 }
 

@@ -1698,8 +1698,7 @@ class TlsRecordTests(ServerTestCase):
     def test_one_record_per_response(self):
         """On one keep-alive connection, TLS 1.2 and 1.3: a mutating /mutate answer (a
         pod of 12 containers: an 8 KB response, with a patch), /healthz and /readyz each
-        arrive in a single TLS record. (Refusals before the body, which close the
-        connection while the client may still be sending, are not corked.)"""
+        arrive in a single TLS record (refusals: test_one_record_per_refusal)."""
         server = self.start_server(service_accounts=[aws_sa()])
         big = pod()
         big["spec"]["containers"] = [
@@ -1723,6 +1722,34 @@ class TlsRecordTests(ServerTestCase):
                                          % (len(resp), records))
             finally:
                 client.close()
+
+    def test_one_record_per_refusal(self):
+        """Refusals leave in one TLS record too, TLS 1.2 and 1.3, each on its own
+        connection: a body that is not JSON (400, after the body), and the refusals
+        made from the header block alone (404, 405, 415, a declared length over the
+        limit: 413, ambiguous framing: 400), whose connection may close after them."""
+        server = self.start_server(service_accounts=[aws_sa()])
+        bad = b"{not json"
+        cases = (
+            ("400 not JSON", request_head("POST", "/mutate", len(bad)) + bad, b" 400 "),
+            ("404", request_head("GET", "/nope", content_type=None), b" 404 "),
+            ("405", request_head("GET", "/mutate", content_type=None), b" 405 "),
+            ("415", request_head("POST", "/mutate", 2, content_type="text/plain") + b"{}",
+             b" 415 "),
+            ("413", request_head("POST", "/mutate", 10 ** 9), b" 413 "),
+            ("400 framing", request_head("POST", "/mutate", 2,
+                                         extra=("Content-Length: 2",)) + b"{}", b" 400 "),
+        )
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            for name, request, status in cases:
+                with self.subTest(version=version.name, request=name):
+                    client = RecordClient(server.port, version)
+                    try:
+                        resp, records = client.exchange(request)
+                    finally:
+                        client.close()
+                    self.assertIn(status, resp.split(b"\r\n", 1)[0], resp[:100])
+                    self.assertEqual(records, 1, "%d bytes in %d records" % (len(resp), records))
 
 
 if __name__ == "__main__":

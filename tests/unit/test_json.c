@@ -408,10 +408,95 @@ static void test_pruned_review_is_the_mutators_view(void **state)
 	mem_free(body);
 }
 
+/* json_append_string escapes exactly '"', '\\' and control bytes, wherever they
+ * are in the 16- and 8-byte steps and the tail; bytes >= 0x80 pass as they are. */
+static void test_append_string_every_byte(void **state)
+{
+	char in[41], want[64];
+	struct strbuf sb;
+
+	(void)state;
+	strbuf_init(&sb, 4096);
+	for (unsigned b = 1; b < 256; b++) {
+		for (size_t at = 0; at < 40; at++) {
+			size_t n = 0;
+
+			memset(in, 'a', 40);
+			in[40] = '\0';
+			in[at] = (char)b;
+			want[n++] = '"';
+			memset(want + n, 'a', at);
+			n += at;
+			if (b == '"' || b == '\\') {
+				want[n++] = '\\';
+				want[n++] = (char)b;
+			} else if (b < 0x20) {
+				n += (size_t)snprintf(want + n, 7, "\\u%04x",
+						      b);
+			} else {
+				want[n++] = (char)b;
+			}
+			memset(want + n, 'a', 39 - at);
+			n += 39 - at;
+			want[n++] = '"';
+			strbuf_reset(&sb);
+			assert_int_equal(json_append_string(&sb, in), 0);
+			assert_int_equal(sb.len, n);
+			assert_memory_equal(sb.buf, want, n);
+		}
+	}
+	strbuf_free(&sb);
+}
+
+/*
+ * Keys are matched against the schema as written when they hold no escape, decoded
+ * when they do: "k" kept either way; "kk", "", a prefix or an escaped other key not.
+ */
+static void test_schema_keys_as_written_and_escaped(void **state)
+{
+	(void)state;
+	expect_ok("{\"k\":1}");
+	expect_ok("{\"\\u006b\":[1,{\"k\":2}]}");
+	expect_ok("{\"kk\":1,\"\":2,\"k\":3,\"\\u006bk\":4}");
+	expect_ok("{\"K\":1,\"\\n\":2,\"k\\/\":3,\"x\":{\"k\":4}}");
+}
+
+/*
+ * json_scan_plain against a byte-at-a-time reference: every byte value at every
+ * offset of a 40-byte run (past the 16- and 8-byte steps and their tails), from
+ * every start.
+ */
+static void test_scan_plain_every_byte(void **state)
+{
+	unsigned char buf[40];
+
+	(void)state;
+	for (unsigned b = 0; b < 256; b++) {
+		for (size_t at = 0; at < sizeof(buf); at++) {
+			memset(buf, 'a', sizeof(buf));
+			buf[at] = (unsigned char)b;
+			for (size_t from = 0; from <= sizeof(buf); from++) {
+				size_t want = from;
+
+				while (want < sizeof(buf) &&
+				       buf[want] >= 0x20 && buf[want] < 0x80 &&
+				       buf[want] != '"' && buf[want] != '\\')
+					want++;
+				assert_int_equal(
+					json_scan_plain(buf, from, sizeof(buf)),
+					want);
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strings_across_word_boundaries),
+		cmocka_unit_test(test_scan_plain_every_byte),
+		cmocka_unit_test(test_append_string_every_byte),
+		cmocka_unit_test(test_schema_keys_as_written_and_escaped),
 		cmocka_unit_test(test_structure_inside_strings_is_text),
 		cmocka_unit_test(test_nul_escape_refused),
 		cmocka_unit_test(test_depth_limit_exact),

@@ -319,6 +319,28 @@ static void test_unreadable_pod_is_admitted_with_warning(void **state)
 		has_warning(&f->m, "spec.containers[0].env is not an array"));
 }
 
+/* The problem names the container by its list and a multi-digit index. */
+static void test_unreadable_init_container_named_by_index(void **state)
+{
+	struct fixture *f = *state;
+	struct strbuf pod;
+
+	strbuf_init(&pod, 1024);
+	assert_int_equal(strbuf_adds(&pod,
+				     "{\"spec\":{\"containers\":[{\"name\":"
+				     "\"a\"}],\"initContainers\":["),
+			 0);
+	for (int i = 0; i < 12; i++)
+		assert_int_equal(strbuf_adds(&pod, "{\"name\":\"i\"},"), 0);
+	assert_int_equal(strbuf_adds(&pod, "{\"name\":\"i\",\"env\":1}]}}"), 0);
+	use_sa(f, AWS_SA);
+	run(f, strbuf_str(&pod));
+	strbuf_free(&pod);
+	assert_int_equal(f->m.outcome, MUTATE_NOT_UNDERSTOOD);
+	assert_true(has_warning(&f->m,
+				"spec.initContainers[12].env is not an array"));
+}
+
 static void test_lifetime_clamped_and_pod_beats_sa(void **state)
 {
 	struct fixture *f = *state;
@@ -694,6 +716,7 @@ int main(void)
 		T(test_foreign_volume_with_our_name_denies),
 		T(test_mount_conflicts_deny),
 		T(test_unreadable_pod_is_admitted_with_warning),
+		T(test_unreadable_init_container_named_by_index),
 		T(test_lifetime_clamped_and_pod_beats_sa),
 		T(test_lifetime_not_a_number_denies),
 		T(test_windows_token_path),
