@@ -34,11 +34,11 @@ if [ -z "$binary" ]; then
 	# what is built: the commit, "-dirty" with uncommitted changes, and whether the sources
 	# changed while building (someone editing them meanwhile: the result is ambiguous)
 	before=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
-	sum_before=$(cd "$top" && cat src/*.c include/*.h CMakeLists.txt | cksum)
+	sum_before=$(cd "$top" && cat src/*.c include/*/*.h CMakeLists.txt | cksum)
 	echo "bench: building $top/build-release (Release, no tests) from $before" >&2
 	cmake -S "$top" -B "$top/build-release" -DCMAKE_BUILD_TYPE=Release -DPIW_TESTS=OFF >/dev/null
 	cmake --build "$top/build-release" -j"$(nproc)" >/dev/null
-	sum_after=$(cd "$top" && cat src/*.c include/*.h CMakeLists.txt | cksum)
+	sum_after=$(cd "$top" && cat src/*.c include/*/*.h CMakeLists.txt | cksum)
 	sources="build-release from $before"
 	if [ "$sum_before" != "$sum_after" ]; then
 		sources="$sources (the sources changed during the build)"

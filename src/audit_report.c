@@ -171,7 +171,7 @@ struct table {
 	size_t n_columns;
 };
 
-static int emit_line(struct strbuf *line, audit_write_fn write, void *arg)
+static int emit_line(struct strbuf *line, audit_write_fn out, void *arg)
 {
 	int rc;
 
@@ -180,13 +180,13 @@ static int emit_line(struct strbuf *line, audit_write_fn write, void *arg)
 	rc = strbuf_addc(line, '\n');
 
 	if (rc == 0)
-		rc = write(arg, line->buf, line->len);
+		rc = out(arg, line->buf, line->len);
 	strbuf_reset(line);
 	return rc;
 }
 
 static int render_table(const struct table *t, struct strbuf *line,
-			audit_write_fn write, void *arg)
+			audit_write_fn out, void *arg)
 {
 	size_t width[COLUMNS];
 	int rc = 0;
@@ -204,7 +204,7 @@ static int render_table(const struct table *t, struct strbuf *line,
 		rc = add_cell(line, t->headers[c], width[c],
 			      c + 1 == t->n_columns);
 	if (rc == 0)
-		rc = emit_line(line, write, arg);
+		rc = emit_line(line, out, arg);
 	for (size_t i = 0; rc == 0 && i < t->rows->n; i++) {
 		const struct row *row = &t->rows->items[i];
 
@@ -219,13 +219,13 @@ static int render_table(const struct table *t, struct strbuf *line,
 				      c + 1 == t->n_columns);
 		}
 		if (rc == 0)
-			rc = emit_line(line, write, arg);
+			rc = emit_line(line, out, arg);
 	}
 	return rc;
 }
 
 static int render_tables(const struct audit_report *r, struct strbuf *line,
-			 audit_write_fn write, void *arg)
+			 audit_write_fn out, void *arg)
 {
 	struct table pods = { &r->pods, pod_columns, pod_headers, 6 };
 	struct table sas = { &r->sas, sa_columns, sa_headers, 4 };
@@ -234,14 +234,14 @@ static int render_tables(const struct audit_report *r, struct strbuf *line,
 	if (r->pods.n == 0) {
 		static const char none[] = "No pods found.\n";
 
-		rc = write(arg, none, sizeof(none) - 1);
+		rc = out(arg, none, sizeof(none) - 1);
 	} else {
-		rc = render_table(&pods, line, write, arg);
+		rc = render_table(&pods, line, out, arg);
 	}
 	if (rc == 0 && r->sas.n > 0) {
-		rc = write(arg, "\n", 1);
+		rc = out(arg, "\n", 1);
 		if (rc == 0)
-			rc = render_table(&sas, line, write, arg);
+			rc = render_table(&sas, line, out, arg);
 	}
 	return rc;
 }
@@ -298,8 +298,7 @@ static int json_row(const struct row *row, bool pod, struct strbuf *line)
 }
 
 static int render_json_rows(const struct rows *rs, bool pod,
-			    struct strbuf *line, audit_write_fn write,
-			    void *arg)
+			    struct strbuf *line, audit_write_fn out, void *arg)
 {
 	int rc = 0;
 
@@ -309,39 +308,39 @@ static int render_json_rows(const struct rows *rs, bool pod,
 		if (rc == 0)
 			rc = json_row(&rs->items[i], pod, line);
 		if (rc == 0)
-			rc = emit_line(line, write, arg);
+			rc = emit_line(line, out, arg);
 	}
 	return rc;
 }
 
 static int render_json(const struct audit_report *r, struct strbuf *line,
-		       audit_write_fn write, void *arg)
+		       audit_write_fn out, void *arg)
 {
 	static const char head[] = "{\"pods\":[\n";
 	static const char middle[] = "],\"serviceAccounts\":[\n";
 	static const char tail[] = "]}\n";
-	int rc = write(arg, head, sizeof(head) - 1);
+	int rc = out(arg, head, sizeof(head) - 1);
 
 	if (rc == 0)
-		rc = render_json_rows(&r->pods, true, line, write, arg);
+		rc = render_json_rows(&r->pods, true, line, out, arg);
 	if (rc == 0)
-		rc = write(arg, middle, sizeof(middle) - 1);
+		rc = out(arg, middle, sizeof(middle) - 1);
 	if (rc == 0)
-		rc = render_json_rows(&r->sas, false, line, write, arg);
+		rc = render_json_rows(&r->sas, false, line, out, arg);
 	if (rc == 0)
-		rc = write(arg, tail, sizeof(tail) - 1);
+		rc = out(arg, tail, sizeof(tail) - 1);
 	return rc;
 }
 
 int audit_report_render(const struct audit_report *r, enum audit_format fmt,
-			audit_write_fn write, void *arg)
+			audit_write_fn out, void *arg)
 {
 	struct strbuf line;
 	int rc;
 
 	strbuf_init(&line, LINE_MAX_BYTES);
-	rc = fmt == AUDIT_JSON ? render_json(r, &line, write, arg)
-			       : render_tables(r, &line, write, arg);
+	rc = fmt == AUDIT_JSON ? render_json(r, &line, out, arg)
+			       : render_tables(r, &line, out, arg);
 	strbuf_free(&line);
 	return rc;
 }

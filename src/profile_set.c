@@ -22,6 +22,23 @@ int profile_set_new(struct profile_set **ret_set)
 	return *ret_set ? 0 : DIAG_ENOMEM;
 }
 
+int profile_set_add_texts(struct profile_set *set,
+			  const struct builtin_profile *texts, size_t n,
+			  const char *source, struct diag *d)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct profile *p = NULL;
+		int rc = profile_parse(texts[i].text, texts[i].len, source, &p,
+				       d);
+
+		if (rc == 0 && (rc = profile_set_add(set, p, d)) != 0)
+			profile_free(p);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
 int profile_set_new_builtin(struct profile_set **ret_set, struct diag *d)
 {
 	struct profile_set *set = NULL;
@@ -30,17 +47,11 @@ int profile_set_new_builtin(struct profile_set **ret_set, struct diag *d)
 	*ret_set = NULL;
 	if (profile_set_new(&set) != 0)
 		return diag_set(d, DIAG_ENOMEM, "out of memory");
-	for (size_t i = 0; i < builtin_profiles_count; i++) {
-		const struct builtin_profile *b = &builtin_profiles[i];
-		struct profile *p = NULL;
-
-		rc = profile_parse(b->text, b->len, "built-in", &p, d);
-		if (rc == 0 && (rc = profile_set_add(set, p, d)) != 0)
-			profile_free(p);
-		if (rc != 0) {
-			profile_set_free(set);
-			return rc;
-		}
+	rc = profile_set_add_texts(set, builtin_profiles,
+				   builtin_profiles_count, "built-in", d);
+	if (rc != 0) {
+		profile_set_free(set);
+		return rc;
 	}
 	*ret_set = set;
 	return 0;

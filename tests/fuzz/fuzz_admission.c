@@ -18,7 +18,6 @@
 #include "mem.h"
 #include "mutate.h"
 #include "patch.h"
-#include "profile_dir.h"
 #include "service_account.h"
 #include "settings.h"
 

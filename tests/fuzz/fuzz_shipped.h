@@ -7,8 +7,8 @@
 
 #include <stdlib.h>
 
-#include "profile_dir.h"
 #include "settings.h"
+#include "shipped_profiles.h"
 
 /*
  * The shipped profiles and settings set from "key=value" pairs (NULL-ended).
@@ -18,8 +18,7 @@ static inline void fuzz_shipped_profiles(struct profile_set **ret_profiles,
 					 struct settings **ret_settings,
 					 const char *const *pairs)
 {
-	if (profile_dir_load(PIW_SOURCE_DIR "/profiles", ret_profiles, NULL) !=
-		    0 ||
+	if (shipped_profile_set(ret_profiles, NULL) != 0 ||
 	    settings_new(ret_settings) != 0)
 		abort();
 	for (; *pairs; pairs++) {

@@ -15,10 +15,10 @@
 #include "mem.h"
 #include "mutate.h"
 #include "patch.h"
-#include "profile_dir.h"
 #include "profile_set.h"
 #include "service_account.h"
 #include "settings.h"
+#include "shipped_profiles.h"
 
 #include "unit_json.h"
 
@@ -36,8 +36,7 @@ static int setup(void **state)
 	struct diag d;
 
 	diag_clear(&d);
-	if (f == NULL ||
-	    profile_dir_load(PIW_SOURCE_DIR "/profiles", &f->set, &d) != 0 ||
+	if (f == NULL || shipped_profile_set(&f->set, &d) != 0 ||
 	    settings_new(&f->settings) != 0)
 		return -1;
 	mutation_init(&f->m);

@@ -44,9 +44,9 @@ typedef int (*audit_write_fn)(void *arg, const char *text, size_t len);
 /*
  * Renders the report: a kubectl-like table (pods, then the ServiceAccounts with
  * errors), or the JSON document {"pods":[...],"serviceAccounts":[...]}. Text
- * goes to write() a line at a time. 0, DIAG_ENOMEM, or write()'s code.
+ * goes to out() a line at a time. 0, DIAG_ENOMEM, or out()'s code.
  */
 int audit_report_render(const struct audit_report *r, enum audit_format fmt,
-			audit_write_fn write, void *arg);
+			audit_write_fn out, void *arg);
 
 #endif

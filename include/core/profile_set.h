@@ -15,6 +15,7 @@
 
 struct settings;
 struct profile_set;
+struct builtin_profile;
 
 /* Creates an empty set. 0 or DIAG_ENOMEM. */
 int profile_set_new(struct profile_set **ret_set);
@@ -33,6 +34,15 @@ int profile_set_new_builtin(struct profile_set **ret_set, struct diag *d);
  * another format that another profile of the set already has.
  */
 int profile_set_add(struct profile_set *set, struct profile *p, struct diag *d);
+
+/*
+ * Parses each text (a table like builtin_profiles) and adds it as
+ * profile_set_add does; `source` names them in messages. 0 or the first
+ * profile's error.
+ */
+int profile_set_add_texts(struct profile_set *set,
+			  const struct builtin_profile *texts, size_t n,
+			  const char *source, struct diag *d);
 
 /*
  * Number of profiles, the i-th in load order, and lookup by name (NULL if
