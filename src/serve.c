@@ -34,6 +34,7 @@
 #include "webhook.h"
 
 #define TLS_GRACE_MIN_SECONDS 120
+#define HEAP_TRIM_SECONDS     10
 
 struct serve {
 	const struct config *cfg;
@@ -45,6 +46,7 @@ struct serve {
 	struct webhook webhook;
 	struct server *server;
 	sigset_t signals;
+	struct timespec trimmed; /* CLOCK_MONOTONIC of the last malloc_trim */
 };
 
 static int fail_config(const struct diag *d)
@@ -188,6 +190,28 @@ static void reload_identities(struct serve *s, bool force)
 	}
 }
 
+/*
+ * Every HEAP_TRIM_SECONDS, gives the heap's free pages back to the kernel. glibc
+ * returns memory to the kernel only from the top of the heap, and only past 128 KiB: a
+ * moment of more allocations than usual (new API and client connections at once) moves
+ * the top up, something long-lived then lands near it, and the pages freed below stay
+ * resident for good, so resident memory climbed in steps after warm-up while the bytes
+ * in use were flat (docs/performance.md, Soak). malloc_trim(0) releases whole free
+ * pages anywhere in the heap; with one arena it costs microseconds.
+ */
+static void trim_heap(struct serve *s)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec - s->trimmed.tv_sec < HEAP_TRIM_SECONDS)
+		return;
+	s->trimmed = now;
+#ifdef M_ARENA_MAX
+	malloc_trim(0);
+#endif
+}
+
 static void tick(struct serve *s)
 {
 	reload_certificate(s);
@@ -196,6 +220,7 @@ static void tick(struct serve *s)
 		s->sa->poll(s->sa);
 	metrics_sa_source(s->metrics, s->sa->name, s->sa->ready(s->sa),
 			  s->sa->count(s->sa));
+	trim_heap(s);
 }
 
 static struct timespec duration(int64_t ms)
