@@ -7,6 +7,7 @@
 #include "serve.h"
 
 #include <curl/curl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 #include "webhook.h"
 
 #define TLS_GRACE_MIN_SECONDS 120
+#define HEAP_TRIM_SECONDS     10
 
 struct serve {
 	const struct config *cfg;
@@ -45,6 +47,7 @@ struct serve {
 	struct webhook webhook;
 	struct server *server;
 	sigset_t signals;
+	struct timespec trimmed; /* CLOCK_MONOTONIC of the last malloc_trim */
 };
 
 static int fail_config(const struct diag *d)
@@ -188,6 +191,28 @@ static void reload_identities(struct serve *s, bool force)
 	}
 }
 
+/*
+ * Every HEAP_TRIM_SECONDS, gives the heap's free pages back to the kernel. glibc
+ * returns memory to the kernel only from the top of the heap, and only past 128 KiB: a
+ * moment of more allocations than usual (new API and client connections at once) moves
+ * the top up, something long-lived then lands near it, and the pages freed below stay
+ * resident for good, so resident memory climbed in steps after warm-up while the bytes
+ * in use were flat (docs/performance.md, Soak). malloc_trim(0) releases whole free
+ * pages anywhere in the heap; with one arena it costs microseconds.
+ */
+static void trim_heap(struct serve *s)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec - s->trimmed.tv_sec < HEAP_TRIM_SECONDS)
+		return;
+	s->trimmed = now;
+#ifdef M_ARENA_MAX
+	malloc_trim(0);
+#endif
+}
+
 static void tick(struct serve *s)
 {
 	reload_certificate(s);
@@ -196,6 +221,7 @@ static void tick(struct serve *s)
 		s->sa->poll(s->sa);
 	metrics_sa_source(s->metrics, s->sa->name, s->sa->ready(s->sa),
 			  s->sa->count(s->sa));
+	trim_heap(s);
 }
 
 /* Waits for SIGTERM/SIGINT, handling SIGHUP and the reload tick meanwhile. */
@@ -303,6 +329,21 @@ static struct server_options server_options(const struct config *c)
 					c->request_timeout_ms };
 }
 
+/*
+ * One malloc arena for all threads. glibc gives each thread a heap of its own the first
+ * time it allocates (up to 8 per core), and each heap keeps what is freed in it for that
+ * heap's next allocations. Our threads that allocate rarely (the offload pool on a lookup
+ * miss) made their first allocation minutes apart, each one starting a heap of 130-250
+ * KiB, so resident memory climbed in steps long after warm-up while the bytes in use
+ * stayed flat (docs/performance.md, Soak). Set before any thread starts.
+ */
+static void one_malloc_arena(void)
+{
+#ifdef M_ARENA_MAX
+	mallopt(M_ARENA_MAX, 1);
+#endif
+}
+
 int serve_run(const struct config *cfg, const char *version)
 {
 	struct serve s = { .cfg = cfg };
@@ -310,6 +351,7 @@ int serve_run(const struct config *cfg, const char *version)
 	struct diag d;
 	int status = 0;
 
+	one_malloc_arena();
 	log_setup(log_level_parse(cfg->log_level),
 		  strcmp(cfg->log_format, "json") == 0);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
