@@ -31,7 +31,14 @@
 	"NORMAL:-VERS-ALL:-RSA:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"  \
 	"+CHACHA20-POLY1305:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:" \
 	"+GROUP-SECP384R1:+GROUP-SECP521R1:%SERVER_PRECEDENCE"
-#define CONNECTION_MEMORY (32 * 1024) /* header bytes a connection may buffer */
+/*
+ * libmicrohttpd's per-connection pool: the request line and headers must fit in it
+ * (beyond: 431 and the connection closes), and it is zeroed after every request.
+ * 16 KiB is 16 times what an API server sends, halves the memory a full
+ * --max-connections can hold (1,024 x 16 KiB) and the per-request zeroing.
+ * The body never stays in it: server_request copies each chunk out.
+ */
+#define CONNECTION_MEMORY (16 * 1024)
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));

@@ -711,6 +711,31 @@ class TlsAbuseTests(HostileTestCase):
 
 class HttpFramingTests(HostileTestCase):
 
+    def test_header_limit(self):
+        """The per-connection pool (16 KiB, docs/security.md) bounds the request headers:
+        an admission with 12 KiB of extra headers is answered 200; one with 20 KiB gets
+        431 and the connection closes at once (not at the request timeout)."""
+        server = self.start(extra=["--request-timeout", "%ds" % LONG_TIMEOUT])
+        tried = 0
+        for size, expect in ((12 * 1024, 200), (20 * 1024, 431)):
+            tried += 1
+            rv = review(pod())
+            body = review_bytes(rv)
+            extra = ["Connection: close"] + ["X-Padding-%d: %s" % (i, "p" * 1000)
+                                             for i in range(size // 1024)]
+            res = raw_tls(server.port, request_head("POST", "/mutate", len(body),
+                                                    extra=extra) + body,
+                          timeout=scaled(PATIENCE))
+            responses, _ = parse_responses(res.data)
+            self.assertEqual(responses[0].status, expect, res)
+            if expect == 200:
+                self.assertReview(harness.Response(200, "", responses[0].headers,
+                                                   responses[0].body), rv)
+            self.assertEqual(res.end, "eof", res)
+            sys.stderr.write("\n    [%d KiB of headers] %d, connection %s after %.2f s"
+                             % (size // 1024, responses[0].status, res.end, res.seconds))
+        self.assertEqual(server.stop(), 0)
+
     def test_http10(self):
         """HTTP/1.0 POST /mutate: without keep-alive, 200 and the connection closes;
         with `Connection: keep-alive`, 200 with Connection: Keep-Alive and a second
