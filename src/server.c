@@ -69,9 +69,7 @@ static long cgroup_cpus(void)
 	return (long)((max[0] + max[1] - 1) / max[1]);
 }
 
-/* Worker threads: as asked, else one per CPU this process may use (its affinity
- * mask, capped by a cgroup CPU quota, as a container limit sets). */
-static unsigned pool_size(int64_t threads)
+unsigned server_worker_threads(int64_t threads)
 {
 	cpu_set_t set;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN), quota = cgroup_cpus();
@@ -101,7 +99,7 @@ static struct MHD_Daemon *start_daemon(struct listener *l,
 				       const struct bind_addr *a, bool tls,
 				       unsigned flags)
 {
-	unsigned threads = pool_size(o->threads);
+	unsigned threads = server_worker_threads(o->threads);
 	unsigned timeout = (unsigned)((o->request_timeout_ms + 999) / 1000);
 	const char *prio = strcmp(o->tls_min_version, "1.3") == 0
 				   ? PRIORITY_BASE ":+VERS-TLS1.3"

@@ -27,6 +27,12 @@ struct server_options {
 struct server;
 
 /*
+ * The request threads each listener runs: `threads` when positive, else one per CPU
+ * this process may use (its affinity mask, capped by a cgroup CPU quota).
+ */
+unsigned server_worker_threads(int64_t threads);
+
+/*
  * Starts both listeners. The webhook, store and metrics must outlive the server. Only
  * one server may run per process (GnuTLS's certificate callback has no argument, so
  * the store is held in a file-scope variable). DIAG_EIO with the reason when an

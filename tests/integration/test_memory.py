@@ -1,13 +1,14 @@
 #!/usr/bin/python3
-"""Integration tests of how `pod-identity-webhook serve` holds its memory: every thread
-allocates from the one malloc arena (serve.c sets M_ARENA_MAX to 1 before any thread
-starts), and free pages anywhere in the heap go back to the kernel (malloc_trim every
-10 s on the main thread).
+"""Integration tests of how `pod-identity-webhook serve` holds its memory: the malloc
+arenas are bounded (serve.c sets M_ARENA_MAX to one per request thread of each listener,
+plus the main arena and one for the watch, before any thread starts), and free pages
+anywhere in the heaps go back to the kernel (malloc_trim every 10 s on the main thread).
 
 Why it matters (docs/performance.md, Soak): glibc gives each thread a heap of its own the
 first time it allocates, and a heap keeps its freed memory. The offload threads allocate
 only when a lookup misses the cache, so their heaps appeared minutes into a run and
-resident memory climbed in steps of 130-250 KiB while the bytes in use stayed flat.
+resident memory climbed in steps of 130-250 KiB while the bytes in use stayed flat. The
+bound is not one arena for all: the request threads then queued on its lock.
 
 A glibc thread heap is an anonymous mapping of exactly 64 MiB (HEAP_MAX_SIZE on 64-bit),
 aligned on 64 MiB, its used part read-write and the rest PROT_NONE: the test counts those
@@ -89,13 +90,15 @@ def thread_heaps(pid):
 
 class MallocArenaTests(KubeTestCase):
 
-    def test_one_heap_for_all_threads(self):
+    def test_heaps_bounded_by_the_request_threads(self):
         """Admissions from 8 connections at once (every request worker), 40 misses for
         ServiceAccounts the watch has not delivered (live GETs on the offload pool, found
-        and not found) and 200 watch events: no thread has a malloc heap of its own."""
+        and not found) and 200 watch events, with 2 request threads per listener: at
+        most 2 x 2 + 1 thread heaps (the main thread's arena is not one); the offload
+        pool (4 threads), the reaper and the metrics threads beyond that share them."""
         api = self.start_fake()
         api.create_sa(NAMESPACE, "ledger", annotations={AWS_ARN: arn("ledger")})
-        server = self.start_kube(api, extra=["--sa-lookup-rate", "1000"])
+        server = self.start_kube(api, extra=["--sa-lookup-rate", "1000", "--threads", "2"])
         self.wait_watch(api)
         for i in range(20):
             hide_sa(api, NAMESPACE, "hidden-%02d" % i, {AWS_ARN: arn("hidden-%02d" % i)})
@@ -129,7 +132,8 @@ class MallocArenaTests(KubeTestCase):
         self.assertGreaterEqual(self.lookups(server)["live-not-found"], 1)
         heaps = thread_heaps(server.proc.pid)
         sys.stderr.write("[%d thread heaps] " % len(heaps))
-        self.assertEqual(heaps, [], "malloc heaps of threads (start, read-write bytes)")
+        self.assertLessEqual(len(heaps), 2 * 2 + 1,
+                             "malloc heaps of threads (start, read-write bytes): %r" % heaps)
 
 
 class HeapTrimTests(KubeTestCase):
