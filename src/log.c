@@ -41,6 +41,17 @@ bool log_enabled(enum log_level level)
 	return level >= min_level;
 }
 
+/* Appends s as it is (our own names and the time, which need no escaping). */
+static void put_raw(char *buf, size_t *n, const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len > LINE_MAX_BYTES - 1 - *n)
+		len = LINE_MAX_BYTES - 1 - *n;
+	memcpy(buf + *n, s, len);
+	*n += len;
+}
+
 /* Appends s escaped for JSON (control bytes as \u00XX). */
 static void put_json_string(char *buf, size_t *n, const char *s)
 {
@@ -102,16 +113,41 @@ static void put_pair(char *buf, size_t *n, const char *key, const char *value)
 	}
 }
 
-static void put_timestamp(char *out, size_t size)
+/* Writes v as exactly `width` decimal digits (v >= 0, zero-padded). */
+static char *put_digits(char *p, long v, int width)
+{
+	for (int i = width - 1; i >= 0; i--, v /= 10)
+		p[i] = (char)('0' + v % 10);
+	return p + width;
+}
+
+/*
+ * Writes the time as RFC 3339 UTC with milliseconds (2026-12-04T15:43:15.524Z, 24
+ * bytes and the NUL) by hand: strftime and snprintf were half the cost of the line.
+ */
+static void put_timestamp(char out[32])
 {
 	struct timespec ts;
 	struct tm tm;
+	char *p = out;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
-
-	snprintf(out + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000);
+	p = put_digits(p, tm.tm_year + 1900L, 4);
+	*p++ = '-';
+	p = put_digits(p, tm.tm_mon + 1L, 2);
+	*p++ = '-';
+	p = put_digits(p, tm.tm_mday, 2);
+	*p++ = 'T';
+	p = put_digits(p, tm.tm_hour, 2);
+	*p++ = ':';
+	p = put_digits(p, tm.tm_min, 2);
+	*p++ = ':';
+	p = put_digits(p, tm.tm_sec, 2);
+	*p++ = '.';
+	p = put_digits(p, ts.tv_nsec / 1000000, 3);
+	*p++ = 'Z';
+	*p = '\0';
 }
 
 void log_event(enum log_level level, const char *event, ...)
@@ -123,18 +159,23 @@ void log_event(enum log_level level, const char *event, ...)
 
 	if (level < min_level)
 		return;
-	put_timestamp(when, sizeof(when));
-	if (json_format)
-		n = (size_t)snprintf(buf, LINE_MAX_BYTES,
-				     "{\"time\":\"%s\",\"level\":\"%s\","
-				     "\"event\":\"%s\"",
-				     when, level_names[level], event);
-	else
-		n = (size_t)snprintf(buf, LINE_MAX_BYTES,
-				     "time=%s level=%s event=%s", when,
-				     level_names[level], event);
-	if (n >= LINE_MAX_BYTES)
-		n = LINE_MAX_BYTES - 1;
+	put_timestamp(when);
+	if (json_format) {
+		put_raw(buf, &n, "{\"time\":\"");
+		put_raw(buf, &n, when);
+		put_raw(buf, &n, "\",\"level\":\"");
+		put_raw(buf, &n, level_names[level]);
+		put_raw(buf, &n, "\",\"event\":\"");
+		put_raw(buf, &n, event);
+		put_raw(buf, &n, "\"");
+	} else {
+		put_raw(buf, &n, "time=");
+		put_raw(buf, &n, when);
+		put_raw(buf, &n, " level=");
+		put_raw(buf, &n, level_names[level]);
+		put_raw(buf, &n, " event=");
+		put_raw(buf, &n, event);
+	}
 	va_start(ap, event);
 	while ((key = va_arg(ap, const char *)) != NULL)
 		put_pair(buf, &n, key, va_arg(ap, const char *));

@@ -69,7 +69,7 @@ struct plan {
 	const char *trigger;
 	const char *audience;
 	int64_t expiration;
-	char expiration_text[24];
+	char expiration_text[STR_I64_SIZE];
 	char mount_dir[BOUND_PATH + 1];
 	char token_file[BOUND_PATH + 1];
 	char token_path[2 * BOUND_PATH + 2];
@@ -659,8 +659,7 @@ static int plan_expiration(struct ctx *c)
 		else
 			rc = 0;
 	}
-	snprintf(pl->expiration_text, sizeof(pl->expiration_text), "%lld",
-		 (long long)pl->expiration);
+	str_from_i64(pl->expiration_text, (long long)pl->expiration);
 	return rc;
 }
 
@@ -668,7 +667,9 @@ static int plan_expiration(struct ctx *c)
 static void windows_form(const char *drive, const char *src, char *dst,
 			 size_t size)
 {
-	size_t n = (size_t)snprintf(dst, size, "%s%s", drive, src);
+	size_t n = str_copy(dst, size, drive, SIZE_MAX);
+
+	n += str_copy(dst + n, size - n, src, SIZE_MAX);
 
 	for (size_t i = 2; i < n && i < size; i++) {
 		if (dst[i] == '/')
@@ -685,8 +686,11 @@ static int plan_location(struct ctx *c)
 			? sa_annotation(c->in->sa, p->file_annotation)
 			: NULL;
 
-	snprintf(pl->mount_dir, sizeof(pl->mount_dir), "%s", p->mount_path);
-	snprintf(pl->token_file, sizeof(pl->token_file), "%s", p->token_file);
+	size_t n;
+
+	str_copy(pl->mount_dir, sizeof(pl->mount_dir), p->mount_path, SIZE_MAX);
+	str_copy(pl->token_file, sizeof(pl->token_file), p->token_file,
+		 SIZE_MAX);
 	if (moved && moved[0] != '\0') {
 		const char *slash = strrchr(moved, '/');
 		struct profile_source origin = { SOURCE_SA_ANNOTATION,
@@ -696,8 +700,8 @@ static int plan_location(struct ctx *c)
 			return deny_value(
 				c, &origin, moved,
 				"an absolute file path below a directory");
-		snprintf(pl->mount_dir, sizeof(pl->mount_dir), "%.*s",
-			 (int)(slash - moved), moved);
+		str_copy(pl->mount_dir, sizeof(pl->mount_dir), moved,
+			 (size_t)(slash - moved));
 		/* The token volume would hide the directory it is mounted on. */
 		if (validate_system_dir(pl->mount_dir))
 			return deny_value(
@@ -706,21 +710,24 @@ static int plan_location(struct ctx *c)
 				"(/proc, /sys, /dev, /etc, /usr, /bin, "
 				"/sbin, /lib*, /var/run/secrets/"
 				"kubernetes.io)");
-		snprintf(pl->token_file, sizeof(pl->token_file), "%s",
-			 slash + 1);
+		str_copy(pl->token_file, sizeof(pl->token_file), slash + 1,
+			 SIZE_MAX);
 	}
-	snprintf(pl->token_path, sizeof(pl->token_path), "%s/%s", pl->mount_dir,
-		 pl->token_file);
+	n = str_copy(pl->token_path, sizeof(pl->token_path), pl->mount_dir,
+		     SIZE_MAX);
+	n += str_copy(pl->token_path + n, sizeof(pl->token_path) - n, "/", 1);
+	str_copy(pl->token_path + n, sizeof(pl->token_path) - n, pl->token_file,
+		 SIZE_MAX);
 	if (c->v.windows && p->windows_drive) {
 		windows_form(p->windows_drive, pl->mount_dir, pl->env_mount_dir,
 			     sizeof(pl->env_mount_dir));
 		windows_form(p->windows_drive, pl->token_path,
 			     pl->env_token_path, sizeof(pl->env_token_path));
 	} else {
-		snprintf(pl->env_mount_dir, sizeof(pl->env_mount_dir), "%s",
-			 pl->mount_dir);
-		snprintf(pl->env_token_path, sizeof(pl->env_token_path), "%s",
-			 pl->token_path);
+		str_copy(pl->env_mount_dir, sizeof(pl->env_mount_dir),
+			 pl->mount_dir, SIZE_MAX);
+		str_copy(pl->env_token_path, sizeof(pl->env_token_path),
+			 pl->token_path, SIZE_MAX);
 	}
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include "diag.h"
 #include "invariant.h"
 #include "mem.h"
+#include "strutil.h"
 
 /*
  * What every function here keeps: nothing allocated and nothing held, or fewer
@@ -56,7 +57,7 @@ int strbuf_reserve(struct strbuf *sb, size_t len)
 	return 0;
 }
 
-int strbuf_add(struct strbuf *sb, const void *data, size_t len)
+int strbuf_add_growing(struct strbuf *sb, const void *data, size_t len)
 {
 	int rc = strbuf_reserve(sb, len);
 
@@ -68,16 +69,6 @@ int strbuf_add(struct strbuf *sb, const void *data, size_t len)
 	sb->buf[sb->len] = '\0';
 	PIW_ASSERT(STRBUF_VALID(sb));
 	return 0;
-}
-
-int strbuf_adds(struct strbuf *sb, const char *s)
-{
-	return strbuf_add(sb, s, strlen(s));
-}
-
-int strbuf_addc(struct strbuf *sb, char c)
-{
-	return strbuf_add(sb, &c, 1);
 }
 
 int strbuf_addf(struct strbuf *sb, const char *fmt, ...)
@@ -150,15 +141,7 @@ char *strbuf_detach(struct strbuf *sb, size_t *ret_len)
 
 int strbuf_add_i64(struct strbuf *sb, long long v)
 {
-	char digits[24], *p = digits + sizeof(digits);
-	unsigned long long u =
-		v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	char digits[STR_I64_SIZE];
 
-	do {
-		*--p = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		*--p = '-';
-	return strbuf_add(sb, p, (size_t)(digits + sizeof(digits) - p));
+	return strbuf_add(sb, digits, str_from_i64(digits, v));
 }

@@ -137,6 +137,37 @@ bool str_list_contains(const char *list, const char *seps, const char *name)
 	return false;
 }
 
+size_t str_copy(char *dst, size_t size, const char *src, size_t n)
+{
+	size_t i = 0;
+
+	if (size == 0)
+		return 0;
+	for (; i < n && i + 1 < size && src[i] != '\0'; i++)
+		dst[i] = src[i];
+	dst[i] = '\0';
+	return i;
+}
+
+size_t str_from_i64(char buf[STR_I64_SIZE], long long v)
+{
+	char digits[STR_I64_SIZE], *p = digits + sizeof(digits);
+	unsigned long long u =
+		v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	size_t len;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	len = (size_t)(digits + sizeof(digits) - p);
+	memcpy(buf, p, len);
+	buf[len] = '\0';
+	return len;
+}
+
 void str_shorten(const char *value, size_t shown, char *out, size_t out_size)
 {
 	size_t i, n = 0;

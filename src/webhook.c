@@ -6,6 +6,7 @@
  */
 #include "webhook.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@
 #include "log.h"
 #include "mem.h"
 #include "mutate.h"
+#include "strutil.h"
 
 static void reply_text(struct http_reply *out, int status, const char *text)
 {
@@ -23,22 +25,44 @@ static void reply_text(struct http_reply *out, int status, const char *text)
 	out->len = out->body ? strlen(out->body) : 0;
 }
 
+/*
+ * Writes seconds as milliseconds with three decimals ("0.214"), as "%.3f" would for
+ * the durations we log (under 10^12 ms), without printf's floating-point path.
+ */
+static void format_ms(char out[STR_I64_SIZE + 4], double seconds)
+{
+	long long us = (long long)(seconds * 1e6 + 0.5);
+	size_t n = str_from_i64(out, us / 1000);
+
+	out[n++] = '.';
+	out[n++] = (char)('0' + us / 100 % 10);
+	out[n++] = (char)('0' + us / 10 % 10);
+	out[n++] = (char)('0' + us % 10);
+	out[n] = '\0';
+}
+
 /* The log line of a decided Pod CREATE. */
 static void log_pod_create(const struct review *r, double seconds)
 {
-	char profiles[BOUND_PROFILES * (BOUND_PROFILE_NAME + 1)] = "", ms[32],
-							     warnings[16];
+	char profiles[BOUND_PROFILES *
+		      (BOUND_PROFILE_NAME + 1)] = "",
+					    ms[STR_I64_SIZE + 4],
+					    warnings[STR_I64_SIZE];
 	const struct mutation *m = &r->m;
 	const char *reason = m->skip_reason;
 	size_t n = 0;
 
-	for (size_t i = 0; i < m->n_applied && n < sizeof(profiles); i++)
-		n += (size_t)snprintf(profiles + n, sizeof(profiles) - n,
-				      "%s%s", i ? "," : "", m->applied[i]);
+	for (size_t i = 0; i < m->n_applied; i++) {
+		if (i > 0)
+			n += str_copy(profiles + n, sizeof(profiles) - n, ",",
+				      1);
+		n += str_copy(profiles + n, sizeof(profiles) - n, m->applied[i],
+			      SIZE_MAX);
+	}
 	if (!m->allowed || m->outcome == MUTATE_NOT_UNDERSTOOD)
 		reason = strbuf_str(&m->message);
-	snprintf(ms, sizeof(ms), "%.3f", seconds * 1000);
-	snprintf(warnings, sizeof(warnings), "%zu", m->n_warnings);
+	format_ms(ms, seconds);
+	str_from_i64(warnings, (long long)m->n_warnings);
 	log_event(LOG_INFO, "admission", "uid", r->req.uid, "namespace",
 		  r->namespace, "pod", r->pod_name, "service_account",
 		  r->sa_name, "decision", m->allowed ? "allowed" : "denied",
@@ -50,9 +74,9 @@ static void log_pod_create(const struct review *r, double seconds)
 /* The log line of anything else (admitted untouched). */
 static void log_pass_through(const struct review *r, double seconds)
 {
-	char ms[32];
+	char ms[STR_I64_SIZE + 4];
 
-	snprintf(ms, sizeof(ms), "%.3f", seconds * 1000);
+	format_ms(ms, seconds);
 	log_event(LOG_INFO, "admission", "uid", r->req.uid, "namespace",
 		  r->req.namespace ? r->req.namespace : "", "pod", r->pod_name,
 		  "service_account", r->req.object ? r->sa_name : "", "kind",

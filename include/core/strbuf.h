@@ -8,6 +8,7 @@
 #define PIW_STRBUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 struct strbuf {
 	char *buf;  /* NULL until the first append */
@@ -19,13 +20,37 @@ struct strbuf {
 /* Prepares an empty buffer that may grow to `max` bytes. Allocates nothing. */
 void strbuf_init(struct strbuf *sb, size_t max);
 
+/* strbuf_add for bytes that may not fit in what is allocated: grows the buffer. */
+int strbuf_add_growing(struct strbuf *sb, const void *data, size_t len);
+
 /*
  * Appends bytes / a string / one char / printf output. 0, DIAG_ENOMEM or
- * DIAG_ELIMIT.
+ * DIAG_ELIMIT. The first three are inline, a plain copy when the bytes fit (cap
+ * never exceeds max + 1, so they are within the maximum too), and a literal's
+ * length is a constant: the patch and the answer are built from a few hundred
+ * short appends per admission.
  */
-int strbuf_add(struct strbuf *sb, const void *data, size_t len);
-int strbuf_adds(struct strbuf *sb, const char *s);
-int strbuf_addc(struct strbuf *sb, char c);
+static inline int strbuf_add(struct strbuf *sb, const void *data, size_t len)
+{
+	if (len >= sb->cap - sb->len) /* 0 >= 0 for a buffer never grown */
+		return strbuf_add_growing(sb, data, len);
+	if (len > 0)
+		memcpy(sb->buf + sb->len, data, len);
+	sb->len += len;
+	sb->buf[sb->len] = '\0';
+	return 0;
+}
+
+static inline int strbuf_adds(struct strbuf *sb, const char *s)
+{
+	return strbuf_add(sb, s, strlen(s));
+}
+
+static inline int strbuf_addc(struct strbuf *sb, char c)
+{
+	return strbuf_add(sb, &c, 1);
+}
+
 int strbuf_addf(struct strbuf *sb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -12,6 +12,7 @@ stretches every timeout (default 10 under valgrind, else 1). See README.md.
 The contract tested is docs/configuration.md (flags, endpoints, status codes, signals,
 logging, metrics) and rules 10-12 of the providers reference.
 """
+import calendar
 import concurrent.futures
 import glob
 import http.client
@@ -1296,6 +1297,12 @@ class LoggingTests(ServerTestCase):
                 if sa_name:
                     self.assertEqual(line.get("service_account"), sa_name, line)
                 self.assertGreaterEqual(as_number(line.get("duration_ms")), 0, line)
+                self.assertRegex(line.get("duration_ms"), r"^[0-9]+\.[0-9]{3}$", line)
+                self.assertRegex(line.get("time"),
+                                 r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+                                 r"\.[0-9]{3}Z$", line)
+                when = calendar.timegm(time.strptime(line["time"][:19], "%Y-%m-%dT%H:%M:%S"))
+                self.assertLess(abs(time.time() - when), scaled(600), line)
                 if outcome == "patched":
                     self.assertIn("aws", json.dumps(line.get("profiles")), line)
                 if outcome in ("denied", "skipped"):
