@@ -87,17 +87,25 @@ static int fd_of(struct MHD_Connection *conn)
 /*
  * Whether the socket's send buffer takes n more bytes at once: what it holds
  * (sent and not acknowledged, or not sent) plus n within half its size, the
- * other half left for the kernel's own accounting of those bytes.
+ * other half left for the kernel's own accounting of those bytes. The size is
+ * read once per connection and again only when it looks short: Linux only grows
+ * it (autotuning), so a stale value errs on the safe side, and the common case
+ * costs one system call, not two.
  */
-static bool socket_takes(int fd, size_t n)
+static bool socket_takes(struct tracked *t, size_t n)
 {
 	int queued = 0, size = 0;
 	socklen_t len = sizeof(size);
 
-	if (fd < 0 || ioctl(fd, SIOCOUTQ, &queued) != 0 ||
-	    getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &len) != 0 ||
-	    queued < 0 || size <= 0)
+	if (t == NULL || t->fd < 0 || ioctl(t->fd, SIOCOUTQ, &queued) != 0 ||
+	    queued < 0)
 		return false;
+	if ((size_t)queued + n <= (size_t)t->sndbuf / 2)
+		return true;
+	if (getsockopt(t->fd, SOL_SOCKET, SO_SNDBUF, &size, &len) != 0 ||
+	    size <= 0)
+		return false;
+	t->sndbuf = size;
 	return (size_t)queued + n <= (size_t)size / 2;
 }
 
@@ -106,7 +114,8 @@ void server_tls_cork(const struct listener *l, struct MHD_Connection *conn,
 {
 	gnutls_session_t session = session_of(l, conn);
 
-	if (session && socket_takes(fd_of(conn), body_len + HEAD_ALLOWANCE))
+	if (session &&
+	    socket_takes(server_tracked_of(conn), body_len + HEAD_ALLOWANCE))
 		gnutls_record_cork(session);
 }
 

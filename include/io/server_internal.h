@@ -40,6 +40,7 @@ struct tracked {
 	atomic_llong idle_since_ms; /* accepted, or the last request completed */
 	atomic_bool busy; /* a request (headers complete) is in progress */
 	bool cut;
+	int sndbuf; /* SO_SNDBUF as last read (0: not yet); its request thread only */
 };
 
 struct listener {
