@@ -168,6 +168,17 @@ static int register_metrics(struct kube_source *k, struct metrics *m)
 	return rc;
 }
 
+static int kube_start(struct sa_source *s, struct diag *d)
+{
+	struct kube_source *k = kube_from_base(s);
+
+	if (pthread_create(&k->thread, NULL, kube_watch_main, k) != 0)
+		return diag_set(d, DIAG_ENOMEM,
+				"cannot start the watch thread");
+	k->thread_started = true;
+	return 0;
+}
+
 static void kube_free(struct sa_source *s)
 {
 	struct kube_source *k = kube_from_base(s);
@@ -207,6 +218,7 @@ int kube_source_new(struct kube_client *client, struct profile_live *profiles,
 				      .blocking = true,
 				      .ready = kube_ready,
 				      .count = kube_count,
+				      .start = kube_start,
 				      .profiles_changed = kube_profiles_changed,
 				      .free = kube_free };
 	k->client = client;
@@ -219,12 +231,6 @@ int kube_source_new(struct kube_client *client, struct profile_live *profiles,
 		 0x9e3779b97f4a7c15ULL;
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_cond_init(&k->changed, NULL);
-	if (pthread_create(&k->thread, NULL, kube_watch_main, k) != 0) {
-		kube_free(&k->base);
-		return diag_set(d, DIAG_ENOMEM,
-				"cannot start the watch thread");
-	}
-	k->thread_started = true;
 	if (metrics && register_metrics(k, metrics) != 0) {
 		k->metrics = NULL;
 		kube_free(&k->base);

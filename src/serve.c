@@ -377,8 +377,10 @@ int serve_run(const struct config *cfg, const char *version)
 	if (start(&s, version, &d) != 0) {
 		status = fail_config(&d);
 	} else if (server_start(&opts, &s.webhook, s.tls, s.metrics, &s.server,
-				&d) != 0) {
-		fail_config(&d);
+				&d) != 0 ||
+		   (s.sa->start && s.sa->start(s.sa, &d) != 0)) {
+		fail_config(
+			&d); /* the listeners first: no port, no API traffic */
 		status = 1;
 	} else {
 		log_event(LOG_INFO, "serving", "listen", cfg->listen,

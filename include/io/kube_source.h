@@ -33,9 +33,10 @@ struct kube_source_options {
 struct kube_source_options kube_source_defaults(void);
 
 /*
- * Starts the source: takes ownership of client, reads profiles (to filter
- * annotations) and reports to metrics (may be NULL). The first list runs in the
- * background; ready() turns true once it completed. 0 or DIAG_ENOMEM.
+ * Makes the source: takes ownership of client, reads profiles (to filter
+ * annotations) and reports to metrics (may be NULL). Nothing is sent until its
+ * start(): the first list then runs in the background, and ready() turns true
+ * once it completed (lookups before that are live). 0 or DIAG_ENOMEM.
  */
 int kube_source_new(struct kube_client *client, struct profile_live *profiles,
 		    struct metrics *metrics,

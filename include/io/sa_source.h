@@ -49,6 +49,13 @@ struct sa_source {
 	/* How many ServiceAccounts it knows. Thread-safe. */
 	size_t (*count)(struct sa_source *s);
 
+	/*
+	 * Starts the background work (the Kubernetes list and watch). serve calls it
+	 * once the listeners are bound, so a process that cannot serve (its port in
+	 * use) has sent the API server nothing. May be NULL.
+	 */
+	int (*start)(struct sa_source *s, struct diag *d);
+
 	/* Periodic work from the main loop (files: reload on change). May be NULL. */
 	void (*poll)(struct sa_source *s);
 
