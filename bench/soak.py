@@ -103,7 +103,7 @@ class Run:
         self.fingerprints = {}   # fingerprint -> admissions answered with it (new conns)
         self.churn_step = 0
         self.churn_ops = {"added": 0, "modified": 0, "deleted": 0}
-        self.rss = []            # (seconds since start, VmRSS, RssAnon, RssFile KiB)
+        self.rss = []            # (seconds since start, VmRSS, RssAnon, RssFile KiB, sockets)
 
     # -- the churn ---------------------------------------------------------------------
 
@@ -178,13 +178,28 @@ class Run:
 
     # -- RSS ---------------------------------------------------------------------------
 
+    def sockets(self):
+        """The server's open sockets (client connections, pooled API connections, the
+        listeners): their TLS state is heap in use, so RSS moves with their number."""
+        try:
+            fds = os.listdir("/proc/%d/fd" % self.proc.pid)
+        except OSError:
+            return None
+        n = 0
+        for fd in fds:
+            try:
+                n += os.readlink("/proc/%d/fd/%s" % (self.proc.pid, fd)).startswith("socket:")
+            except OSError:
+                pass
+        return n
+
     def sampler(self):
         while not self.stop.is_set():
             v = rss_kib(self.proc.pid)
             if v is not None:
                 self.rss.append((time.monotonic() - self.started, v,
                                  rss_kib(self.proc.pid, "RssAnon"),
-                                 rss_kib(self.proc.pid, "RssFile")))
+                                 rss_kib(self.proc.pid, "RssFile"), self.sockets()))
             self.stop.wait(2.0)
 
     # -- the run -----------------------------------------------------------------------
@@ -307,11 +322,27 @@ class Run:
                 "half of the window %s, over the second half %s"
                 % (f(anon), f(files), f(first), f(second)))
 
+    def sockets_line(self):
+        """The server's open sockets after warm-up, and the lowest RssAnon of each fifth
+        of the window: growth that is held state climbs with its highest socket count,
+        growth that is kept climbs regardless."""
+        after = [r for r in self.rss if r[0] >= self.args.warmup and r[4] is not None]
+        if not after:
+            return "- open sockets: no samples"
+        counts = sorted(r[4] for r in after)
+        fifth = max(1, len(after) // 5)
+        parts = [after[i:i + fifth] for i in range(0, len(after), fifth)][:5]
+        return ("- open sockets after warm-up: min %d, median %d, max %d; lowest RssAnon "
+                "(KiB) and most sockets by fifth of the window: %s"
+                % (counts[0], counts[len(counts) // 2], counts[-1],
+                   ", ".join("%d/%d" % (min(r[2] for r in p), max(r[4] for r in p))
+                             for p in parts)))
+
     def write_samples(self, path):
         with open(path, "w") as out:
-            out.write("seconds,vmrss_kib,rssanon_kib,rssfile_kib\n")
+            out.write("seconds,vmrss_kib,rssanon_kib,rssfile_kib,sockets\n")
             for r in self.rss:
-                out.write("%.1f,%s,%s,%s\n" % r)
+                out.write("%.1f,%s,%s,%s,%s\n" % r)
 
     def report(self, command):
         args = self.args
@@ -354,6 +385,7 @@ class Run:
                 "%+.0f" % growth if growth is not None else "?", window_min,
                 args.max_growth_kib, ", not judged: --smoke" if args.smoke else ""),
             self.slopes_line(),
+            self.sockets_line(),
             "- ServiceAccount cache: %d ServiceAccounts, %d bytes at the end"
             % (self.metric_sum("piw_service_accounts"),
                self.metric_sum("piw_sa_cache_bytes")),
