@@ -281,11 +281,14 @@ int admission_encode(enum admission_version version,
 		     const struct admission_response *r, struct strbuf *out)
 {
 	bool has_patch = r->patch && r->patch_len > 2;
-	int rc = strbuf_addf(
-		out,
-		"{\"apiVersion\":\"%s\",\"kind\":\"AdmissionReview\","
-		"\"response\":{\"uid\":",
-		version == ADMISSION_V1 ? API_V1 : API_V1BETA1);
+	int rc = strbuf_adds(out, "{\"apiVersion\":\"");
+
+	if (rc == 0)
+		rc = strbuf_adds(out, version == ADMISSION_V1 ? API_V1
+							      : API_V1BETA1);
+	if (rc == 0)
+		rc = strbuf_adds(out, "\",\"kind\":\"AdmissionReview\","
+				      "\"response\":{\"uid\":");
 
 	if (rc == 0)
 		rc = json_append_string(out, r->uid);

@@ -1574,15 +1574,23 @@ static int emit_annotation(struct ctx *c, const char *key, const char *value)
 				 c->value.buf);
 }
 
+size_t mutation_applied_list(const struct mutation *m, char *out, size_t size)
+{
+	size_t n = str_copy(out, size, "", 0);
+
+	for (size_t i = 0; i < m->n_applied; i++) {
+		if (i > 0)
+			n += str_copy(out + n, size - n, ",", 1);
+		n += str_copy(out + n, size - n, m->applied[i], SIZE_MAX);
+	}
+	return n;
+}
+
 static int emit_profiles_annotation(struct ctx *c)
 {
-	char names[BOUND_PROFILES * (BOUND_PROFILE_NAME + 1)];
-	size_t n = 0;
+	char names[MUTATION_APPLIED_LIST_SIZE];
 
-	names[0] = '\0';
-	for (size_t i = 0; i < c->m->n_applied && n < sizeof(names); i++)
-		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s",
-				      i ? "," : "", c->m->applied[i]);
+	mutation_applied_list(c->m, names, sizeof(names));
 	return emit_annotation(c, MUTATE_PROFILES_ANNOTATION, names);
 }
 

@@ -6,7 +6,6 @@
  */
 #include "webhook.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -44,21 +43,12 @@ static void format_ms(char out[STR_I64_SIZE + 4], double seconds)
 /* The log line of a decided Pod CREATE. */
 static void log_pod_create(const struct review *r, double seconds)
 {
-	char profiles[BOUND_PROFILES *
-		      (BOUND_PROFILE_NAME + 1)] = "",
-					    ms[STR_I64_SIZE + 4],
-					    warnings[STR_I64_SIZE];
+	char profiles[MUTATION_APPLIED_LIST_SIZE], ms[STR_I64_SIZE + 4],
+		warnings[STR_I64_SIZE];
 	const struct mutation *m = &r->m;
 	const char *reason = m->skip_reason;
-	size_t n = 0;
 
-	for (size_t i = 0; i < m->n_applied; i++) {
-		if (i > 0)
-			n += str_copy(profiles + n, sizeof(profiles) - n, ",",
-				      1);
-		n += str_copy(profiles + n, sizeof(profiles) - n, m->applied[i],
-			      SIZE_MAX);
-	}
+	mutation_applied_list(m, profiles, sizeof(profiles));
 	if (!m->allowed || m->outcome == MUTATE_NOT_UNDERSTOOD)
 		reason = strbuf_str(&m->message);
 	format_ms(ms, seconds);

@@ -94,6 +94,16 @@ void mutation_init(struct mutation *m);
 /* Frees what a result holds; it can be initialised again. */
 void mutation_free(struct mutation *m);
 
+/* Room for mutation_applied_list(): every profile name and a comma after each. */
+#define MUTATION_APPLIED_LIST_SIZE (BOUND_PROFILES * (BOUND_PROFILE_NAME + 1))
+
+/*
+ * Writes the names of the profiles applied, comma-separated ("stackit,aws"), into
+ * out (size bytes, truncated and NUL-terminated; "" when none): the value of the
+ * pod's profiles annotation and of the log line's "profiles". Returns the length.
+ */
+size_t mutation_applied_list(const struct mutation *m, char *out, size_t size);
+
 /*
  * Decides for one pod. m must be initialised. Returns 0 whenever a decision was
  * made (allowed or denied, see m->allowed and m->outcome); a negative code
