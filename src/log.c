@@ -20,6 +20,13 @@ static bool json_format = true;
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
+/* The texts around the three fields every line starts with (time, level, event):
+ * [0] for text lines, [1] for JSON. */
+static const char *const line_head[2][4] = {
+	{ "time=", " level=", " event=", "" },
+	{ "{\"time\":\"", "\",\"level\":\"", "\",\"event\":\"", "\"" },
+};
+
 void log_setup(enum log_level level, bool json)
 {
 	min_level = level;
@@ -160,22 +167,14 @@ void log_event(enum log_level level, const char *event, ...)
 	if (level < min_level)
 		return;
 	put_timestamp(when);
-	if (json_format) {
-		put_raw(buf, &n, "{\"time\":\"");
-		put_raw(buf, &n, when);
-		put_raw(buf, &n, "\",\"level\":\"");
-		put_raw(buf, &n, level_names[level]);
-		put_raw(buf, &n, "\",\"event\":\"");
-		put_raw(buf, &n, event);
-		put_raw(buf, &n, "\"");
-	} else {
-		put_raw(buf, &n, "time=");
-		put_raw(buf, &n, when);
-		put_raw(buf, &n, " level=");
-		put_raw(buf, &n, level_names[level]);
-		put_raw(buf, &n, " event=");
-		put_raw(buf, &n, event);
+	const char *const *text = line_head[json_format];
+	const char *fields[3] = { when, level_names[level], event };
+
+	for (size_t i = 0; i < 3; i++) {
+		put_raw(buf, &n, text[i]);
+		put_raw(buf, &n, fields[i]);
 	}
+	put_raw(buf, &n, text[3]);
 	va_start(ap, event);
 	while ((key = va_arg(ap, const char *)) != NULL)
 		put_pair(buf, &n, key, va_arg(ap, const char *));
