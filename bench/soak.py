@@ -14,7 +14,9 @@ with its certificate in a kubelet-style Secret directory. Then, for DURATION sec
   deleted, so the set stays the same size while every event kind flows;
 - a certificate rotation at half time (a new ECDSA pair swapped in like kubelet does);
   the run waits until new connections get the new certificate;
-- VmRSS of the webhook every 2 s.
+- VmRSS of the webhook every 2 s, its anonymous part split by what holds it (heaps,
+  stacks, libraries, other; /proc/PID/smaps) and malloc's bytes in use and free
+  (piw_heap_bytes).
 
 Reported: admissions sent, failed (any answer that is not right, any exception), by
 outcome; watch events applied and live GETs; the rotation's pick-up time; RSS at the end
@@ -92,6 +94,45 @@ def least_squares(pts):
     return sxy / sxx if sxx else 0.0
 
 
+ANON_PARTS = ("heap", "stacks", "libraries", "other")
+HEAP_STATES = ("in_use", "free")
+COLUMNS = (["seconds", "vmrss_kib", "rssanon_kib", "rssfile_kib", "sockets"] +
+           ["anon_%s_kib" % p for p in ANON_PARTS] + ["heap_%s_kib" % h for h in HEAP_STATES])
+HEAP_ALIGN = 64 << 20   # glibc's thread heaps start at multiples of HEAP_MAX_SIZE
+
+
+def anon_parts(pid):
+    """The anonymous resident KiB of /proc/PID/smaps by what holds it: malloc's heaps
+    (the main [heap] and the 64 MiB-aligned thread heaps), thread stacks ([stack], and
+    a writable mapping just above a no-access guard), libraries (the pages of their
+    writable data they changed) and the rest (large blocks malloc mapped on its own,
+    anything else). None when the process is gone."""
+    parts = dict.fromkeys(ANON_PARTS, 0)
+    prev_end, prev_guard = None, False
+    kind = None
+    try:
+        with open("/proc/%d/smaps" % pid) as f:
+            for line in f:
+                head = line.split(None, 5)
+                if "-" in head[0] and len(head) >= 5 and ":" not in head[0]:
+                    lo, hi = (int(x, 16) for x in head[0].split("-"))
+                    perms, path = head[1], head[5].strip() if len(head) > 5 else ""
+                    if path == "[heap]" or (not path and lo % HEAP_ALIGN == 0):
+                        kind = "heap"
+                    elif path == "[stack]" or (not path and prev_guard and prev_end == lo):
+                        kind = "stacks"
+                    elif path and not path.startswith("["):
+                        kind = "libraries"
+                    else:
+                        kind = "other"
+                    prev_end, prev_guard = hi, (not path and perms.startswith("---"))
+                elif head[0] == "Anonymous:":
+                    parts[kind] += int(head[1])
+    except OSError:
+        return None
+    return parts
+
+
 class Run:
     def __init__(self, args, binary, workdir):
         self.args, self.binary, self.workdir = args, binary, workdir
@@ -103,7 +144,9 @@ class Run:
         self.fingerprints = {}   # fingerprint -> admissions answered with it (new conns)
         self.churn_step = 0
         self.churn_ops = {"added": 0, "modified": 0, "deleted": 0}
-        self.rss = []            # (seconds since start, VmRSS, RssAnon, RssFile KiB, sockets)
+        # (seconds since start, VmRSS, RssAnon, RssFile KiB, sockets, then the KiB of
+        # ANON_PARTS and of HEAP_STATES): see sampler()
+        self.rss = []
 
     # -- the churn ---------------------------------------------------------------------
 
@@ -193,13 +236,24 @@ class Run:
                 pass
         return n
 
+    def heap_kib(self):
+        """malloc's bytes in use and held free (piw_heap_bytes), in KiB."""
+        try:
+            m = metrics(self.mport)
+        except (OSError, ValueError):
+            return [None] * len(HEAP_STATES)
+        return [m.get('piw_heap_bytes{state="%s"}' % h, 0) / 1024 for h in HEAP_STATES]
+
     def sampler(self):
+        """Every 2 s: the resident set and its parts, the open sockets, the heap."""
         while not self.stop.is_set():
             v = rss_kib(self.proc.pid)
-            if v is not None:
-                self.rss.append((time.monotonic() - self.started, v,
-                                 rss_kib(self.proc.pid, "RssAnon"),
-                                 rss_kib(self.proc.pid, "RssFile"), self.sockets()))
+            parts = anon_parts(self.proc.pid)
+            if v is not None and parts is not None:
+                self.rss.append(tuple([time.monotonic() - self.started, v,
+                                       rss_kib(self.proc.pid, "RssAnon"),
+                                       rss_kib(self.proc.pid, "RssFile"), self.sockets()] +
+                                      [parts[p] for p in ANON_PARTS] + self.heap_kib()))
             self.stop.wait(2.0)
 
     # -- the run -----------------------------------------------------------------------
@@ -300,7 +354,7 @@ class Run:
 
     def slope(self, column=1, since=None):
         """(KiB per minute by least squares over the samples after warm-up (or since
-        `since` seconds), samples) of VmRSS (column 1), RssAnon (2) or RssFile (3)."""
+        `since` seconds), samples) of a column of COLUMNS: VmRSS (1), RssAnon (2)..."""
         since = self.args.warmup if since is None else since
         pts = [(r[0] / 60.0, r[column]) for r in self.rss
                if r[0] >= since and r[column] is not None]
@@ -322,6 +376,25 @@ class Run:
                 "half of the window %s, over the second half %s"
                 % (f(anon), f(files), f(first), f(second)))
 
+    def anon_line(self):
+        """Where the anonymous memory is and how each part moved after warm-up, then
+        malloc's own account: growth of `in_use` is memory kept, growth of `free` with
+        a flat `in_use` is fragmentation."""
+        after = [r for r in self.rss if r[0] >= self.args.warmup]
+        if not after:
+            return "- anonymous memory by part: no samples"
+        cells = []
+        for name in ["anon_%s_kib" % p for p in ANON_PARTS] + \
+                ["heap_%s_kib" % h for h in HEAP_STATES]:
+            col = COLUMNS.index(name)
+            vals = [r[col] for r in after if r[col] is not None]
+            slope, _ = self.slope(col)
+            if vals:
+                cells.append("%s %.0f → %.0f (%s/min)" % (
+                    name[:-4], vals[0], vals[-1],
+                    "%+.1f" % slope if slope is not None else "?"))
+        return "- anonymous memory by part (KiB, after warm-up → end): " + "; ".join(cells)
+
     def sockets_line(self):
         """The server's open sockets after warm-up, and the lowest RssAnon of each fifth
         of the window: growth that is held state climbs with its highest socket count,
@@ -340,9 +413,10 @@ class Run:
 
     def write_samples(self, path):
         with open(path, "w") as out:
-            out.write("seconds,vmrss_kib,rssanon_kib,rssfile_kib,sockets\n")
+            out.write(",".join(COLUMNS) + "\n")
             for r in self.rss:
-                out.write("%.1f,%s,%s,%s,%s\n" % r)
+                out.write("%.1f," % r[0] + ",".join(
+                    "" if v is None else "%.0f" % v for v in r[1:]) + "\n")
 
     def report(self, command):
         args = self.args
@@ -386,6 +460,7 @@ class Run:
                 args.max_growth_kib, ", not judged: --smoke" if args.smoke else ""),
             self.slopes_line(),
             self.sockets_line(),
+            self.anon_line(),
             "- ServiceAccount cache: %d ServiceAccounts, %d bytes at the end"
             % (self.metric_sum("piw_service_accounts"),
                self.metric_sum("piw_sa_cache_bytes")),

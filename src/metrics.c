@@ -8,6 +8,7 @@
  */
 #include "metrics.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -469,6 +470,27 @@ static double resident(void *arg, size_t i)
 	return (double)statm[1] * (double)sysconf(_SC_PAGESIZE);
 }
 
+/*
+ * The allocator's view of the heap: bytes handed out (in_use, large blocks
+ * included) and bytes it holds free. Beside the resident set it tells a heap that
+ * grows from one that is only fragmented (docs/performance.md, Soak). mallinfo2
+ * walks each arena's bins under its lock: microseconds, once per scrape and label.
+ */
+static const char *const heap_states[] = { "in_use", "free" };
+
+static double heap_bytes(void *arg, size_t i)
+{
+	(void)arg;
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 33)
+	struct mallinfo2 mi = mallinfo2();
+
+	return i == 0 ? (double)(mi.uordblks + mi.hblkhd) : (double)mi.fordblks;
+#else
+	(void)i;
+	return NAN; /* this libc does not say */
+#endif
+}
+
 static double start_time(void *arg, size_t i)
 {
 	(void)i;
@@ -549,6 +571,9 @@ static int register_own(struct metrics *m)
 		  "version", m->version_label, 1, .value = one, .arg = m },
 		{ "process_resident_memory_bytes", "Resident set size.",
 		  METRICS_GAUGE, .n = 1, .value = resident, .arg = m },
+		{ "piw_heap_bytes",
+		  "malloc's heap: bytes in use and held free.", METRICS_GAUGE,
+		  "state", heap_states, 2, .value = heap_bytes, .arg = m },
 		{ "process_start_time_seconds", "Start time since the epoch.",
 		  METRICS_GAUGE, .n = 1, .value = start_time, .arg = m },
 	};

@@ -1421,7 +1421,14 @@ class MetricsTests(ServerTestCase):
         self.assertEqual(metric_value(parsed, "piw_build_info"), 1)
         self.assertLess(abs(metric_value(parsed, "process_start_time_seconds") - time.time()),
                         scaled(60))
-        self.assertGreater(metric_value(parsed, "process_resident_memory_bytes"), 1 << 20)
+        rss = metric_value(parsed, "process_resident_memory_bytes")
+        self.assertGreater(rss, 1 << 20)
+        # the heap in use is part of the resident set; what malloc holds free is not
+        # more than the heap it came from
+        in_use = metric_value(parsed, "piw_heap_bytes", state="in_use")
+        self.assertGreater(in_use, 64 << 10)
+        self.assertLess(in_use, rss)
+        self.assertGreaterEqual(metric_value(parsed, "piw_heap_bytes", state="free"), 0)
 
     def test_counters_move(self):
         """3 patched, 1 denied, 1 not found, 1 Deployment and one 404 move exactly the
