@@ -51,6 +51,9 @@ SA_DIR = os.path.join(BENCH, "data", "service-accounts")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MB = 1e6
 
+sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
+import harness  # noqa: E402   (sanitized(): one test of a build for the suite and here)
+
 # A constant AdmissionReview-like answer for nginx (the size of our no-match answer).
 NGINX_BODY = ('{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":'
               '{"uid":"0df28fbd-5f5f-11e8-bc74-36e6bb280816","allowed":true}}')
@@ -934,7 +937,7 @@ class Bench:
         answers `warm` requests, the measured one warm + n. (I_measured - I_baseline) / n is
         the cost of n admissions: startup, the TLS handshake, the first requests' allocations
         and the idle timers cancel out."""
-        if sanitized(self.binary):
+        if harness.sanitized(self.binary):
             self.row("CPU cost per admission (callgrind)", "skipped: the binary is built with "
                      "AddressSanitizer, which valgrind cannot run", "—")
             return
@@ -1170,15 +1173,6 @@ def fmt_int(v):
 
 def ms(us):
     return "%.2f ms" % (us / 1000) if us < 10000 else "%.1f ms" % (us / 1000)
-
-
-def sanitized(binary):
-    """True for an AddressSanitizer build (valgrind cannot run it)."""
-    out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
-    if "libasan" in out:
-        return True
-    with open(binary, "rb") as f:
-        return b"__asan_init" in f.read()
 
 
 def callgrind_total(path):

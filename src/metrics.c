@@ -484,6 +484,8 @@ static double heap_bytes(void *arg, size_t i)
 #if defined(__GLIBC__) && __GLIBC_PREREQ(2, 33)
 	struct mallinfo2 mi = mallinfo2();
 
+	if (mi.arena == 0 && mi.hblkhd == 0)
+		return NAN; /* another allocator (valgrind, ASan) has the heap */
 	return i == 0 ? (double)(mi.uordblks + mi.hblkhd) : (double)mi.fordblks;
 #else
 	(void)i;

@@ -97,6 +97,16 @@ def under_valgrind():
     return any("valgrind" in w for w in Config.wrapper)
 
 
+def sanitized(binary):
+    """True for an AddressSanitizer build (valgrind cannot run it, and its allocator
+    is not glibc's)."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    if "libasan" in out:
+        return True
+    with open(binary, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def wait_until(predicate, timeout, interval=0.05):
     """Polls predicate() until it returns a true value (returned) or timeout seconds pass
     (returns the last false value)."""

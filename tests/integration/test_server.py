@@ -1423,12 +1423,16 @@ class MetricsTests(ServerTestCase):
                         scaled(60))
         rss = metric_value(parsed, "process_resident_memory_bytes")
         self.assertGreater(rss, 1 << 20)
-        # the heap in use is part of the resident set; what malloc holds free is not
-        # more than the heap it came from
+        # the heap in use is part of the resident set; valgrind's and ASan's
+        # allocators keep glibc's books empty, which the gauge says as NaN
         in_use = metric_value(parsed, "piw_heap_bytes", state="in_use")
-        self.assertGreater(in_use, 64 << 10)
-        self.assertLess(in_use, rss)
-        self.assertGreaterEqual(metric_value(parsed, "piw_heap_bytes", state="free"), 0)
+        free = metric_value(parsed, "piw_heap_bytes", state="free")
+        if harness.under_valgrind() or harness.sanitized(Config.binary):
+            self.assertTrue(math.isnan(in_use) and math.isnan(free), (in_use, free))
+        else:
+            self.assertGreater(in_use, 64 << 10)
+            self.assertLess(in_use, rss)
+            self.assertGreaterEqual(free, 0)
 
     def test_counters_move(self):
         """3 patched, 1 denied, 1 not found, 1 Deployment and one 404 move exactly the
