@@ -157,7 +157,8 @@ static const struct option options[] = {
 	  "concurrent connections per listener; more wait in the listen queue" },
 	{ "--threads", "PIW_THREADS", OPT_INT, OFF(threads), "0", NULL, 0, 256,
 	  CMD_SERVE, "N",
-	  "worker threads per listener (0: one per CPU the process may use)" },
+	  "request threads of the HTTPS listener (0: three per CPU the process "
+	  "may use); the metrics listener has one" },
 	{ "--request-timeout", "PIW_REQUEST_TIMEOUT", OPT_DURATION,
 	  OFF(request_timeout_ms), "10s", NULL, 1000, 300000, CMD_SERVE,
 	  "DURATION",

@@ -330,8 +330,8 @@ static struct server_options server_options(const struct config *c)
 }
 
 /*
- * A bounded number of malloc arenas: one per request thread of each listener, the main
- * one and one for the Kubernetes watch. glibc gives each thread that allocates a heap
+ * A bounded number of malloc arenas: one per HTTPS request thread, one for the metrics
+ * listener's thread, the main one and one for the Kubernetes watch. glibc gives each thread that allocates a heap
  * of its own, up to 8 per core, and each heap keeps what is freed in it for its next
  * allocations. Our threads that allocate rarely (the offload pool on a lookup miss) made
  * their first allocation minutes apart, each one starting a heap of 130-250 KiB, so
@@ -345,7 +345,7 @@ static struct server_options server_options(const struct config *c)
 static void bound_malloc_arenas(int64_t threads)
 {
 #ifdef M_ARENA_MAX
-	mallopt(M_ARENA_MAX, 2 * (int)server_worker_threads(threads) + 2);
+	mallopt(M_ARENA_MAX, (int)server_worker_threads(threads) + 3);
 #else
 	(void)threads;
 #endif

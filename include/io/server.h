@@ -20,16 +20,18 @@ struct server_options {
 	const char *tls_min_version; /* "1.2" or "1.3" */
 	int64_t max_body_bytes;
 	int64_t max_connections;
-	int64_t threads; /* 0: one per core */
+	int64_t threads; /* HTTPS request threads; 0: server_worker_threads() */
 	int64_t request_timeout_ms;
 };
 
 struct server;
 
 /*
- * The request threads each listener runs: `threads` when positive, else one per CPU
- * this process may use (its affinity mask, capped by a cgroup CPU quota).
+ * The HTTPS listener's request threads: `threads` when positive, else
+ * SERVER_THREADS_PER_CPU per CPU this process may use (its affinity mask, capped by
+ * a cgroup CPU quota). The metrics listener runs one: its answers never block.
  */
+#define SERVER_THREADS_PER_CPU 3
 unsigned server_worker_threads(int64_t threads);
 
 /*
