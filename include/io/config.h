@@ -53,7 +53,7 @@ struct config {
 	const char *kubeconfig;
 	int64_t max_body_bytes;
 	int64_t max_connections;
-	int64_t threads; /* 0: one per core */
+	int64_t threads; /* HTTPS request threads; 0: three per CPU */
 	int64_t request_timeout_ms;
 	int64_t shutdown_delay_ms;
 	int64_t shutdown_timeout_ms;
