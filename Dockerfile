@@ -44,6 +44,11 @@ FROM scratch
 COPY --from=build /rootfs/ /
 # Numeric, so Kubernetes can verify runAsNonRoot without reading /etc/passwd.
 USER 65532:65532
+# No per-thread cache of freed blocks in glibc's malloc: each thread's cache (up to 7
+# blocks of each size to 1 KiB) filled over tens of minutes and held memory that
+# malloc_trim cannot return, the soak's slow RSS rise; without it resident memory is
+# flat and the throughput the same (docs/performance.md, Soak). glibc reads it at start.
+ENV GLIBC_TUNABLES=glibc.malloc.tcache_count=0
 # 8443: HTTPS /mutate, /healthz, /readyz. 9090: plain-HTTP /metrics, /healthz, /readyz.
 EXPOSE 8443 9090
 ENTRYPOINT ["/pod-identity-webhook"]

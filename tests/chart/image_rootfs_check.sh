@@ -3,7 +3,7 @@
 # image_contents.sh --rootfs (exactly what the Dockerfile's final FROM-scratch stage gets),
 # then chroots into it as the image's user 65532 and checks that
 #   - the binary starts (--version) and loads the shipped profiles (check-profiles),
-#   - `serve` comes up from nothing but that tree (no shell, no CA bundle, no /tmp) and
+#   - `serve`, with the Dockerfile's ENV, comes up from nothing but that tree (no shell, no CA bundle, no /tmp) and
 #     answers /readyz over TLS for the Service name, verified against its CA, and /metrics,
 #   - SIGTERM stops it with status 0.
 # A missing library, loader or file shows up here as it would in the image.
@@ -64,7 +64,11 @@ chmod 0440 "$certs/tls.key" "$certs/tls.crt"
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 https_port=$(port)
 metrics_port=$(port)
-PIW_LISTEN=127.0.0.1:$https_port PIW_METRICS_LISTEN=127.0.0.1:$metrics_port \
+# the image's environment: the Dockerfile's ENV lines (NAME=VALUE, one per line)
+image_env=$(sed -n 's/^ENV \([A-Z_][A-Z_0-9]*=[^ ]*\)$/\1/p' "$top/Dockerfile")
+[ -n "$image_env" ] || { echo "image_rootfs_check.sh: no ENV in the Dockerfile" >&2; exit 1; }
+# shellcheck disable=SC2086 # one NAME=VALUE word each
+env $image_env PIW_LISTEN=127.0.0.1:$https_port PIW_METRICS_LISTEN=127.0.0.1:$metrics_port \
 	PIW_SERVICE_ACCOUNTS_DIR=/serviceaccounts PIW_PROFILES_DIR=/etc/pod-identity-webhook/profiles \
 	PIW_REGION=eu-west-1 PIW_SHUTDOWN_DELAY=0s \
 	"$chroot" --userspec=65532:65532 "$root" /pod-identity-webhook serve 2>"$work/serve.log" &
@@ -86,6 +90,11 @@ if [ -z "$ok" ]; then
 	exit 1
 fi
 curl -fsS "http://127.0.0.1:$metrics_port/metrics" | grep -q '^piw_build_info'
+# env and chroot exec in place, so $pid is serve's
+for kv in $image_env; do
+	tr '\0' '\n' <"/proc/$pid/environ" | grep -qx "$kv" ||
+		{ echo "image_rootfs_check.sh: serve runs without $kv" >&2; exit 1; }
+done
 kill -TERM "$pid"
 status=0
 wait "$pid" || status=$?
