@@ -27,7 +27,9 @@ window is more than --max-growth-kib), else 0. With --smoke the numbers are prin
 not judged (only failed admissions count): what the suite runs.
 
 Usage: /usr/bin/python3 bench/soak.py [BINARY] [--duration 600] [--warmup 60]
-       [--rate 50] [--churn-interval 1] [--stable 200] [--smoke] [--out FILE]
+       [--rate 50] [--churn-interval 1] [--stable 200] [--bare] [--smoke] [--out FILE]
+
+The webhook runs with the Dockerfile's ENV (what the image deploys) unless --bare.
 """
 import argparse
 import base64
@@ -99,6 +101,20 @@ HEAP_STATES = ("in_use", "free")
 COLUMNS = (["seconds", "vmrss_kib", "rssanon_kib", "rssfile_kib", "sockets"] +
            ["anon_%s_kib" % p for p in ANON_PARTS] + ["heap_%s_kib" % h for h in HEAP_STATES])
 HEAP_ALIGN = 64 << 20   # glibc's thread heaps start at multiples of HEAP_MAX_SIZE
+
+
+def image_env():
+    """The environment the image gives the webhook: the Dockerfile's `ENV NAME=VALUE`
+    lines (GLIBC_TUNABLES: no per-thread malloc caches), so the soak measures what is
+    deployed."""
+    env = {}
+    with open(os.path.join(TOP, "Dockerfile")) as f:
+        for line in f:
+            words = line.split()
+            if len(words) == 2 and words[0] == "ENV" and "=" in words[1]:
+                name, value = words[1].split("=", 1)
+                env[name] = value
+    return env
 
 
 def anon_parts(pid):
@@ -276,6 +292,7 @@ class Run:
         self.first, self.rotated = factory.pair("rsa"), factory.pair("ecdsa")
         self.certdir = harness.KubeletCertDir(os.path.join(self.workdir, "certs"), self.first)
         self.port, self.mport = harness.free_port(), harness.free_port()
+        self.env = {} if self.args.bare else image_env()
         self.cmd = [self.binary, "serve", "--listen", "127.0.0.1:%d" % self.port,
                     "--metrics-listen", "127.0.0.1:%d" % self.mport,
                     "--tls-cert", self.certdir.cert, "--tls-key", self.certdir.key,
@@ -287,7 +304,7 @@ class Run:
         self.ctx = harness.client_context()
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=log, env=harness.clean_env())
+                                         stderr=log, env=harness.clean_env(self.env))
         waited = time.monotonic()
         while readyz(self.port, self.ctx) != 200:
             if self.proc.poll() is not None or time.monotonic() - waited > 300:
@@ -431,6 +448,9 @@ class Run:
             % (args.duration, args.rate, args.churn_interval, args.duration // 2),
             "",
             "- command: `%s`" % command,
+            "- the webhook's environment: %s" % (
+                ", ".join("%s=%s" % kv for kv in sorted(self.env.items())) +
+                " (the Dockerfile's ENV)" if self.env else "bare (--bare: no image ENV)"),
             "- machine: %s" % machine(),
             "- admissions sent: %d (stable %d, churned %d), **failed: %d**; by outcome "
             "(server): %s" % (self.sent, self.by_kind["stable"], self.by_kind["churn"],
@@ -498,6 +518,8 @@ def main():
                     help="the most RSS may grow over the window, by least squares")
     ap.add_argument("--smoke", action="store_true",
                     help="print the numbers, judge only failed admissions")
+    ap.add_argument("--bare", action="store_true",
+                    help="run the webhook without the Dockerfile's ENV (glibc's defaults)")
     ap.add_argument("--out", help="also write the report to this file")
     ap.add_argument("--samples", help="write the RSS samples (CSV) to this file")
     args = ap.parse_args()
