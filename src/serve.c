@@ -331,16 +331,17 @@ static struct server_options server_options(const struct config *c)
 
 /*
  * A bounded number of malloc arenas: one per HTTPS request thread, one for the
- * metrics listener's thread, the main one and one for the Kubernetes watch. glibc
- * gives each thread that allocates a heap of its own, up to 8 per core, and each heap
- * keeps what is freed in it for its next allocations. Our threads that allocate rarely (the offload pool on a lookup miss) made
- * their first allocation minutes apart, each one starting a heap of 130-250 KiB, so
- * resident memory climbed in steps long after warm-up while the bytes in use stayed
- * flat (docs/performance.md, Soak). Past the bound a thread shares an existing heap,
- * which costs the rare threads nothing. The request threads must not all share one:
- * with a single arena they queued on its lock for every block tcache does not hold
- * (0.6 futex calls per admission, several percent of the throughput). Set before any
- * thread starts.
+ * metrics listener's thread, the main one and one for the Kubernetes watch.
+ * glibc gives each thread that allocates a heap of its own, up to 8 per core,
+ * and each heap keeps what is freed in it for its next allocations. Our threads
+ * that allocate rarely (the offload pool on a lookup miss) made their first
+ * allocation minutes apart, each one starting a heap of 130-250 KiB, so
+ * resident memory climbed in steps long after warm-up while the bytes in use
+ * stayed flat (docs/performance.md, Soak). Past the bound a thread shares an
+ * existing heap, which costs the rare threads nothing. The request threads must
+ * not all share one: with a single arena they queued on its lock for every
+ * block tcache does not hold (0.6 futex calls per admission, several percent of
+ * the throughput). Set before any thread starts.
  */
 static void bound_malloc_arenas(int64_t threads)
 {
