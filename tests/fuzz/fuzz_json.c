@@ -1,13 +1,14 @@
 /*
- * Fuzz target: the one JSON reader (json_parse_with). For every input: the whole
- * heap tree, once printed by cJSON and read again, is the same tree (what we accept
- * we can also read back); a keep-schema parse into an arena gives the same verdict
- * (a refusal with the same message at the same byte, though it skips what the
- * whole parse builds), and the whole tree cut down by the same schema, node for node and in order
- * (duplicate keys included), or DIAG_ENOMEM with the arena exhausted. Two schemas:
- * the server's (a review around mutate_pod_members) and a small recursive one whose
- * short keys the fuzzer finds quickly. Any disagreement aborts; ASan checks that
- * abandoned heap trees are freed and arena trees never are.
+ * Fuzz target: the one JSON reader (json_parse_with). For every input: the
+ * whole heap tree, once printed by cJSON and read again, is the same tree (what
+ * we accept we can also read back); a keep-schema parse into an arena gives the
+ * same verdict (a refusal with the same message at the same byte, though it
+ * skips what the whole parse builds), and the whole tree cut down by the same
+ * schema, node for node and in order (duplicate keys included), or DIAG_ENOMEM
+ * with the arena exhausted. Two schemas: the server's (a review around
+ * mutate_pod_members) and a small recursive one whose short keys the fuzzer
+ * finds quickly. Any disagreement aborts; ASan checks that abandoned heap trees
+ * are freed and arena trees never are.
  */
 #include <math.h>
 #include <stdint.h>
