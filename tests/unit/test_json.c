@@ -55,8 +55,42 @@ static int pruned_matches(const char *text, size_t len, const cJSON *full,
 }
 
 /*
+ * text as the value of a member no schema keeps, so that the parser skips it
+ * (skip_value, a loop of its own): the same verdict, and the same reason at the
+ * same byte, as when it builds it. Once closed ({"s":text}) and once cut off
+ * after it ({"s":text), where a skipped value meets the end of the document.
+ */
+static void skipped_agrees(const char *text, size_t len)
+{
+	char *doc = malloc(len + 6);
+
+	assert_non_null(doc);
+	memcpy(doc, "{\"s\":", 5);
+	memcpy(doc + 5, text, len);
+	doc[len + 5] = '}';
+	for (size_t n = len + 5; n <= len + 6; n++) {
+		cJSON *whole = NULL, *pruned = NULL;
+		struct diag d, pd;
+		int rc, rc_skipped;
+
+		diag_clear(&d);
+		diag_clear(&pd);
+		rc = json_parse(doc, n, &whole, &d);
+		rc_skipped = json_parse_with(doc, n, keep_nothing, NULL,
+					     &pruned, &pd);
+		if (rc != rc_skipped ||
+		    (rc != 0 && strcmp(d.text, pd.text) != 0))
+			fail_msg("built: %d (%s), skipped: %d (%s) for %.*s",
+				 rc, d.text, rc_skipped, pd.text, (int)n, doc);
+		cJSON_Delete(whole);
+		cJSON_Delete(pruned);
+	}
+	free(doc);
+}
+
+/*
  * json_parse()'s verdict, after checking that json_parse_with() gives the same one
- * with two schemas (pruned_d: its reason then).
+ * with two schemas (pruned_d: its reason then) and when the text is skipped.
  */
 static int parse(const char *text, size_t len, struct diag *full_d,
 		 struct diag *pruned_d)
@@ -70,6 +104,7 @@ static int parse(const char *text, size_t len, struct diag *full_d,
 	rc_none = pruned_matches(text, len, root, keep_nothing, pruned_d);
 	rc_k = pruned_matches(text, len, root, keep_k, pruned_d);
 	cJSON_Delete(root);
+	skipped_agrees(text, len);
 	if (rc != rc_none || rc != rc_k)
 		fail_msg("json_parse says %d (%s), pruned %d/%d (%s) for %.*s",
 			 rc, full_d->text, rc_none, rc_k, pruned_d->text,
