@@ -816,15 +816,31 @@ void json_prune_tree(cJSON *root, const struct json_keep *members)
 	}
 }
 
+/*
+ * cJSON_GetObjectItemCaseSensitive's answer, the first member named key, found
+ * here so that it inlines: the mutator looks members up some 170 times per
+ * admission, and each was a call into the shared library, a strcmp per member
+ * passed and calls for the type tests. The first byte rules out most members
+ * without a call.
+ */
+const cJSON *json_get(const cJSON *obj, const char *key)
+{
+	if (obj == NULL || (obj->type & 0xff) != cJSON_Object)
+		return NULL;
+	for (const cJSON *item = obj->child; item; item = item->next) {
+		if (item->string && item->string[0] == key[0] &&
+		    strcmp(item->string, key) == 0)
+			return item;
+	}
+	return NULL;
+}
+
 enum json_lookup json_member(const cJSON *obj, const char *key, int type_mask,
 			     const cJSON **ret)
 {
-	const cJSON *item;
+	const cJSON *item = json_get(obj, key);
 
-	if (obj == NULL || !cJSON_IsObject(obj))
-		return JSON_MISSING;
-	item = cJSON_GetObjectItemCaseSensitive(obj, key);
-	if (item == NULL || cJSON_IsNull(item))
+	if (item == NULL || (item->type & 0xff) == cJSON_NULL)
 		return JSON_MISSING;
 	if ((item->type & 0xff & type_mask) == 0)
 		return JSON_WRONG_TYPE;

@@ -396,8 +396,7 @@ static bool read_container(struct pod_view *v, const cJSON *obj, bool init,
 		return false;
 	ref->has_env = ref->env != NULL;
 	ref->has_mounts = ref->mounts != NULL;
-	ref->has_env_from = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
-				    obj, "envFrom")) > 0;
+	ref->has_env_from = cJSON_GetArraySize(json_get(obj, "envFrom")) > 0;
 	v->n_containers++;
 	return true;
 }
@@ -1412,7 +1411,7 @@ static int keep_user_env(struct ctx *c, const struct container_ref *ref,
 	const char *value = json_string(existing, "value");
 
 	if (value && strcmp(value, ev->value) == 0 &&
-	    cJSON_GetObjectItemCaseSensitive(existing, "valueFrom") == NULL)
+	    json_get(existing, "valueFrom") == NULL)
 		return 0;
 	return mutation_warn(
 		c->m,

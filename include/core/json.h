@@ -64,6 +64,13 @@ enum json_lookup {
 };
 
 /*
+ * The first member of obj named key (case-sensitive), as
+ * cJSON_GetObjectItemCaseSensitive; NULL when there is none or obj is not an
+ * object (or is NULL).
+ */
+const cJSON *json_get(const cJSON *obj, const char *key);
+
+/*
  * Looks up obj[key] (case-sensitive) expecting a cJSON type mask (cJSON_String,
  * cJSON_Object, cJSON_Array, cJSON_Number, cJSON_True|cJSON_False). *ret is set
  * only when JSON_FOUND. obj may be NULL (then JSON_MISSING).

@@ -492,6 +492,45 @@ static void test_append_string_every_byte(void **state)
 }
 
 /*
+ * json_get() answers as cJSON_GetObjectItemCaseSensitive: the first of
+ * duplicate keys, nothing for a key that only shares a first byte or a prefix,
+ * for a case-folded key, inside an array or on NULL; json_member() on top of it
+ * takes null as missing and checks the type.
+ */
+static void test_member_lookup(void **state)
+{
+	const char *text = "{\"a\":1,\"ab\":2,\"a\":3,\"\":4,\"n\":null,"
+			   "\"s\":\"x\"}";
+	const cJSON *found = NULL, *array;
+	cJSON *root = NULL, *list = NULL;
+
+	(void)state;
+	assert_int_equal(json_parse(text, strlen(text), &root, NULL), 0);
+	assert_int_equal(json_parse("[{\"a\":1}]", 9, &list, NULL), 0);
+	array = list;
+	assert_ptr_equal(json_get(root, "a"),
+			 cJSON_GetObjectItemCaseSensitive(root, "a"));
+	assert_int_equal(json_get(root, "a")->valueint, 1);
+	assert_int_equal(json_get(root, "ab")->valueint, 2);
+	assert_int_equal(json_get(root, "")->valueint, 4);
+	assert_null(json_get(root, "abc"));
+	assert_null(json_get(root, "A"));
+	assert_null(json_get(root, "b"));
+	assert_null(json_get(array, "a"));
+	assert_null(json_get(NULL, "a"));
+	assert_int_equal(json_member(root, "n", cJSON_String, &found),
+			 JSON_MISSING);
+	assert_int_equal(json_member(root, "a", cJSON_String, &found),
+			 JSON_WRONG_TYPE);
+	assert_int_equal(json_member(root, "s", cJSON_String, &found),
+			 JSON_FOUND);
+	assert_string_equal(found->valuestring, "x");
+	assert_null(json_string(root, "a"));
+	cJSON_Delete(root);
+	cJSON_Delete(list);
+}
+
+/*
  * Keys are matched against the schema as written when they hold no escape, decoded
  * when they do: "k" kept either way; "kk", "", a prefix or an escaped other key not.
  */
@@ -540,6 +579,7 @@ int main(void)
 		cmocka_unit_test(test_scan_plain_every_byte),
 		cmocka_unit_test(test_append_string_every_byte),
 		cmocka_unit_test(test_schema_keys_as_written_and_escaped),
+		cmocka_unit_test(test_member_lookup),
 		cmocka_unit_test(test_structure_inside_strings_is_text),
 		cmocka_unit_test(test_nul_escape_refused),
 		cmocka_unit_test(test_depth_limit_exact),
