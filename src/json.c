@@ -102,6 +102,7 @@ struct parser {
 	const unsigned char *p;
 	size_t len, pos, depth;
 	struct mem_arena *arena; /* NULL: mem_alloc, freed by cJSON_Delete */
+	char *in_place; /* with an arena: p, writable; strings are left in it */
 	struct diag *d;
 };
 
@@ -294,7 +295,8 @@ static size_t put_utf8(char *out, uint32_t cp)
 static char *decode(struct parser *ps, size_t start, size_t end)
 {
 	const unsigned char *p = ps->p;
-	char *out = alloc(ps, end - start + 1);
+	char *out = ps->in_place ? ps->in_place + start
+				 : alloc(ps, end - start + 1);
 	size_t i = start, n = 0;
 
 	if (out == NULL)
@@ -304,8 +306,9 @@ static char *decode(struct parser *ps, size_t start, size_t end)
 		const unsigned char *bs = memchr(p + i, '\\', end - i);
 		size_t run = bs ? (size_t)(bs - p) - i : end - i;
 
-		/* the runs between escapes are copied whole */
-		memcpy(out + n, p + i, run);
+		/* the runs between escapes are copied whole (in place, over
+		 * the bytes already read: out + n never passes p + i) */
+		memmove(out + n, p + i, run);
 		n += run;
 		i += run;
 		if (i == end)
@@ -317,14 +320,21 @@ static char *decode(struct parser *ps, size_t start, size_t end)
 	return out;
 }
 
-/* The validated string (start, end) as a new C string: copied whole without
- * escapes (most strings), decoded with. */
+/*
+ * The validated string (start, end) as a C string: decoded when it holds an
+ * escape; otherwise copied whole, or, in place, ended where its closing quote
+ * was (the parser has read past it).
+ */
 static char *text_of(struct parser *ps, size_t start, size_t end, bool escaped)
 {
 	char *out;
 
 	if (escaped)
 		return decode(ps, start, end);
+	if (ps->in_place) {
+		ps->in_place[end] = '\0';
+		return ps->in_place + start;
+	}
 	out = alloc(ps, end - start + 1);
 	if (out) {
 		memcpy(out, ps->p + start, end - start);
@@ -761,11 +771,21 @@ static int check_tail(struct parser *ps)
 int json_parse_with(const char *buf, size_t len, const struct json_keep *keep,
 		    struct mem_arena *arena, cJSON **ret_root, struct diag *d)
 {
-	struct parser ps = { (const unsigned char *)buf, len, 0, 0, arena, d };
+	struct parser ps = {
+		(const unsigned char *)buf, len, 0, 0, arena, NULL, d
+	};
 	cJSON *root = NULL;
 	int rc;
 
 	*ret_root = NULL;
+	/* An arena's tree keeps its strings in a copy of the document, made in
+	 * one go, rather than in an allocation and a copy per string. */
+	if (arena && (ps.in_place = mem_arena_alloc(arena, len + 1)) == NULL)
+		return out_of_memory(&ps);
+	if (ps.in_place) {
+		memcpy(ps.in_place, buf, len);
+		ps.p = (const unsigned char *)ps.in_place;
+	}
 	/* RFC 8259 lets a parser ignore a byte-order mark (section 8.1) */
 	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
 		ps.pos = 3;
