@@ -139,14 +139,16 @@ bool str_list_contains(const char *list, const char *seps, const char *name)
 
 size_t str_copy(char *dst, size_t size, const char *src, size_t n)
 {
-	size_t i = 0;
+	size_t len;
 
 	if (size == 0)
 		return 0;
-	for (; i < n && i + 1 < size && src[i] != '\0'; i++)
-		dst[i] = src[i];
-	dst[i] = '\0';
-	return i;
+	/* strnlen and memcpy go a word or a vector at a time: a byte loop
+	 * cost ~300 instructions per path on the admission path */
+	len = strnlen(src, n < size - 1 ? n : size - 1);
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+	return len;
 }
 
 size_t str_from_i64(char buf[STR_I64_SIZE], long long v)
