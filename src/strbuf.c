@@ -44,7 +44,9 @@ int strbuf_reserve(struct strbuf *sb, size_t len)
 	need = sb->len + len + 1;
 	if (need <= sb->cap)
 		return 0;
-	cap = sb->cap ? sb->cap : 64;
+	/* 256 first: most buffers of an admission (paths, values, the answer's
+	 * head) outgrew 64 bytes, and each doubling is a realloc */
+	cap = sb->cap ? sb->cap : 256;
 	while (cap < need)
 		cap *= 2;
 	if (cap > sb->max + 1)
