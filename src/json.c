@@ -789,8 +789,12 @@ int json_parse_with(const char *buf, size_t len, const struct json_keep *keep,
 
 	*ret_root = NULL;
 	/* An arena's tree keeps its strings in a copy of the document, made in
-	 * one go, rather than in an allocation and a copy per string. */
-	if (arena && (ps.in_place = mem_arena_alloc(arena, len + 1)) == NULL)
+	 * one go, rather than in an allocation and a copy per string; only when
+	 * the copy fits in the block being filled: a chunk of its own would
+	 * double a large body's memory (and, freed at the top of a thread's
+	 * heap, glibc keeps it resident). */
+	if (arena && len + 1 <= mem_arena_room(arena) &&
+	    (ps.in_place = mem_arena_alloc(arena, len + 1)) == NULL)
 		return out_of_memory(&ps);
 	if (ps.in_place) {
 		memcpy(ps.in_place, buf, len);

@@ -87,6 +87,11 @@ void *mem_arena_alloc(struct mem_arena *a, size_t size)
 	return block;
 }
 
+size_t mem_arena_room(const struct mem_arena *a)
+{
+	return (a->size - a->used) & ~(size_t)(ARENA_ALIGN - 1);
+}
+
 void mem_arena_init(struct mem_arena *a, void *buf, size_t size, size_t max)
 {
 	memset(a, 0, sizeof(*a));

@@ -35,8 +35,9 @@ struct json_keep {
  * DIAG_EPARSE with a reason naming the byte offset. Every byte is validated, but
  * when `keep` is not NULL and the root is an object, only the members it names are
  * built. With an arena, the nodes are allocated from it and are freed with it,
- * never with cJSON_Delete (on an error nothing needs freeing), and the strings
- * point into a copy of the document made in it; without one, they
+ * never with cJSON_Delete (on an error nothing needs freeing), and when the
+ * document fits in the arena's current block the strings point into a copy of
+ * it made there; without one, they
  * come from mem_alloc and *ret_root is freed with cJSON_Delete. Out of memory (or
  * an arena full) is DIAG_ENOMEM.
  */

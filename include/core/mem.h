@@ -67,6 +67,10 @@ void mem_arena_init(struct mem_arena *a, void *buf, size_t size, size_t max);
  */
 void *mem_arena_alloc(struct mem_arena *a, size_t size);
 
+/* The largest size mem_arena_alloc(a, size) can give from the block being
+ * filled, without a new chunk. */
+size_t mem_arena_room(const struct mem_arena *a);
+
 /* Frees a's chunks: none of its blocks may be used afterwards. Any thread. */
 void mem_arena_release(struct mem_arena *a);
 
