@@ -615,6 +615,7 @@ class _Faults:
         self._rng = random.Random(seed)
         self._release = threading.Event()
         self.refuse = False
+        self.refuse_cuts = False   # refuse with close_existing: no connection lives on
         self._hang = self._slow = self._error = self._garbage = None
 
     def set_hang(self, before, kinds):
@@ -665,7 +666,7 @@ class _Faults:
         """Removes every fault and releases hung connections; returns whether refuse was on."""
         with self._lock:
             was_refusing = self.refuse
-            self.refuse = False
+            self.refuse = self.refuse_cuts = False
             self._hang = self._slow = self._error = self._garbage = None
             self._release.set()
             return was_refusing
@@ -994,6 +995,13 @@ class _ApiHandler(BaseHTTPRequestHandler):
 
     def _apply_faults(self, kind):
         """Hang, delay, fail or spoil this request; False when it must not be served."""
+        if self.api._faults.refuse_cuts:
+            # A connection that fault_refuse could not cut: accepted just before the
+            # listener closed and registered just after. A restarted API server has
+            # no connections left, so it is cut at its first request.
+            self._rec["fault"] = "refuse"
+            self.hard_close()
+            return False
         plan = self.api._faults.plan(kind)
         if plan.hang is not None:
             self._rec["fault"] = "hang"
@@ -1648,6 +1656,7 @@ class FakeApiServer:
         """
         with self._listener_lock:
             self._faults.refuse = True
+            self._faults.refuse_cuts = close_existing
             self._close_listener()
         if close_existing:
             self._close_connections()
