@@ -970,7 +970,11 @@ static int append_escaped(struct strbuf *sb, const char *s, size_t len)
 
 int json_append_string(struct strbuf *sb, const char *s)
 {
-	size_t len = strlen(s);
+	return json_append_string_len(sb, s, strlen(s));
+}
+
+int json_append_string_len(struct strbuf *sb, const char *s, size_t len)
+{
 	bool clean = !needs_escape(s, len);
 	int rc;
 

@@ -31,19 +31,21 @@
  * where one is due, and a path that is an RFC 6901 pointer whose '~' only
  * starts "~0" or "~1" (the tokens went through patch_pointer_append).
  */
-static bool op_well_formed(const char *op, const char *path,
-			   const char *value_json)
+static bool op_well_formed(const char *op, const char *path, size_t path_len,
+			   const char *value_json, size_t value_len)
 {
 	bool valued = strcmp(op, "add") == 0 || strcmp(op, "replace") == 0 ||
 		      strcmp(op, "test") == 0;
 
-	if (valued ? value_json == NULL || value_json[0] == '\0'
+	if (valued ? value_json == NULL || value_len == 0
 		   : strcmp(op, "remove") != 0 || value_json != NULL)
 		return false;
-	if (path[0] != '\0' && path[0] != '/')
+	if (memchr(path, '\0', path_len) || (path_len > 0 && path[0] != '/'))
 		return false;
-	for (; *path; path++) {
-		if (*path == '~' && path[1] != '0' && path[1] != '1')
+	for (size_t i = 0; i < path_len; i++) {
+		if (path[i] == '~' &&
+		    (i + 1 == path_len ||
+		     (path[i + 1] != '0' && path[i + 1] != '1')))
 			return false;
 	}
 	return true;
@@ -59,11 +61,19 @@ void patch_init(struct patch *p)
 int patch_add_op(struct patch *p, const char *op, const char *path,
 		 const char *value_json)
 {
+	return patch_add_op_len(p, op, path, strlen(path), value_json,
+				value_json ? strlen(value_json) : 0);
+}
+
+int patch_add_op_len(struct patch *p, const char *op, const char *path,
+		     size_t path_len, const char *value_json, size_t value_len)
+{
 	size_t mark = p->text.len;
 	int rc;
 
 	PIW_ASSERT(PATCH_VALID(p));
-	PIW_ASSERT_CHECK(op_well_formed(op, path, value_json));
+	PIW_ASSERT_CHECK(
+		op_well_formed(op, path, path_len, value_json, value_len));
 	rc = strbuf_adds(&p->text,
 			 p->n_ops == 0 ? "[{\"op\":\"" : ",{\"op\":\"");
 	if (rc == 0)
@@ -71,11 +81,11 @@ int patch_add_op(struct patch *p, const char *op, const char *path,
 	if (rc == 0)
 		rc = strbuf_adds(&p->text, "\",\"path\":");
 	if (rc == 0)
-		rc = json_append_string(&p->text, path);
+		rc = json_append_string_len(&p->text, path, path_len);
 	if (rc == 0 && value_json) {
 		rc = strbuf_adds(&p->text, ",\"value\":");
 		if (rc == 0)
-			rc = strbuf_adds(&p->text, value_json);
+			rc = strbuf_add(&p->text, value_json, value_len);
 	}
 	if (rc == 0)
 		rc = strbuf_addc(&p->text, '}');
@@ -118,9 +128,13 @@ void patch_free(struct patch *p)
 
 int patch_pointer_append(struct strbuf *pointer, const char *token)
 {
+	size_t plain = strcspn(token, "~/");
 	int rc = strbuf_addc(pointer, '/');
 
-	for (const char *c = token; rc == 0 && *c; c++) {
+	/* most tokens have neither: one copy */
+	if (rc == 0)
+		rc = strbuf_add(pointer, token, plain);
+	for (const char *c = token + plain; rc == 0 && *c; c++) {
 		if (*c == '~')
 			rc = strbuf_add(pointer, "~0", 2);
 		else if (*c == '/')
@@ -129,13 +143,6 @@ int patch_pointer_append(struct strbuf *pointer, const char *token)
 			rc = strbuf_addc(pointer, *c);
 	}
 	return rc;
-}
-
-int patch_pointer_append_index(struct strbuf *pointer, size_t index)
-{
-	int rc = strbuf_addc(pointer, '/');
-
-	return rc ? rc : strbuf_add_i64(pointer, (long long)index);
 }
 
 /* ---- applying ---- */

@@ -86,6 +86,9 @@ const char *json_string(const cJSON *obj, const char *key);
 /* Appends s as a quoted, escaped JSON string. 0, DIAG_ENOMEM or DIAG_ELIMIT. */
 int json_append_string(struct strbuf *sb, const char *s);
 
+/* json_append_string() of s[0..len), which holds no NUL. */
+int json_append_string_len(struct strbuf *sb, const char *s, size_t len);
+
 /*
  * Appends the compact serialisation of a value. 0, DIAG_ENOMEM or DIAG_ELIMIT.
  */

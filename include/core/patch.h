@@ -30,6 +30,14 @@ int patch_add_op(struct patch *p, const char *op, const char *path,
 		 const char *value_json);
 
 /*
+ * patch_add_op() with the lengths known: path[0..path_len) and
+ * value_json[0..value_len) (value_json NULL for "remove"), neither holding a
+ * NUL. The mutator's form: it knows its lengths, and the copies are the cost.
+ */
+int patch_add_op_len(struct patch *p, const char *op, const char *path,
+		     size_t path_len, const char *value_json, size_t value_len);
+
+/*
  * The finished document ("[]" when empty) and its length. The patch stays
  * valid.
  */
@@ -40,9 +48,6 @@ void patch_free(struct patch *p);
 
 /* Appends "/" and token escaped per RFC 6901 ('~' -> "~0", '/' -> "~1"). */
 int patch_pointer_append(struct strbuf *pointer, const char *token);
-
-/* Appends "/" and a decimal array index. */
-int patch_pointer_append_index(struct strbuf *pointer, size_t index);
 
 /*
  * Applies a JSON Patch document (add, remove, replace, test) to doc in place.

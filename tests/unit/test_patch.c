@@ -55,8 +55,8 @@ static void test_pointer_escaping(void **state)
 	assert_int_equal(patch_pointer_append(&sb, "metadata"), 0);
 	assert_int_equal(patch_pointer_append(&sb, "a/b~c"), 0);
 	assert_int_equal(patch_pointer_append(&sb, ""), 0);
-	assert_int_equal(patch_pointer_append_index(&sb, 12), 0);
-	assert_string_equal(strbuf_str(&sb), "/metadata/a~1b~0c//12");
+	assert_int_equal(patch_pointer_append(&sb, "~/x/~"), 0);
+	assert_string_equal(strbuf_str(&sb), "/metadata/a~1b~0c//~0~1x~1~0");
 	strbuf_free(&sb);
 }
 
