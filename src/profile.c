@@ -608,6 +608,8 @@ static int new_env(struct parse_ctx *c, struct section_rec *rec,
 	memset(&p->env[p->n_env], 0, sizeof(*grown));
 	p->env[p->n_env].line = rec->line;
 	rec->index = (int)p->n_env++;
+	p->env_firsts[(unsigned char)name[0] >> 6] |=
+		1ull << ((unsigned char)name[0] & 63);
 	return copy_value(c, &p->env[rec->index].name, name);
 }
 

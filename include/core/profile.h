@@ -199,6 +199,7 @@ struct profile {
 	size_t n_settings;
 	struct profile_env *env;
 	size_t n_env;
+	uint64_t env_firsts[4]; /* bit c: some env name starts with byte c */
 	struct profile_file *files;
 	size_t n_files;
 	struct profile_map_field *map_fields;
