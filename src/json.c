@@ -898,12 +898,7 @@ const char *json_string(const cJSON *obj, const char *key)
 	return item->valuestring;
 }
 
-/*
- * Whether s[0..len) holds a byte that JSON output must escape: '"', '\\' or a
- * control character; 8 bytes at a time on little-endian machines (as in
- * json_scan_plain, but bytes >= 0x80 pass: the output is UTF-8).
- */
-static bool needs_escape(const char *s, size_t len)
+size_t json_unescaped_span(const char *s, size_t len)
 {
 	size_t i = 0;
 
@@ -918,32 +913,35 @@ static bool needs_escape(const char *s, size_t len)
 		/* control: below 0x20 as a signed byte, but not >= 0x80 */
 		__m128i control = _mm_and_si128(_mm_cmplt_epi8(v, space),
 						_mm_cmpgt_epi8(v, minus1));
+		int hits = _mm_movemask_epi8(_mm_or_si128(
+			control, _mm_or_si128(_mm_cmpeq_epi8(v, quote),
+					      _mm_cmpeq_epi8(v, backslash))));
 
-		if (_mm_movemask_epi8(_mm_or_si128(
-			    control,
-			    _mm_or_si128(_mm_cmpeq_epi8(v, quote),
-					 _mm_cmpeq_epi8(v, backslash)))))
-			return true;
+		if (hits)
+			return i + (size_t)__builtin_ctz((unsigned)hits);
 	}
 #endif
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	for (; i + 8 <= len; i += 8) {
-		uint64_t w;
+		uint64_t w, hits;
 
 		memcpy(&w, s + i, 8);
-		if (((w - ONES * 0x20) & ~w & HIGHS) |
-		    has_zero_byte(w ^ (ONES * '"')) |
-		    has_zero_byte(w ^ (ONES * '\\')))
-			return true;
+		/* the lowest flagged byte is always a true hit (a borrow only
+		 * flags bytes above one) */
+		hits = ((w - ONES * 0x20) & ~w & HIGHS) |
+		       has_zero_byte(w ^ (ONES * '"')) |
+		       has_zero_byte(w ^ (ONES * '\\'));
+		if (hits)
+			return i + ((size_t)__builtin_ctzll(hits) >> 3);
 	}
 #endif
 	for (; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (c < 0x20 || c == '"' || c == '\\')
-			return true;
+			return i;
 	}
-	return false;
+	return len;
 }
 
 /* Appends s[0..len) escaped; the slow path, for strings that need escapes. */
@@ -975,7 +973,7 @@ int json_append_string(struct strbuf *sb, const char *s)
 
 int json_append_string_len(struct strbuf *sb, const char *s, size_t len)
 {
-	bool clean = !needs_escape(s, len);
+	bool clean = json_unescaped_span(s, len) == len;
 	int rc;
 
 	rc = strbuf_reserve(sb, len + 2);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "strbuf.h"
 
 #define LINE_MAX_BYTES 4000 /* below PIPE_BUF: whole lines even on a pipe */
@@ -59,26 +60,39 @@ static void put_raw(char *buf, size_t *n, const char *s)
 	*n += len;
 }
 
-/* Appends s escaped for JSON (control bytes as \u00XX). */
+/*
+ * Appends s escaped for JSON (control bytes as \u00XX), while the line has 8
+ * bytes to spare. The runs between escapes are copied whole.
+ */
 static void put_json_string(char *buf, size_t *n, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
+	size_t left = strlen(s);
 
 	if (*n < LINE_MAX_BYTES)
 		buf[(*n)++] = '"';
-	for (; *s && *n + 8 < LINE_MAX_BYTES; s++) {
-		unsigned char c = (unsigned char)*s;
+	while (left > 0 && *n + 8 < LINE_MAX_BYTES) {
+		size_t run = json_unescaped_span(s, left);
+		unsigned char c;
 
+		if (run > LINE_MAX_BYTES - 8 - *n)
+			run = LINE_MAX_BYTES - 8 - *n;
+		memcpy(buf + *n, s, run);
+		*n += run;
+		s += run;
+		left -= run;
+		if (left == 0 || *n + 8 >= LINE_MAX_BYTES)
+			break;
+		c = (unsigned char)*s++;
+		left--;
 		if (c == '"' || c == '\\') {
 			buf[(*n)++] = '\\';
 			buf[(*n)++] = (char)c;
-		} else if (c < 0x20) {
+		} else { /* a control byte: the span stops only at these */
 			memcpy(buf + *n, "\\u00", 4);
 			buf[*n + 4] = hex[c >> 4];
 			buf[*n + 5] = hex[c & 15];
 			*n += 6;
-		} else {
-			buf[(*n)++] = (char)c;
 		}
 	}
 	if (*n < LINE_MAX_BYTES)

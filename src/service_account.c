@@ -135,7 +135,10 @@ int sa_from_json(const cJSON *obj, const char *default_namespace,
 const char *sa_annotation(const struct service_account *sa, const char *key)
 {
 	for (size_t i = 0; i < sa->n_annotations; i++) {
-		if (strcmp(sa->annotations[i].key, key) == 0)
+		/* the first byte rules most keys out without a call (the
+		 * mutator asks ~40 times per admission) */
+		if (sa->annotations[i].key[0] == key[0] &&
+		    strcmp(sa->annotations[i].key, key) == 0)
 			return sa->annotations[i].value;
 	}
 	return NULL;

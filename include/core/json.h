@@ -86,6 +86,13 @@ const char *json_string(const cJSON *obj, const char *key);
 /* Appends s as a quoted, escaped JSON string. 0, DIAG_ENOMEM or DIAG_ELIMIT. */
 int json_append_string(struct strbuf *sb, const char *s);
 
+/*
+ * How many bytes s[0..len) starts with that a JSON string may hold as they
+ * are: all but '"', '\\' and control characters (bytes >= 0x80 pass: the
+ * output is UTF-8). len when none needs an escape.
+ */
+size_t json_unescaped_span(const char *s, size_t len);
+
 /* json_append_string() of s[0..len), which holds no NUL. */
 int json_append_string_len(struct strbuf *sb, const char *s, size_t len);
 
