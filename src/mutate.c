@@ -1360,7 +1360,6 @@ static int emit_volume(struct ctx *c, int file)
 	return rc;
 }
 
-/* Sets c->path to /spec/<containers|initContainers>/<i>/<field>[/-]. */
 /* An "add" of value_json at path: the mutator only ever adds. */
 static int add_op(struct ctx *c, const struct strbuf *path,
 		  const char *value_json, size_t value_len)
@@ -1369,6 +1368,7 @@ static int add_op(struct ctx *c, const struct strbuf *path,
 				value_json, value_len);
 }
 
+/* Sets c->path to /spec/<containers|initContainers>/<i>/<field>[/-]. */
 static int container_path(struct ctx *c, const struct container_ref *ref,
 			  const char *field, bool append)
 {

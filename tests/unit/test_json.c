@@ -452,7 +452,8 @@ static void test_pruned_review_is_the_mutators_view(void **state)
 }
 
 /* json_append_string escapes exactly '"', '\\' and control bytes, wherever they
- * are in the 16- and 8-byte steps and the tail; bytes >= 0x80 pass as they are. */
+ * are in the 16- and 8-byte steps and the tail; bytes >= 0x80 pass as they are.
+ * json_unescaped_span finds the first of them. */
 static void test_append_string_every_byte(void **state)
 {
 	char in[41], want[64];
@@ -486,6 +487,13 @@ static void test_append_string_every_byte(void **state)
 			assert_int_equal(json_append_string(&sb, in), 0);
 			assert_int_equal(sb.len, n);
 			assert_memory_equal(sb.buf, want, n);
+			/* the span stops at the first byte to escape, and a
+			 * later quote does not move it */
+			in[39] = at < 39 ? '"' : in[39];
+			assert_int_equal(json_unescaped_span(in, 40),
+					 b < 0x20 || b == '"' || b == '\\' ? at
+					 : at < 39			   ? 39
+						   : 40);
 		}
 	}
 	strbuf_free(&sb);
