@@ -117,6 +117,7 @@ static double time_way(enum way way, const struct decision_inputs *in,
 	double best = -1;
 	struct diag d;
 
+	diag_clear(&d);
 	for (int64_t i = 0; i < n / 10; i++) {
 		if (parse_once(way, in, buf, len, &d) != 0) {
 			fprintf(stderr, "bench_parse: %s: %s\n", way_names[way],
@@ -237,6 +238,7 @@ int main(int argc, char **argv)
 	struct diag d;
 	char *buf;
 
+	diag_clear(&d);
 	if (argc < 2 ||
 	    (argc >= 3 && str_to_i64(argv[2], 1, INT32_MAX, &n) != 0)) {
 		fprintf(stderr,
