@@ -269,8 +269,9 @@ static __attribute__((noinline)) int scan_any_string(struct parser *ps,
 }
 
 /*
- * Validates the string whose opening quote is at ps->pos; sets *end (the closing
- * quote) and *escaped (whether it holds an escape), and advances past it.
+ * Validates the string whose opening quote is at ps->pos; sets *end (the
+ * closing quote) and *escaped (whether it holds an escape), and advances past
+ * it.
  *
  * In line, the common case: the closing quote within the next 16 bytes, with
  * nothing before it that needs a look (a backslash, a control byte, a byte >=

@@ -463,7 +463,7 @@ static void test_append_string_every_byte(void **state)
 	strbuf_init(&sb, 4096);
 	for (unsigned b = 1; b < 256; b++) {
 		for (size_t at = 0; at < 40; at++) {
-			size_t n = 0;
+			size_t n = 0, first;
 
 			memset(in, 'a', 40);
 			in[40] = '\0';
@@ -490,10 +490,10 @@ static void test_append_string_every_byte(void **state)
 			/* the span stops at the first byte to escape, and a
 			 * later quote does not move it */
 			in[39] = at < 39 ? '"' : in[39];
-			assert_int_equal(json_unescaped_span(in, 40),
-					 b < 0x20 || b == '"' || b == '\\' ? at
-					 : at < 39			   ? 39
-						   : 40);
+			first = at < 39 ? 39 : 40;
+			if (b < 0x20 || b == '"' || b == '\\')
+				first = at;
+			assert_int_equal(json_unescaped_span(in, 40), first);
 		}
 	}
 	strbuf_free(&sb);
