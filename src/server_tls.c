@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "clock.h"
+#include "invariant.h"
 #include "log.h"
 #include "server_internal.h"
 
@@ -87,19 +88,26 @@ static int fd_of(struct MHD_Connection *conn)
 /*
  * Whether the socket's send buffer takes n more bytes at once: what it holds
  * (sent and not acknowledged, or not sent) plus n within half its size, the
- * other half left for the kernel's own accounting of those bytes. The size is
- * read once per connection and again only when it looks short: Linux only grows
- * it (autotuning), so a stale value errs on the safe side, and the common case
- * costs one system call, not two.
+ * other half left for the kernel's own accounting of those bytes.
+ *
+ * The queue only grows by what this thread writes, so it holds at most what
+ * SIOCOUTQ read last time plus every reply counted since (t->queued_most, each
+ * with HEAD_ALLOWANCE, which also covers a "100 Continue" or a TLS alert). Only
+ * when that bound could cross the half is the queue read again. The size is
+ * read once per connection and again only when it looks short: Linux grows it
+ * (autotuning), and should memory pressure shrink it, the uncork's wait below
+ * is the way out.
  */
 static bool socket_takes(struct tracked *t, size_t n)
 {
 	int queued = 0, size = 0;
 	socklen_t len = sizeof(size);
 
-	if (t == NULL || t->fd < 0 || ioctl(t->fd, SIOCOUTQ, &queued) != 0 ||
-	    queued < 0)
+	if (t->sndbuf > 0 && t->queued_most + n <= (size_t)t->sndbuf / 2)
+		return true;
+	if (ioctl(t->fd, SIOCOUTQ, &queued) != 0 || queued < 0)
 		return false;
+	t->queued_most = (size_t)queued;
 	if ((size_t)queued + n <= (size_t)t->sndbuf / 2)
 		return true;
 	if (getsockopt(t->fd, SOL_SOCKET, SO_SNDBUF, &size, &len) != 0 ||
@@ -109,29 +117,59 @@ static bool socket_takes(struct tracked *t, size_t n)
 	return (size_t)queued + n <= (size_t)size / 2;
 }
 
+/*
+ * libmicrohttpd (0.9.75 to 1.0.1, MHD_send_hdr_and_body_) corks the socket
+ * before the header block of a reply shorter than 1400 bytes, headers
+ * included, and after it pushes with TCP_NODELAY, leaving TCP_CORK on for good.
+ * A body that short is the only sign of it the request thread gets.
+ */
+#define MHD_CORKS_BELOW 1400
+
 void server_tls_cork(const struct listener *l, struct MHD_Connection *conn,
 		     size_t body_len)
 {
 	gnutls_session_t session = session_of(l, conn);
+	struct tracked *t = server_tracked_of(conn);
+	size_t n = body_len + HEAD_ALLOWANCE;
 
-	if (session &&
-	    socket_takes(server_tracked_of(conn), body_len + HEAD_ALLOWANCE))
+	if (session == NULL || t == NULL || t->fd < 0)
+		return;
+	if (body_len < MHD_CORKS_BELOW)
+		t->mhd_corked = true;
+	if (socket_takes(t, n))
 		gnutls_record_cork(session);
+	t->queued_most += n; /* corked or not, the reply is on its way */
 }
 
 /*
- * Sends what the kernel holds back. libmicrohttpd keeps a TLS socket under
- * TCP_CORK between responses and pushes each one by setting TCP_NODELAY after
- * its last write (which Linux takes as "push now" even when already set); that
- * push came before the flush above, so it is done again here, the same way, so
- * that libmicrohttpd's idea of the socket options stays true.
+ * Sends what the kernel holds back. libmicrohttpd pushes a response by setting
+ * TCP_NODELAY after its last write (which Linux takes as "push now" even when
+ * already set); on a corked socket that push came before the flush above, so
+ * it is done again here, the same way, so that libmicrohttpd's idea of the
+ * socket options stays true. On a socket it never corked the flush leaves at
+ * once (TCP_NODELAY is on), and the debug build checks that it was not corked.
  */
-static void push(int fd)
+#ifndef NDEBUG
+static bool socket_corked(int fd)
+{
+	int on = 0;
+	socklen_t len = sizeof(on);
+
+	return getsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, &len) == 0 && on;
+}
+#endif
+
+static void push(const struct tracked *t, int fd)
 {
 	int one = 1;
 
-	if (fd >= 0)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (fd < 0)
+		return;
+	if (t && !t->mhd_corked) {
+		PIW_ASSERT_CHECK(!socket_corked(fd));
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 /* Waits until fd can take more bytes, at most until deadline_ms. */
@@ -157,7 +195,7 @@ void server_tls_uncork(const struct listener *l, struct MHD_Connection *conn)
 		return;
 	rc = gnutls_record_uncork(session, 0); /* not corked: returns 0 */
 	if (rc > 0)
-		push(fd_of(conn));
+		push(server_tracked_of(conn), fd_of(conn));
 	if (rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED)
 		return; /* sent, or the connection is gone (MHD sees it) */
 	/* The buffer was checked to have room, so only memory pressure gets here:
@@ -173,5 +211,5 @@ void server_tls_uncork(const struct listener *l, struct MHD_Connection *conn)
 		}
 		rc = gnutls_record_uncork(session, 0);
 	}
-	push(fd);
+	push(server_tracked_of(conn), fd);
 }

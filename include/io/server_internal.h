@@ -40,7 +40,10 @@ struct tracked {
 	atomic_llong idle_since_ms; /* accepted, or the last request completed */
 	atomic_bool busy; /* a request (headers complete) is in progress */
 	bool cut;
-	int sndbuf; /* SO_SNDBUF as last read (0: not yet); its request thread only */
+	/* The fields below are the request thread's only (server_tls.c). */
+	int sndbuf;	    /* SO_SNDBUF as last read (0: not yet) */
+	size_t queued_most; /* the send queue is at most this long */
+	bool mhd_corked;    /* libmicrohttpd may have left TCP_CORK on */
 };
 
 struct listener {
@@ -193,7 +196,10 @@ void server_tls_enable_tickets(struct listener *l, struct MHD_Connection *conn);
  * stopped reading gets the uncorked path, where libmicrohttpd waits for it
  * without holding a thread. Should the flush still not be taken at once, the
  * uncork waits up to --request-timeout, then cuts the connection. The plain
- * listener and sessions not corked are left alone.
+ * listener and sessions not corked are left alone. The common reply costs no
+ * system call besides its write: the send queue is looked at only when what was
+ * written since the last look could fill it, and the flush is pushed only on a
+ * socket libmicrohttpd may have corked.
  */
 void server_tls_cork(const struct listener *l, struct MHD_Connection *conn,
 		     size_t body_len);
