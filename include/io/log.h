@@ -29,6 +29,15 @@ enum log_level log_level_parse(const char *name);
 bool log_enabled(enum log_level level);
 
 /*
+ * The time of a line, RFC 3339 in UTC with milliseconds: sec and nsec since the
+ * epoch as CLOCK_REALTIME gives them (2026-12-04T15:43:15.524Z), clamped to the
+ * years 0000-9999. Computed, not asked of gmtime_r, which takes glibc's
+ * time-zone lock on every call.
+ */
+#define LOG_TIME_SIZE 32
+void log_time_text(char out[LOG_TIME_SIZE], long long sec, long nsec);
+
+/*
  * Writes one event: `event` names it, then key, value pairs (const char *) end with
  * NULL. A NULL value is written as an empty string. Each line is written with one
  * write(2), so lines from different threads do not interleave.

@@ -1,8 +1,9 @@
 /*
  * log: the JSON line's escaping and its 4,000-byte bound, byte for byte
  * against a plain reference (one byte at a time, as the escaping was written
- * before it copied runs whole). The line goes to standard error, so each test
- * points fd 2 at a temporary file and reads it back.
+ * before it copied runs whole), and the time of a line against gmtime_r. The
+ * line goes to standard error, so each test points fd 2 at a temporary file
+ * and reads it back.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -152,11 +154,72 @@ static void test_bound_with_escapes_near_it(void **state)
 	}
 }
 
+/* What gmtime_r makes of sec, in log_time_text's form. */
+static void reference_time(char out[64], long long sec, long nsec)
+{
+	time_t t = (time_t)sec;
+	struct tm tm;
+
+	assert_non_null(gmtime_r(&t, &tm));
+	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, nsec / 1000000);
+}
+
+static void check_time(long long sec, long nsec)
+{
+	char got[LOG_TIME_SIZE], want[64];
+
+	log_time_text(got, sec, nsec);
+	reference_time(want, sec, nsec);
+	assert_string_equal(got, want);
+}
+
+/* The computed date against gmtime_r: a second a day, one second earlier each
+ * day (so every time of day comes round) over the years 1900-2299, a second in
+ * every 37 days over 0000-9999, and the edges: the epoch, leap days,
+ * centuries, the first and last second. */
+static void test_time_matches_gmtime(void **state)
+{
+	static const long long edges[] = {
+		0,
+		-1,
+		86399,
+		86400,
+		951782400,
+		951868799,
+		951868800,
+		4107456000,
+		4107542400,
+		1798675200,
+		-2208988800,
+		-2203891200,
+		253402300799LL,
+		-62167219200LL,
+	};
+	char got[LOG_TIME_SIZE];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+		check_time(edges[i], 999999999);
+	for (long long sec = -2208988800LL; sec < 10413792000LL; sec += 86399)
+		check_time(sec, (long)(sec & 0x3fffffff) % 1000000000);
+	for (long long sec = -62167219200LL; sec <= 253402300799LL;
+	     sec += 37 * 86400 + 1)
+		check_time(sec, 0);
+	/* a clock beyond the years RFC 3339 writes is clamped to them */
+	log_time_text(got, 253402300800LL * 4, 0);
+	assert_string_equal(got, "9999-12-31T23:59:59.000Z");
+	log_time_text(got, -62167219201LL * 4, 0);
+	assert_string_equal(got, "0000-01-01T00:00:00.000Z");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_escapes_round_trip),
 		cmocka_unit_test(test_bound_with_escapes_near_it),
+		cmocka_unit_test(test_time_matches_gmtime),
 	};
 
 	log_setup(LOG_INFO, true);
