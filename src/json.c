@@ -438,6 +438,28 @@ static size_t number_length(const struct parser *ps)
 	return i - ps->pos;
 }
 
+/*
+ * The value of the number s (n bytes, the grammar checked) when it is an
+ * integer of at most 15 digits: exact in a double (10^15 < 2^53), as strtod
+ * would make it, without strtod's copy and its big-number arithmetic. Most
+ * numbers a pod keeps are such (a mode, a lifetime in seconds).
+ */
+static bool small_integer(const unsigned char *s, size_t n, double *v)
+{
+	size_t i = s[0] == '-';
+	long long x = 0;
+
+	if (n - i > 15)
+		return false;
+	for (; i < n; i++) {
+		if (!str_is_digit((char)s[i]))
+			return false; /* a fraction or an exponent */
+		x = x * 10 + (s[i] - '0');
+	}
+	*v = s[0] == '-' ? -(double)x : (double)x; /* "-0" is -0.0 */
+	return true;
+}
+
 static int take_number(struct parser *ps, cJSON **out)
 {
 	char small[64], *text = small;
@@ -450,14 +472,16 @@ static int take_number(struct parser *ps, cJSON **out)
 		ps->pos += n;
 		return 0;
 	}
-	/* strtod needs a terminated copy; the grammar was checked above */
-	if (n >= sizeof(small) && (text = mem_alloc(n + 1)) == NULL)
-		return out_of_memory(ps);
-	memcpy(text, ps->p + ps->pos, n);
-	text[n] = '\0';
-	v = strtod(text, NULL);
-	if (text != small)
-		mem_free(text);
+	if (!small_integer(ps->p + ps->pos, n, &v)) {
+		/* strtod needs a terminated copy; the grammar was checked */
+		if (n >= sizeof(small) && (text = mem_alloc(n + 1)) == NULL)
+			return out_of_memory(ps);
+		memcpy(text, ps->p + ps->pos, n);
+		text[n] = '\0';
+		v = strtod(text, NULL);
+		if (text != small)
+			mem_free(text);
+	}
 	ps->pos += n;
 	if ((*out = new_node(ps, cJSON_Number)) == NULL)
 		return out_of_memory(ps);

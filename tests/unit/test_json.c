@@ -580,6 +580,44 @@ static void test_scan_plain_every_byte(void **state)
 	}
 }
 
+/* A number's value as strtod makes it, for the integers read without it
+ * (up to 15 digits) and the numbers on either side of that path. */
+static void test_numbers_as_strtod(void **state)
+{
+	static const char *const numbers[] = {
+		"0",
+		"-0",
+		"7",
+		"-7",
+		"420",
+		"3607",
+		"999999999999999",
+		"-999999999999999",
+		"1000000000000000",
+		"9007199254740993",
+		"123456789012345678901234567890",
+		"1.5",
+		"-0.0",
+		"1e3",
+		"12E-2",
+	};
+	char text[96];
+	cJSON *root;
+	struct diag d;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+		double want = strtod(numbers[i], NULL), got;
+
+		snprintf(text, sizeof(text), "[%s]", numbers[i]);
+		diag_clear(&d);
+		assert_int_equal(json_parse(text, strlen(text), &root, &d), 0);
+		got = root->child->valuedouble;
+		assert_memory_equal(&got, &want, sizeof(got)); /* -0.0 too */
+		cJSON_Delete(root);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -593,6 +631,7 @@ int main(void)
 		cmocka_unit_test(test_depth_limit_exact),
 		cmocka_unit_test(test_embedded_nul_byte_and_trailing_data),
 		cmocka_unit_test(test_rfc8259_grammar),
+		cmocka_unit_test(test_numbers_as_strtod),
 		cmocka_unit_test(test_out_of_memory_is_enomem),
 		cmocka_unit_test(test_pruned_review_is_the_mutators_view),
 	};
